@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/xai"
+)
+
+// handleChat serves POST /chat/completions: validate, forward the client's
+// own bytes to xAI, then relay the stream or return the JSON.
+func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
+	body, e := s.readBody(w, r)
+	if e != nil {
+		s.fail(w, r, e, nil)
+		return
+	}
+	req, e := parseChat(body)
+	if e != nil {
+		s.fail(w, r, e, nil)
+		return
+	}
+	info := infoFrom(r.Context())
+	info.model, info.stream = req.model, req.stream
+
+	// The upstream context derives from the client's, so a client that goes
+	// away cancels the upstream request at once; the timer adds the deadline
+	// for xAI to start answering, stopped once it has.
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	timer := time.AfterFunc(s.cfg.UpstreamTimeout, func() { cancel(errUpstreamTimeout) })
+	defer timer.Stop()
+
+	resp, err := s.up.Do(ctx, http.MethodPost, "/chat/completions", body)
+	if err != nil {
+		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
+		return
+	}
+	defer resp.Body.Close()
+	if req.stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
+		s.relay(w, r, ctx, resp, timer)
+		return
+	}
+	s.forwardJSON(w, r, ctx, resp, req.stream)
+}
+
+// readBody reads the request body within the configured limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *openai.Error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !jsonish(mt) {
+			return nil, &openai.Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_content_type",
+				Message: "Unsupported Content-Type " + quote(ct) + "; send the body as JSON with 'Content-Type: application/json'."}
+		}
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, tooLarge(s.cfg.MaxBodyBytes)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(s.cfg.MaxBodyBytes)
+		}
+		return nil, &openai.Error{Status: http.StatusBadRequest, Code: "body_read_failed",
+			Message: "Could not read the request body; send it again."}
+	}
+	return body, nil
+}
+
+// jsonish accepts the media types JSON bodies arrive with in practice: curl's
+// -d sends application/x-www-form-urlencoded unless told otherwise, and the
+// body is validated as JSON either way.
+func jsonish(mt string) bool {
+	switch mt {
+	case "application/json", "text/plain", "application/x-www-form-urlencoded":
+		return true
+	}
+	return strings.HasSuffix(mt, "+json")
+}
+
+func tooLarge(limit int64) *openai.Error {
+	return &openai.Error{Status: http.StatusRequestEntityTooLarge, Code: "request_too_large",
+		Message: "Request body is larger than the gateway's limit of " + formatBytes(limit) + "; send less (or ask the operator to raise GROKGATE_MAX_BODY_BYTES)."}
+}
+
+// forwardJSON returns a non-streaming upstream answer, or the mapped error.
+// stream says the client asked to stream, in which case a JSON answer can
+// only be xAI's 200-with-error.
+func (s *Server) forwardJSON(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response, stream bool) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+	if err != nil {
+		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
+		return
+	}
+	if len(body) > maxUpstreamBody {
+		s.fail(w, r, &openai.Error{Status: http.StatusBadGateway, Code: "upstream_response_too_large",
+			Message: "xAI's answer was larger than the gateway can relay."}, nil)
+		return
+	}
+	if resp.StatusCode != http.StatusOK {
+		s.fail(w, r, xai.StatusError(resp.StatusCode, body), nil)
+		return
+	}
+	// A completion always has "choices"; an xAI error body never does. The
+	// cheap check spares a JSON parse of every good answer.
+	if !bytes.Contains(body, []byte(`"choices"`)) {
+		if _, _, isErr := xai.ParseError(body); isErr || stream {
+			e := xai.StatusError(http.StatusOK, body)
+			if !isErr {
+				e = &openai.Error{Status: http.StatusBadGateway, Code: "upstream_bad_response",
+					Message: "xAI answered a streaming request with " + quote(resp.Header.Get("Content-Type")) + " instead of an event stream."}
+			}
+			s.fail(w, r, e, nil)
+			return
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+func isEventStream(h http.Header) bool {
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	return mt == "text/event-stream"
+}
+
+func quote(s string) string { return "\"" + s + "\"" }
+
+func formatBytes(n int64) string {
+	switch {
+	case n%(1<<20) == 0:
+		return itoa(n>>20) + " MiB"
+	case n%(1<<10) == 0:
+		return itoa(n>>10) + " KiB"
+	default:
+		return itoa(n) + " bytes"
+	}
+}

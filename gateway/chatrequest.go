@@ -1,0 +1,204 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/grokgate/grokgate/openai"
+)
+
+// chatRequest holds only the fields grokgate checks or acts on. The body
+// forwarded upstream is the client's own bytes, so fields not listed here,
+// and the exact form of those that are, pass through untouched.
+type chatRequest struct {
+	Model               *string        `json:"model"`
+	Messages            []chatMessage  `json:"messages"`
+	Stream              *bool          `json:"stream"`
+	StreamOptions       *streamOptions `json:"stream_options"`
+	N                   *int64         `json:"n"`
+	MaxTokens           *int64         `json:"max_tokens"`
+	MaxCompletionTokens *int64         `json:"max_completion_tokens"`
+	Temperature         *float64       `json:"temperature"`
+	TopP                *float64       `json:"top_p"`
+}
+
+type streamOptions struct {
+	IncludeUsage *bool `json:"include_usage"`
+}
+
+type chatMessage struct {
+	Role    *string         `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+// contentPart is one element of an array-valued message content.
+type contentPart struct {
+	Type     *string         `json:"type"`
+	ImageURL json.RawMessage `json:"image_url"`
+}
+
+var validRoles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
+
+// parsedChat is what the handler needs to know about a valid request.
+type parsedChat struct {
+	model        string
+	stream       bool
+	includeUsage bool
+	hasImage     bool
+}
+
+// parseChat validates a chat completion body. Every problem it reports names
+// the field and says what is expected.
+func parseChat(body []byte) (parsedChat, *openai.Error) {
+	var p parsedChat
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return p, invalid("", "Request body is empty; send a JSON object with \"model\" and \"messages\".")
+	}
+	if trimmed[0] != '{' {
+		return p, invalid("", "Request body must be a JSON object.")
+	}
+	var req chatRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return p, jsonError(err)
+	}
+	if req.Model == nil || *req.Model == "" {
+		return p, invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
+	}
+	p.model = *req.Model
+	if req.Messages == nil {
+		return p, invalid("messages", "Missing required parameter: 'messages' (a non-empty array of message objects).")
+	}
+	if len(req.Messages) == 0 {
+		return p, invalid("messages", "'messages' must contain at least one message.")
+	}
+	for i, m := range req.Messages {
+		field := fmt.Sprintf("messages[%d]", i)
+		if m.Role == nil {
+			return p, invalid(field+".role", "Missing required parameter: '"+field+".role'.")
+		}
+		if !validRoles[*m.Role] {
+			return p, invalid(field+".role", fmt.Sprintf("Invalid value for '%s.role': %q; expected one of system, developer, user, assistant, tool.", field, *m.Role))
+		}
+		img, e := checkContent(field, *m.Role, m.Content)
+		if e != nil {
+			return p, e
+		}
+		p.hasImage = p.hasImage || img
+	}
+	if req.Stream != nil {
+		p.stream = *req.Stream
+	}
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage != nil {
+		p.includeUsage = *req.StreamOptions.IncludeUsage
+	}
+	if req.N != nil && (*req.N < 1 || *req.N > 128) {
+		return p, invalid("n", fmt.Sprintf("Invalid value for 'n': %d; expected an integer from 1 to 128.", *req.N))
+	}
+	for _, f := range []struct {
+		name string
+		v    *int64
+	}{{"max_tokens", req.MaxTokens}, {"max_completion_tokens", req.MaxCompletionTokens}} {
+		if f.v != nil && *f.v < 1 {
+			return p, invalid(f.name, fmt.Sprintf("Invalid value for '%s': %d; expected a positive integer.", f.name, *f.v))
+		}
+	}
+	if req.Temperature != nil && (*req.Temperature < 0 || *req.Temperature > 2) {
+		return p, invalid("temperature", fmt.Sprintf("Invalid value for 'temperature': %g; expected a number from 0 to 2.", *req.Temperature))
+	}
+	if req.TopP != nil && (*req.TopP < 0 || *req.TopP > 1) {
+		return p, invalid("top_p", fmt.Sprintf("Invalid value for 'top_p': %g; expected a number from 0 to 1.", *req.TopP))
+	}
+	return p, nil
+}
+
+// checkContent validates one message's content and reports whether it holds
+// an image part.
+func checkContent(field, role string, raw json.RawMessage) (bool, *openai.Error) {
+	field += ".content"
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		if role == "assistant" {
+			return false, nil // an assistant turn that only made tool calls
+		}
+		return false, invalid(field, "Missing required parameter: '"+field+"' (a string or an array of content parts).")
+	}
+	switch raw[0] {
+	case '"':
+		return false, nil
+	case '[':
+	default:
+		return false, invalid(field, "Invalid type for '"+field+"': expected a string or an array of content parts.")
+	}
+	var parts []json.RawMessage
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return false, invalid(field, "Invalid '"+field+"': "+err.Error())
+	}
+	hasImage := false
+	for j, rawPart := range parts {
+		pf := fmt.Sprintf("%s[%d]", field, j)
+		var part contentPart
+		if err := json.Unmarshal(rawPart, &part); err != nil {
+			return false, invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
+		}
+		if part.Type == nil {
+			return false, invalid(pf+".type", "Missing required parameter: '"+pf+".type'.")
+		}
+		if *part.Type == "image_url" {
+			hasImage = true
+		}
+	}
+	return hasImage, nil
+}
+
+func invalid(param, msg string) *openai.Error {
+	return &openai.Error{Status: http.StatusBadRequest, Type: openai.TypeInvalidRequest, Param: param, Code: "invalid_request", Message: msg}
+}
+
+// jsonError explains a decoding failure in terms of the request, not Go.
+func jsonError(err error) *openai.Error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_json",
+			Message: fmt.Sprintf("Request body is not valid JSON (%s at byte %d).", strings.TrimPrefix(syn.Error(), "json: "), syn.Offset)}
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "request body"
+		}
+		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_type", Param: field,
+			Message: fmt.Sprintf("Invalid type for '%s': expected %s, got %s.", field, jsonKind(typ.Type), typ.Value)}
+	default:
+		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_json",
+			Message: "Request body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+	}
+}
+
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return "an integer"
+	case reflect.Float64, reflect.Float32:
+		return "a number"
+	case reflect.Slice:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	default:
+		return t.String()
+	}
+}

@@ -1,0 +1,81 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/grokgate/grokgate/openai"
+)
+
+// statusClientClosed is logged (never sent: nobody is listening) when the
+// client went away before the answer was complete, as nginx and Caddy do.
+const statusClientClosed = 499
+
+// fail is the one way the server reports an error before any byte of the
+// response was written: the status and the OpenAI envelope go to the client;
+// cause, the internal detail, goes only to the request's access-log line,
+// which the X-Request-Id header ties to the response.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *openai.Error, cause error) {
+	info := infoFrom(r.Context())
+	status := e.StatusCode()
+	info.status, info.errCode, info.errMsg, info.cause = status, e.Code, e.Message, cause
+	body, _ := json.Marshal(e)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// failStream ends a stream whose headers are already sent: one SSE event
+// {"error":"API error: <message>"} and no [DONE]. The SDKs turn that event
+// into an exception carrying the message.
+func (s *Server) failStream(w http.ResponseWriter, r *http.Request, message string, cause error) {
+	info := infoFrom(r.Context())
+	info.streamErr, info.errMsg, info.cause = true, message, cause
+	ev, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{"API error: " + message})
+	buf := make([]byte, 0, len(ev)+8)
+	buf = append(append(append(buf, "data: "...), ev...), "\n\n"...)
+	w.Write(buf)
+	http.NewResponseController(w).Flush()
+}
+
+// upstreamFailure classifies an error from sending to or reading from xAI.
+// ctx is the upstream context, whose cause tells a timeout from a client
+// that went away.
+func upstreamFailure(ctx context.Context, clientCtx context.Context, err error) *openai.Error {
+	switch {
+	case clientCtx.Err() != nil:
+		return &openai.Error{Status: statusClientClosed, Code: "client_closed", Message: "client closed the request"}
+	case errors.Is(context.Cause(ctx), errUpstreamTimeout):
+		return &openai.Error{Status: http.StatusGatewayTimeout, Type: openai.TypeUpstream, Code: "upstream_timeout",
+			Message: "xAI did not start answering in time; try again, or raise GROKGATE_UPSTREAM_TIMEOUT"}
+	default:
+		return &openai.Error{Status: http.StatusBadGateway, Type: openai.TypeUpstream, Code: "upstream_unreachable",
+			Message: "could not reach xAI; try again shortly"}
+	}
+}
+
+var errUpstreamTimeout = errors.New("upstream timeout")
+
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	s.fail(w, r, &openai.Error{Status: http.StatusNotFound, Code: "unknown_url",
+		Message: "Unknown request URL: " + r.Method + " " + r.URL.Path + ". grokgate serves the OpenAI API under /api/v1 (for example POST /api/v1/chat/completions)."}, nil)
+}
+
+func (s *Server) methodNotAllowed(allowed string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allowed)
+		s.fail(w, r, &openai.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + allowed + "."}, nil)
+	})
+}
+
+func notReady() *openai.Error {
+	return &openai.Error{Status: http.StatusServiceUnavailable, Type: openai.TypeAPI, Code: "not_ready",
+		Message: "grokgate is not ready: its database does not answer"}
+}

@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/keys"
+	"github.com/grokgate/grokgate/openai"
+)
+
+// requestInfo travels with a request so the access log and error writer know
+// what the handlers learned. One per request; handlers on that request's
+// goroutine write it, the log middleware reads it after they return.
+type requestInfo struct {
+	id        string
+	start     time.Time
+	key       *grokgate.Key
+	model     string
+	stream    bool
+	status    int
+	errCode   string
+	errMsg    string // what the client was told
+	cause     error  // internal detail, for the log only
+	streamErr bool
+}
+
+type infoKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	if info, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
+		return info
+	}
+	return &requestInfo{}
+}
+
+// newRequestID returns 96 random bits, enough to be unique across replicas.
+func newRequestID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+// withRequestID gives every request an id, returns it as X-Request-Id, and
+// writes one access-log line when the request ends.
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := &requestInfo{id: newRequestID(), start: s.cfg.Now()}
+		w.Header().Set("X-Request-Id", info.id)
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
+		status := sw.status
+		if info.status == statusClientClosed || (r.Context().Err() != nil && status == 0) {
+			status = statusClientClosed
+		}
+		attrs := []any{"request_id", info.id, "method", r.Method, "path", r.URL.Path,
+			"status", status, "bytes", sw.bytes, "duration_ms", float64(s.cfg.Now().Sub(info.start).Microseconds()) / 1000}
+		if info.key != nil {
+			attrs = append(attrs, "key_id", info.key.ID, "key_prefix", info.key.Prefix)
+		}
+		if info.model != "" {
+			attrs = append(attrs, "model", info.model, "stream", info.stream)
+		}
+		level := slog.LevelInfo
+		if info.errMsg != "" {
+			attrs = append(attrs, "error", info.errMsg, "error_code", info.errCode)
+			if info.streamErr {
+				attrs = append(attrs, "stream_error", true)
+			}
+			if info.cause != nil {
+				attrs = append(attrs, "cause", info.cause.Error())
+			}
+			if status >= 500 || info.streamErr {
+				level = slog.LevelWarn
+			}
+		}
+		s.log.Log(r.Context(), level, "request", attrs...)
+	})
+}
+
+// statusWriter records the status and byte count for the access log. Unwrap
+// lets http.ResponseController reach the real writer's Flush.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// withRecovery turns a handler panic into a 500 envelope (if nothing was
+// written yet) and a logged stack, so one bad request cannot take the
+// process down.
+func (s *Server) withRecovery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("handler panic", "request_id", infoFrom(r.Context()).id, "panic", v)
+			if sw, ok := w.(*statusWriter); ok && sw.status != 0 {
+				panic(http.ErrAbortHandler) // headers gone: cut the connection
+			}
+			s.fail(w, r, &openai.Error{Status: http.StatusInternalServerError, Code: "internal_error",
+				Message: "internal error; report the X-Request-Id to the grokgate operator"}, nil)
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authed requires a valid gateway key.
+func (s *Server) authed(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, err := bearer(r.Header.Get("Authorization"))
+		var k *grokgate.Key
+		if err == nil {
+			k, err = s.auth.Authenticate(r.Context(), secret)
+		}
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="grokgate"`)
+			s.fail(w, r, authError(err), nil)
+			return
+		}
+		infoFrom(r.Context()).key = k
+		h(w, r)
+	})
+}
+
+var errMalformedAuth = errors.New("malformed Authorization header")
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header.
+func bearer(h string) (string, error) {
+	if h == "" {
+		return "", keys.ErrMissing
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", errMalformedAuth
+	}
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return "", keys.ErrMissing
+	}
+	return token, nil
+}
+
+func authError(err error) *openai.Error {
+	e := &openai.Error{Status: http.StatusUnauthorized, Code: "invalid_api_key"}
+	switch {
+	case errors.Is(err, keys.ErrMissing):
+		e.Code = "missing_api_key"
+		e.Message = "Missing API key. Send your grokgate key as 'Authorization: Bearer <key>'."
+	case errors.Is(err, errMalformedAuth):
+		e.Message = "Malformed Authorization header. Send your grokgate key as 'Authorization: Bearer <key>'."
+	case errors.Is(err, keys.ErrRevoked):
+		e.Code = "revoked_api_key"
+		e.Message = "This API key has been revoked. Ask the grokgate operator for a new one."
+	default:
+		e.Message = "Invalid API key. Check the key you were given by the grokgate operator (it starts with \"gg-\")."
+	}
+	return e
+}

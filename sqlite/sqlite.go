@@ -1,0 +1,217 @@
+// Package sqlite is grokgate's default store: one SQLite file in WAL mode,
+// through the pure-Go modernc.org/sqlite driver, so the binary needs no cgo.
+// Several processes (a server and the keys CLI) may share the file.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grokgate/grokgate"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is the SQLite store.
+type DB struct {
+	db *sql.DB
+}
+
+// Open opens (creating if needed) the database file at path and applies any
+// pending migrations.
+func Open(ctx context.Context, path string) (*DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	s := &DB{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+func (s *DB) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		v, err := strconv.Atoi(base[:strings.IndexByte(base, '_')])
+		if err != nil {
+			return fmt.Errorf("migration %s: bad version: %w", name, err)
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if err := s.apply(ctx, v, string(body)); err != nil {
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+// apply runs one migration in a transaction unless it is already recorded;
+// the immediate transaction makes concurrent starters take turns.
+func (s *DB) apply(ctx context.Context, version int, body string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, body); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+		version, time.Now().UnixMicro()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// CreateKey stores a new key.
+func (s *DB) CreateKey(ctx context.Context, k grokgate.Key) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO keys (id, name, prefix, hash, role, created_at, revoked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			k.ID, k.Name, k.Prefix, k.Hash[:], string(k.Role), k.CreatedAt.UnixMicro(), nullTime(k.RevokedAt))
+		return err
+	})
+}
+
+// RevokeKey marks key id revoked at time at. Revoking a revoked key keeps the
+// first revocation time.
+func (s *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, at.UnixMicro(), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return grokgate.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// inTx runs fn and bumps the keys generation in the same transaction.
+func (s *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = value + 1 WHERE name = 'keys_generation'`); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// KeysGeneration returns a counter bumped by every key mutation.
+func (s *DB) KeysGeneration(ctx context.Context) (int64, error) {
+	var g int64
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'keys_generation'`).Scan(&g)
+	return g, err
+}
+
+const keyColumns = `id, name, prefix, hash, role, created_at, revoked_at`
+
+// ListKeys returns all keys, oldest first.
+func (s *DB) ListKeys(ctx context.Context) ([]grokgate.Key, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []grokgate.Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// KeyByHash returns the key whose secret hashes to h.
+func (s *DB) KeyByHash(ctx context.Context, h [32]byte) (grokgate.Key, error) {
+	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE hash = ?`, h[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, grokgate.ErrNotFound
+	}
+	return k, err
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanKey(row scanner) (grokgate.Key, error) {
+	var (
+		k       grokgate.Key
+		hash    []byte
+		role    string
+		created int64
+		revoked sql.NullInt64
+	)
+	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &hash, &role, &created, &revoked); err != nil {
+		return k, err
+	}
+	if len(hash) != len(k.Hash) {
+		return k, fmt.Errorf("key %s: stored hash has %d bytes", k.ID, len(hash))
+	}
+	copy(k.Hash[:], hash)
+	k.Role = grokgate.Role(role)
+	k.CreatedAt = time.UnixMicro(created).UTC()
+	if revoked.Valid {
+		k.RevokedAt = time.UnixMicro(revoked.Int64).UTC()
+	}
+	return k, nil
+}
+
+func nullTime(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
