@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/gateway"
+	"github.com/grokgate/grokgate/keys"
+	"github.com/grokgate/grokgate/simulator"
+	"github.com/grokgate/grokgate/sqlite"
+	"github.com/grokgate/grokgate/xai"
+)
+
+// keysPollInterval bounds how long a key change made elsewhere (the CLI,
+// another replica) takes to reach this server: two polls stay within 2s.
+const keysPollInterval = time.Second
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseServe(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.logFormat, stderr)
+
+	store, err := sqlite.Open(ctx, cfg.db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := firstKey(ctx, store, stdout); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	baseURL, apiKey := cfg.xaiBaseURL, cfg.xaiAPIKey
+	if apiKey == "" {
+		sim, err := startSimulator(ctx, "127.0.0.1:0", "", log)
+		if err != nil {
+			return err
+		}
+		baseURL, apiKey = sim+"/v1", "grokgate-simulator"
+		fmt.Fprintf(stdout, "No XAI_API_KEY set: answering from the built-in xAI simulator at %s (set XAI_API_KEY to use the real xAI API).\n", sim)
+	}
+	upstream := xai.NewClient(baseURL, apiKey, &http.Client{Transport: newTransport()})
+
+	cache := keys.NewCache(store, time.Now, log)
+	if err := cache.Load(ctx); err != nil {
+		return fmt.Errorf("loading keys: %w", err)
+	}
+	go cache.Run(ctx, keysPollInterval)
+
+	handler := gateway.NewServer(log, gateway.Config{
+		MaxBodyBytes:    cfg.maxBodyBytes,
+		UpstreamTimeout: cfg.upstreamTimeout,
+		Ready:           store.Ping,
+	}, cache, upstream)
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (set GROKGATE_ADDR or --addr to a free HOST:PORT)", cfg.addr, err)
+	}
+	srv := &http.Server{
+		Handler: handler,
+		// Slow clients may not pin connections while sending headers; no
+		// WriteTimeout, which would cut long streams.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(stdout, "grokgate listening on http://%s (OpenAI base URL: http://%s/api/v1)\n", ln.Addr(), ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("stopping: draining requests in flight", "drain_timeout", cfg.drainTimeout.String())
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainTimeout)
+	defer dcancel()
+	if err := srv.Shutdown(dctx); err != nil {
+		log.Warn("drain deadline passed; closing remaining connections", "err", err)
+		srv.Close()
+	}
+	return nil
+}
+
+// firstKey mints an admin key when the store has none, so a newcomer can call
+// the API straight away. It is printed once and never again.
+func firstKey(ctx context.Context, store *sqlite.DB, stdout io.Writer) error {
+	list, err := store.ListKeys(ctx)
+	if err != nil || len(list) > 0 {
+		return err
+	}
+	k, secret, err := keys.Mint(keys.Random(), "admin", grokgate.RoleAdmin, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := store.CreateKey(ctx, k); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "No gateway keys yet, so here is an admin key (%s). It is shown only this once; keep it:\n\n    %s\n\nMore keys: grokgate keys create --name NAME\n\n", k.ID, secret)
+	return nil
+}
+
+// newTransport is tuned for one upstream host taking many parallel
+// requests: Go's default of 2 idle connections per host would make most
+// requests open a fresh TLS connection to xAI.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// startSimulator serves the xAI simulator on addr until ctx ends and returns
+// its origin (http://host:port).
+func startSimulator(ctx context.Context, addr, apiKey string, log *slog.Logger) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("simulator: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           simulator.New(simulator.Options{APIKey: apiKey, Logger: log.With("component", "simulator")}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go srv.Serve(ln)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	return "http://" + ln.Addr().String(), nil
+}

@@ -1,0 +1,119 @@
+// Package simulator is a faithful in-process fake of the xAI REST API
+// (https://api.x.ai/v1) as described in the project's wire-format notes.
+// grokgate uses it as its default upstream in tests and in `grokgate simulate`,
+// so every byte it writes follows what the real API sends: xAI's flat error
+// body {"code","error"}, SSE framing, usage arithmetic and model aliases.
+//
+// A *Simulator is an http.Handler; mount it on any server (httptest.NewServer
+// in tests). It keeps no package-level state, so any number can run at once.
+//
+// # Routes
+//
+//	POST /v1/chat/completions              chat, streaming or not
+//	POST /v1/images/generations            real PNGs, url or b64_json
+//	GET  /v1/models[/{id}]                 {"object":"list","data":[...]}
+//	GET  /v1/language-models[/{id}]        chat models with modalities and prices
+//	GET  /v1/image-generation-models[/{id}]
+//	GET  /sim/stats                        Stats as JSON, no auth
+//	GET  /sim/images/{id}.png              images generated with response_format url, no auth
+//
+// Every /v1 route needs "Authorization: Bearer <key>". Unknown paths get 404
+// and known paths with the wrong method 405, both with an xAI error body.
+//
+// # Models and aliases
+//
+// Chat: grok-4.3, grok-4.5, grok-4.6, grok-4.20-0309-reasoning,
+// grok-4.20-0309-non-reasoning (text+image input); grok-code-fast-1, grok-3,
+// grok-3-mini (text only). Images: grok-imagine-image, grok-imagine-image-2.0,
+// grok-imagine-image-quality. Retired ids are accepted and the response's
+// "model" is the resolved id (see ResolveModel):
+//
+//	grok-4-1-fast-reasoning      -> grok-4.3
+//	grok-4-1-fast-non-reasoning  -> grok-4.3
+//	grok-4-fast-reasoning        -> grok-4.20-0309-reasoning
+//	grok-4-fast-non-reasoning    -> grok-4.20-0309-non-reasoning
+//	grok-4-0709                  -> grok-4.20-0309-reasoning
+//
+// grok-code-fast-1 and grok-3 are served under their own ids (not aliased to a
+// grok-4.x model) because they must stay text-only: image input to them is a
+// 400. A resolved id that contains "reasoning" but not "non-reasoning" is a
+// reasoning model: it streams reasoning_content deltas before the content.
+//
+// # Directives
+//
+// Behaviour is steered from the text of the LAST user message (string content,
+// or its text parts joined by "\n"), or from an image request's prompt, by
+// #sim{...} where {...} is one JSON object (it ends at its matching brace). All
+// well-formed directives are removed from the prompt and merged left to right;
+// a malformed one (bad JSON or a field of the wrong type) is plain text.
+// Unknown fields are ignored.
+//
+//	field             type  default  effect
+//	chunks            int   8        content chunks (0..10000); one word each
+//	delay_ms          int   0        gap before every delta chunk after the first
+//	ttft_ms           int   0        delay before the first data event; stream headers are flushed at once
+//	status            int   -        400..599: answer at once with this status and an xAI error body
+//	                                 "Simulated upstream error (status N)"
+//	retry_after       int   -        seconds; adds Retry-After to a status answer
+//	error_after       int   -        stream N content chunks, then the event
+//	                                 {"code":"Internal error","error":"Simulated error after N chunks"}
+//	                                 and a clean end of body without [DONE];
+//	                                 non-streaming: HTTP 500 with that body
+//	cut_after         int   -        stream N content chunks, then abort the connection with
+//	                                 panic(http.ErrAbortHandler): the chunked body is never
+//	                                 terminated, so the client reads io.ErrUnexpectedEOF (no
+//	                                 finish chunk, no [DONE]); non-streaming: abort before any byte
+//	hang              bool  false    write nothing, not even headers, until the client leaves
+//	json_error        bool  false    after ttft_ms, HTTP 200 application/json {"code":"The service
+//	                                 is currently unavailable","error":"Timed out waiting for first token"},
+//	                                 even for stream:true
+//	reasoning_chunks  int   2        reasoning_content deltas (reasoning models only, 0..1000)
+//	cached_tokens     int   0        prompt_tokens_details.cached_tokens (capped at prompt_tokens)
+//	moderate          bool  false    images only: every image comes back moderated
+//	                                 (respect_moderation:false, null url/b64_json)
+//
+// Precedence: hang, then status, then json_error, then the normal answer.
+// Directives act only on requests that pass validation. Images honour hang,
+// status, retry_after, ttft_ms and moderate. All waits watch the request
+// context and stop the moment the client goes away.
+//
+// # Streams
+//
+// Events are "data: <compact json>\n\n", flushed one by one. The first delta
+// (reasoning_content for reasoning models, else content) carries
+// "role":"assistant"; then come more deltas, the finish chunk
+// {"index":0,"delta":{},"finish_reason":"stop"|"length"}, the usage chunk
+// ("choices":[]) only when stream_options.include_usage is true, and
+// "data: [DONE]".
+//
+// # Tokens and cost
+//
+// The numbers are deterministic; ExpectedUsage computes them from a request
+// body exactly as the handler does:
+//
+//	text_tokens       = sum over messages of (3 + sum over text parts of ceil(len(bytes)/4))
+//	                    (directive text included: it was sent)
+//	image_tokens      = 256 per image_url part
+//	prompt_tokens     = text_tokens + image_tokens
+//	cached_tokens     = min(directive cached_tokens, prompt_tokens)
+//	completion_tokens = content chunks sent (one token per chunk; max_completion_tokens,
+//	                    else max_tokens, caps it and makes finish_reason "length")
+//	reasoning_tokens  = reasoning chunks sent (reasoning models only; not capped)
+//	total_tokens      = prompt + completion + reasoning (xAI arithmetic)
+//	cost_in_usd_ticks = (prompt-cached)*prompt_price + cached*cached_price
+//	                    + (completion+reasoning)*completion_price
+//
+// Prices are in ticks per token (10^10 ticks = 1 USD) and are listed by
+// /v1/language-models; grok-4.3 costs 2000/500/5000 (input/cached/output),
+// the same as grok-4-fast, so the wire-format doc's recorded example
+// (165 prompt, 164 cached, 2 completion, 129 reasoning) costs 739000 here too.
+// An image costs its model's image_price, doubled for resolution 2k.
+//
+// # Stats
+//
+// Requests counts every request outside /sim/. StreamsStarted counts
+// streaming chat requests that passed validation and were not answered by a
+// status or json_error directive; each ends as completed ([DONE] written),
+// canceled (client left first, hang included), or neither (error_after,
+// cut_after). ImagesGenerated counts images delivered (not moderated ones).
+package simulator
