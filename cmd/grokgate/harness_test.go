@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// gw is a grokgate started in-process through run(), exactly as main does.
+type gw struct {
+	URL      string // http://127.0.0.1:PORT
+	AdminKey string // printed on first start
+	SimURL   string // the in-process simulator's origin, when used
+	DB       string
+
+	cancel context.CancelFunc
+	done   chan error
+	mu     sync.Mutex
+	out    strings.Builder
+}
+
+var (
+	listenRe = regexp.MustCompile(`grokgate listening on (http://\S+) `)
+	keyRe    = regexp.MustCompile(`(?m)^\s+(gg-[A-Za-z0-9_-]{43})$`)
+	simRe    = regexp.MustCompile(`built-in xAI simulator at (http://\S+) `)
+)
+
+// startGW runs `grokgate serve` on a free port with env and extra args. The
+// database is a fresh file unless args name one.
+func startGW(t *testing.T, env map[string]string, args ...string) *gw {
+	t.Helper()
+	g := &gw{DB: filepath.Join(t.TempDir(), "grokgate.db"), done: make(chan error, 1)}
+	getenv := func(k string) string { return env[k] }
+	full := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", g.DB}, args...)
+	for i, a := range args {
+		if a == "--db" && i+1 < len(args) {
+			g.DB = args[i+1]
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	pr, pw := io.Pipe()
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		signalled := false
+		for sc.Scan() {
+			g.mu.Lock()
+			g.out.WriteString(sc.Text() + "\n")
+			text := g.out.String()
+			g.mu.Unlock()
+			if m := listenRe.FindStringSubmatch(text); m != nil && !signalled {
+				g.URL = m[1]
+				if k := keyRe.FindStringSubmatch(text); k != nil {
+					g.AdminKey = k[1]
+				}
+				if s := simRe.FindStringSubmatch(text); s != nil {
+					g.SimURL = s[1]
+				}
+				signalled = true
+				close(ready)
+			}
+		}
+	}()
+	stderr := &testWriter{t: t}
+	go func() {
+		err := run(ctx, full, getenv, strings.NewReader(""), pw, stderr)
+		pw.Close()
+		g.done <- err
+	}()
+	select {
+	case <-ready:
+	case err := <-g.done:
+		t.Fatalf("grokgate exited before listening: %v\nstdout:\n%s", err, g.stdout())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("grokgate did not start listening; stdout:\n%s", g.stdout())
+	}
+	t.Cleanup(func() { g.stop(t) })
+	return g
+}
+
+func (g *gw) stdout() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.out.String()
+}
+
+// stop cancels run's context (as SIGTERM does) and waits for it to return.
+func (g *gw) stop(t *testing.T) error {
+	t.Helper()
+	if g.cancel == nil {
+		return nil
+	}
+	g.cancel()
+	g.cancel = nil
+	select {
+	case err := <-g.done:
+		return err
+	case <-time.After(40 * time.Second):
+		t.Errorf("grokgate did not stop within 40s")
+		return nil
+	}
+}
+
+// testWriter sends the server's log to the test log, shown only on failure.
+type testWriter struct {
+	t  *testing.T
+	mu sync.Mutex
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t.Logf("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// post sends a JSON body with a key and returns the response.
+func (g *gw) post(t *testing.T, path, key, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, g.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	return resp
+}
+
+type simStats struct {
+	Requests         int64 `json:"requests"`
+	StreamsStarted   int64 `json:"streams_started"`
+	StreamsCompleted int64 `json:"streams_completed"`
+	StreamsCanceled  int64 `json:"streams_canceled"`
+}
+
+func (g *gw) simStats(t *testing.T) simStats {
+	t.Helper()
+	resp, err := http.Get(g.SimURL + "/sim/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s simStats
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// errorEnvelope is the OpenAI error body, decoded strictly enough to catch a
+// missing key.
+type errorEnvelope struct {
+	Error *struct {
+		Message *string `json:"message"`
+		Type    *string `json:"type"`
+		Param   any     `json:"param"`
+		Code    any     `json:"code"`
+	} `json:"error"`
+}
+
+// readError checks resp is an error with status and a full OpenAI envelope,
+// and returns the envelope's message and code.
+func readError(t *testing.T, resp *http.Response, status int) (msg, code string) {
+	t.Helper()
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("status %d, want %d; body %s", resp.StatusCode, status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("error Content-Type %q", ct)
+	}
+	var raw map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		t.Fatalf("error body is not an envelope: %s", body)
+	}
+	for _, k := range []string{"message", "type", "param", "code"} {
+		if _, ok := raw["error"][k]; !ok {
+			t.Fatalf("envelope lacks error.%s: %s", k, body)
+		}
+	}
+	var env errorEnvelope
+	json.Unmarshal(body, &env)
+	if env.Error.Message == nil || *env.Error.Message == "" {
+		t.Fatalf("empty message: %s", body)
+	}
+	if resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("no X-Request-Id on error response")
+	}
+	c, _ := env.Error.Code.(string)
+	return *env.Error.Message, c
+}
+
+// startSimulatorForTest runs `grokgate simulate` through run() and returns
+// its origin.
+func startSimulatorForTest(t *testing.T, apiKey string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"simulate", "--addr", "127.0.0.1:0", "--api-key", apiKey}, func(string) string { return "" }, nil, pw, &testWriter{t: t})
+		pw.Close()
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	go io.Copy(io.Discard, pr)
+	if err != nil {
+		t.Fatalf("simulate: %v", err)
+	}
+	m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("simulate printed %q", line)
+	}
+	return m[1]
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cli runs a grokgate command to completion and returns its stdout.
+func cli(t *testing.T, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(context.Background(), args, func(k string) string { return env[k] }, nil, &out, &testWriter{t: t})
+	return out.String(), err
+}
+
+func TestKeysCLIAgainstRunningServer(t *testing.T) {
+	g := startGW(t, nil)
+	out, err := cli(t, nil, "keys", "create", "--name", "ci-bot", "--db", g.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	secret := lines[len(lines)-1]
+	if !keyRe.MatchString("    " + secret) {
+		t.Fatalf("last line of stdout is not a key: %q", secret)
+	}
+
+	// Usable at once on the running server, though created by another process.
+	resp := g.post(t, "/api/v1/chat/completions", secret, chatBody("hello", false))
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("new key: status %d", resp.StatusCode)
+	}
+
+	out, err = cli(t, nil, "keys", "list", "--json", "--db", g.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("keys list --json: %v\n%s", err, out)
+	}
+	if len(list) != 2 {
+		t.Fatalf("%d keys listed, want admin + ci-bot", len(list))
+	}
+	var prefix string
+	for _, k := range list {
+		if k["name"] == "ci-bot" {
+			prefix, _ = k["prefix"].(string)
+			if k["role"] != "user" || k["revoked_at"] != nil {
+				t.Fatalf("listed %v", k)
+			}
+		}
+		if _, has := k["hash"]; has {
+			t.Fatalf("listing shows the hash: %v", k)
+		}
+	}
+	if prefix == "" || !strings.HasPrefix(secret, prefix) || len(prefix) >= len(secret)/2 {
+		t.Fatalf("prefix %q of %q", prefix, secret)
+	}
+	table, _ := cli(t, nil, "keys", "list", "--db", g.DB)
+	if !strings.Contains(table, "ci-bot") || !strings.Contains(table, "active") {
+		t.Fatalf("table:\n%s", table)
+	}
+	for _, o := range []string{out, table} {
+		if strings.Contains(o, secret) || strings.Contains(o, g.AdminKey) {
+			t.Fatal("a listing shows a secret")
+		}
+	}
+
+	// Secrets are not at rest: only hashes are.
+	for _, f := range []string{g.DB, g.DB + "-wal"} {
+		b, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(secret)) || bytes.Contains(b, []byte(g.AdminKey)) {
+			t.Fatalf("%s holds a secret in clear", filepath.Base(f))
+		}
+	}
+
+	if out, err := cli(t, nil, "keys", "revoke", prefix, "--db", g.DB); err != nil || !strings.Contains(out, "Revoked") {
+		t.Fatalf("revoke: %v %s", err, out)
+	}
+	start := time.Now()
+	eventually(t, 2*time.Second, "revoked key refused by the running server", func() bool {
+		resp := g.post(t, "/api/v1/chat/completions", secret, chatBody("hello", false))
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusUnauthorized
+	})
+	t.Logf("revocation took effect after %s", time.Since(start).Round(time.Millisecond))
+	msg, code := readError(t, g.post(t, "/api/v1/chat/completions", secret, chatBody("hello", false)), 401)
+	if code != "revoked_api_key" || !strings.Contains(msg, "revoked") {
+		t.Fatalf("code %q message %q", code, msg)
+	}
+	// The admin key still works.
+	resp = g.post(t, "/api/v1/chat/completions", g.AdminKey, chatBody("hello", false))
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("admin key: %d", resp.StatusCode)
+	}
+}
+
+func TestKeysCLIErrors(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "k.db")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"keys", "create", "--db", db}, "--name is required"},
+		{[]string{"keys", "create", "--name", "x", "--role", "root", "--db", db}, "--role must be user or admin"},
+		{[]string{"keys", "revoke", "--db", db}, "say which key"},
+		{[]string{"keys", "revoke", "gg-nothing", "--db", db}, "no key has id or prefix"},
+	}
+	for _, c := range cases {
+		_, err := cli(t, nil, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err %v, want %q", c.args, err, c.want)
+		}
+	}
+}
+
+// TestFirstStartPrintsOneAdminKey: the first start on an empty store prints
+// an admin key; later starts print none.
+func TestFirstStartPrintsOneAdminKey(t *testing.T) {
+	g := startGW(t, nil)
+	if g.AdminKey == "" {
+		t.Fatalf("no admin key printed:\n%s", g.stdout())
+	}
+	if err := g.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	g2 := startGW(t, nil, "--db", g.DB)
+	if g2.AdminKey != "" || strings.Contains(g2.stdout(), "gg-") {
+		t.Fatalf("second start printed a key:\n%s", g2.stdout())
+	}
+	resp := g2.post(t, "/api/v1/chat/completions", g.AdminKey, chatBody("hi", false))
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("first key after restart: %d", resp.StatusCode)
+	}
+}
+
+// TestConfigProblemsReportedTogether: every bad setting is named at once and
+// nothing starts listening.
+func TestConfigProblemsReportedTogether(t *testing.T) {
+	env := map[string]string{
+		"GROKGATE_ADDR":             "nonsense",
+		"XAI_BASE_URL":              "ftp://x",
+		"GROKGATE_UPSTREAM_TIMEOUT": "soon",
+		"GROKGATE_MAX_BODY_BYTES":   "-1",
+		"GROKGATE_LOG_FORMAT":       "xml",
+	}
+	out, err := cli(t, env, "serve", "--db", filepath.Join(t.TempDir(), "x.db"))
+	if err == nil {
+		t.Fatal("serve started with a bad configuration")
+	}
+	for _, want := range []string{"GROKGATE_ADDR", "XAI_BASE_URL", "GROKGATE_UPSTREAM_TIMEOUT", "GROKGATE_MAX_BODY_BYTES", "GROKGATE_LOG_FORMAT"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+	if strings.Contains(out, "listening") {
+		t.Fatal("it listened")
+	}
+	// A flag wins over its variable.
+	g := startGW(t, map[string]string{"GROKGATE_ADDR": "nonsense:1"})
+	if !strings.HasPrefix(g.URL, "http://127.0.0.1:") {
+		t.Fatalf("flag did not win: %s", g.URL)
+	}
+}

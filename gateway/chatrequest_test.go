@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+var parseCases = []struct {
+	body  string
+	ok    bool
+	param string
+}{
+	{`{"model":"grok-4.3","messages":[{"role":"user","content":"hi"}]}`, true, ""},
+	{`{"model":"grok-4.3","messages":[{"role":"assistant","content":null,"tool_calls":[]}],"extra":{"x":1}}`, true, ""},
+	{`{"model":"grok-4.3","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}],"stream":true}`, true, ""},
+	{`{"model":"grok-4.3","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true},"stream":true}`, true, ""},
+	{`{"model":"grok-4.3","messages":[{"role":"user","content":[{"text":"a"}]}]}`, false, "messages[0].content[0].type"},
+	{`{"model":"grok-4.3","messages":[{"role":"user","content":5}]}`, false, "messages[0].content"},
+	{`{"model":"grok-4.3","messages":[1]}`, false, "messages"},
+	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"n":0}`, false, "n"},
+	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"temperature":3}`, false, "temperature"},
+	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"top_p":-1}`, false, "top_p"},
+	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"max_completion_tokens":1.5}`, false, "max_completion_tokens"},
+	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":"yes"}}`, false, "stream_options.include_usage"},
+	{`{"model":"","messages":[{"role":"user","content":"x"}]}`, false, "model"},
+	{`null`, false, ""},
+	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}]} trailing`, false, ""},
+}
+
+func TestParseChat(t *testing.T) {
+	for _, c := range parseCases {
+		p, e := parseChat([]byte(c.body))
+		if (e == nil) != c.ok {
+			t.Errorf("%s: ok=%v, error %v", c.body, e == nil, e)
+			continue
+		}
+		if e != nil {
+			if e.Status != 400 || e.Message == "" || e.Param != c.param {
+				t.Errorf("%s: status %d param %q (want %q) message %q", c.body, e.Status, e.Param, c.param, e.Message)
+			}
+		}
+		_ = p
+	}
+	p, _ := parseChat([]byte(parseCases[2].body))
+	if !p.hasImage || !p.stream || p.model != "grok-4.3" {
+		t.Errorf("image request parsed as %+v", p)
+	}
+	p, _ = parseChat([]byte(parseCases[3].body))
+	if !p.includeUsage {
+		t.Errorf("include_usage not seen: %+v", p)
+	}
+}
+
+// FuzzParseChat: any body either parses into a usable request or yields a
+// 400 with a message; never a panic.
+func FuzzParseChat(f *testing.F) {
+	for _, c := range parseCases {
+		f.Add([]byte(c.body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p, e := parseChat(body)
+		if e != nil {
+			if e.Status != 400 || e.Message == "" {
+				t.Fatalf("bad error %+v", e)
+			}
+			return
+		}
+		if p.model == "" || !json.Valid(body) {
+			t.Fatalf("accepted %q as %+v", body, p)
+		}
+	})
+}
