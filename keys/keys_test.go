@@ -1,0 +1,131 @@
+package keys
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/grokgate/grokgate"
+)
+
+func TestMint(t *testing.T) {
+	k, secret, err := Mint(rand.Reader, "n", grokgate.RoleUser, time.Unix(100, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !LooksLikeKey(secret) || !strings.HasPrefix(secret, k.Prefix) || k.Hash != Hash(secret) {
+		t.Fatalf("key %+v secret %q", k, secret)
+	}
+	_, secret2, _ := Mint(rand.Reader, "n", grokgate.RoleUser, time.Unix(100, 0))
+	if secret == secret2 {
+		t.Fatal("two mints gave the same secret")
+	}
+	if _, _, err := Mint(bytes.NewReader(make([]byte, 10)), "n", grokgate.RoleUser, time.Now()); err == nil {
+		t.Fatal("short randomness accepted")
+	}
+	for _, bad := range []string{"", "gg-", "gg-" + strings.Repeat("a", 42), "gg-" + strings.Repeat("a", 42) + "!", "xx-" + strings.Repeat("a", 43)} {
+		if LooksLikeKey(bad) {
+			t.Errorf("LooksLikeKey(%q)", bad)
+		}
+	}
+}
+
+// fakeSource is an in-memory key store counting its queries.
+type fakeSource struct {
+	gen     atomic.Int64
+	keys    atomic.Pointer[[]grokgate.Key]
+	lookups atomic.Int64
+}
+
+func (f *fakeSource) KeysGeneration(context.Context) (int64, error) { return f.gen.Load(), nil }
+func (f *fakeSource) ListKeys(context.Context) ([]grokgate.Key, error) {
+	return append([]grokgate.Key(nil), *f.keys.Load()...), nil
+}
+func (f *fakeSource) KeyByHash(_ context.Context, h [32]byte) (grokgate.Key, error) {
+	f.lookups.Add(1)
+	for _, k := range *f.keys.Load() {
+		if k.Hash == h {
+			return k, nil
+		}
+	}
+	return grokgate.Key{}, grokgate.ErrNotFound
+}
+
+func TestCache(t *testing.T) {
+	ctx := context.Background()
+	src := &fakeSource{}
+	a, secretA, _ := Mint(rand.Reader, "a", grokgate.RoleUser, time.Now())
+	src.keys.Store(&[]grokgate.Key{a})
+	c := NewCache(src, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := c.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := c.Authenticate(ctx, secretA); err != nil || k.ID != a.ID {
+		t.Fatalf("known key: %v %v", k, err)
+	}
+	if src.lookups.Load() != 0 {
+		t.Fatal("a cached key hit the store")
+	}
+	if _, err := c.Authenticate(ctx, ""); !errors.Is(err, ErrMissing) {
+		t.Fatalf("empty: %v", err)
+	}
+	if _, err := c.Authenticate(ctx, "nonsense"); !errors.Is(err, ErrInvalid) || src.lookups.Load() != 0 {
+		t.Fatalf("malformed key: %v, lookups %d", err, src.lookups.Load())
+	}
+
+	// A key created elsewhere works before the next reload, via one lookup.
+	b, secretB, _ := Mint(rand.Reader, "b", grokgate.RoleUser, time.Now())
+	src.keys.Store(&[]grokgate.Key{a, b})
+	src.gen.Add(1)
+	if _, err := c.Authenticate(ctx, secretB); err != nil {
+		t.Fatalf("fresh key: %v", err)
+	}
+	if _, err := c.Authenticate(ctx, secretB); err != nil || src.lookups.Load() != 1 {
+		t.Fatalf("fresh key again: %v, lookups %d", err, src.lookups.Load())
+	}
+
+	// Revocation reaches the cache on reload.
+	a.RevokedAt = time.Now()
+	src.keys.Store(&[]grokgate.Key{a, b})
+	src.gen.Add(1)
+	if err := c.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Authenticate(ctx, secretA); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("revoked: %v", err)
+	}
+	_, unknown, _ := Mint(rand.Reader, "x", grokgate.RoleUser, time.Now())
+	if _, err := c.Authenticate(ctx, unknown); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unknown: %v", err)
+	}
+}
+
+func BenchmarkAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	src := &fakeSource{}
+	var list []grokgate.Key
+	var secret string
+	for i := 0; i < 1000; i++ {
+		k, s, _ := Mint(rand.Reader, "k", grokgate.RoleUser, time.Now())
+		list = append(list, k)
+		secret = s
+	}
+	src.keys.Store(&list)
+	c := NewCache(src, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c.Load(ctx)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Authenticate(ctx, secret); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
