@@ -106,6 +106,10 @@ func (s *Server) forwardJSON(w http.ResponseWriter, r *http.Request, ctx context
 		return
 	}
 	if resp.StatusCode != http.StatusOK {
+		// xAI's Retry-After (on 429 and 503) tells the client's SDK when to retry.
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
 		s.fail(w, r, xai.StatusError(resp.StatusCode, body), nil)
 		return
 	}

@@ -306,6 +306,9 @@ func (s *Simulator) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	d := p.dir
+	if d.FailTimes > 0 && s.attempts.next(raw) > d.FailTimes {
+		d.Status, d.JSONError, d.Hang = 0, false, false
+	}
 	switch {
 	case d.Hang:
 		if p.stream {

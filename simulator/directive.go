@@ -21,6 +21,9 @@ type directive struct {
 	ReasoningChunks *int `json:"reasoning_chunks"`
 	CachedTokens    int  `json:"cached_tokens"`
 	Moderate        bool `json:"moderate"`
+	// FailTimes limits the faults (status, json_error, hang) to the first N
+	// identical requests, so retry and failover can be tested.
+	FailTimes int `json:"fail_times"`
 }
 
 const (

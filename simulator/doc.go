@@ -69,6 +69,8 @@
 //	                                 even for stream:true
 //	reasoning_chunks  int   2        reasoning_content deltas (reasoning models only, 0..1000)
 //	cached_tokens     int   0        prompt_tokens_details.cached_tokens (capped at prompt_tokens)
+//	fail_times        int   0        apply status, json_error and hang only to the first N requests
+//	                                 with the same body bytes, then answer normally (for retries)
 //	moderate          bool  false    images only: every image comes back moderated
 //	                                 (respect_moderation:false, null url/b64_json)
 //

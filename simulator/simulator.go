@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -34,6 +35,8 @@ type Simulator struct {
 	chat   []modelInfo
 	image  []imageModelInfo
 	images imageStore
+	// attempts counts identical request bodies for the fail_times directive.
+	attempts attemptCounter
 
 	requests         atomic.Int64
 	streamsStarted   atomic.Int64
@@ -323,4 +326,25 @@ func wait(ctx context.Context, d time.Duration) bool {
 
 func (s *Simulator) handleStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.Stats())
+}
+
+// attemptCounter counts how often each request body was seen, so that
+// #sim{"fail_times":N} fails the first N tries of a request and lets the
+// retry through. Bounded: it forgets everything past maxTracked bodies.
+type attemptCounter struct {
+	mu   sync.Mutex
+	seen map[[32]byte]int
+}
+
+const maxTracked = 4096
+
+func (a *attemptCounter) next(body []byte) int {
+	h := sha256.Sum256(body)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.seen == nil || len(a.seen) >= maxTracked {
+		a.seen = make(map[[32]byte]int)
+	}
+	a.seen[h]++
+	return a.seen[h]
 }

@@ -1,41 +1,129 @@
 // Package xai is grokgate's client for the xAI REST API: it sends requests
-// with the gateway's xAI key and turns xAI's flat error bodies into errors a
-// client of an OpenAI-compatible API understands.
+// with the gateway's xAI keys, retries what is safe to retry on another key,
+// and turns xAI's flat error bodies into errors a client of an
+// OpenAI-compatible API understands.
 package xai
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
+	"mime"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultBaseURL is the real xAI API.
 const DefaultBaseURL = "https://api.x.ai/v1"
 
+// Retry bounds failover before the first byte reaches the client. The zero
+// value means the defaults noted on each field.
+type Retry struct {
+	MaxAttempts int           // attempts in all, the first included; 0 means 3
+	BaseBackoff time.Duration // first backoff, doubled each attempt, jittered ±50%; 0 means 250ms
+	MaxBackoff  time.Duration // cap on one backoff; a longer Retry-After ends the retries; 0 means 5s
+	Budget      time.Duration // no new attempt starts after this long; 0 means 20s
+}
+
 // Client sends requests to xAI. Its zero value is not usable.
 type Client struct {
 	baseURL string
-	apiKey  string
+	pool    *keyPool
 	http    *http.Client
+	retry   Retry
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 // NewClient returns a client for baseURL (such as DefaultBaseURL) that
-// authenticates with apiKey and sends through hc, whose Transport carries the
-// connection pool and dial timeouts.
-func NewClient(baseURL, apiKey string, hc *http.Client) *Client {
-	return &Client{baseURL: strings.TrimRight(baseURL, "/"), apiKey: apiKey, http: hc}
+// authenticates with apiKeys (one key, or several separated by commas) and
+// sends through hc, whose Transport carries the connection pool and dial
+// timeouts.
+func NewClient(baseURL, apiKeys string, hc *http.Client, retry Retry, log *slog.Logger, now func() time.Time) *Client {
+	if retry.MaxAttempts <= 0 {
+		retry.MaxAttempts = 3
+	}
+	if retry.BaseBackoff <= 0 {
+		retry.BaseBackoff = 250 * time.Millisecond
+	}
+	if retry.MaxBackoff <= 0 {
+		retry.MaxBackoff = 5 * time.Second
+	}
+	if retry.Budget <= 0 {
+		retry.Budget = 20 * time.Second
+	}
+	return &Client{baseURL: strings.TrimRight(baseURL, "/"), pool: newKeyPool(parseKeys(apiKeys)),
+		http: hc, retry: retry, log: log, now: now}
 }
+
+// Keys returns how many xAI keys the client rotates through.
+func (c *Client) Keys() int { return len(c.pool.keys) }
 
 // BaseURL returns the upstream base URL, for logs and readiness checks.
 func (c *Client) BaseURL() string { return c.baseURL }
 
-// Do sends method path with body (nil for none). The caller owns the
-// response body. ctx governs the whole exchange, including reading the body,
-// so cancelling it (a client that went away) stops the upstream request.
+// Do sends method path with body (nil for none) and returns the first answer
+// worth giving the client. Before returning, it retries, on another key when
+// there is one, whatever failed without xAI doing the work: a failed
+// connection, 429, 500, 502, 503, and xAI's 200-with-JSON-error; a key xAI
+// calls invalid or unfunded is set aside and the request moves on. A
+// response it returns has not been read, except a JSON error body, which is
+// buffered. ctx governs the whole exchange including the body, so
+// cancelling it (a client that went away) stops the upstream request.
 func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	start := c.now()
+	var last *poolKey
+	for attempt := 1; ; attempt++ {
+		k := c.pool.pick(c.now(), last)
+		resp, err := c.send(ctx, k, method, path, body)
+		verdict, retryAfter := classify(resp, err)
+		switch verdict {
+		case ok:
+			k.succeeded()
+			return resp, nil
+		case keyRejected:
+			k.rejected(c.now())
+			c.log.Warn("xAI rejected an upstream key; taking it out of rotation", "key", k.label,
+				"status", resp.StatusCode, "for", rejectedCooldown.String())
+		case retryable:
+			k.failed(c.now(), retryAfter)
+		}
+		// With another key to try, this key's Retry-After does not apply (it
+		// keeps the key cooling instead); with one key, honour it or give up.
+		others := c.pool.pick(c.now(), k) != k
+		wait := c.backoff(attempt)
+		switch {
+		case verdict == keyRejected && others:
+			wait = 0
+		case !others && retryAfter > wait:
+			wait = retryAfter
+		}
+		stop := verdict == final || attempt >= c.retry.MaxAttempts || ctx.Err() != nil ||
+			wait > c.retry.MaxBackoff || c.now().Add(wait).Sub(start) > c.retry.Budget ||
+			(verdict == keyRejected && !others)
+		if stop {
+			return resp, err
+		}
+		c.log.Info("retrying xAI request", "attempt", attempt+1, "after", wait.String(), "failed_key", k.label,
+			"reason", reason(resp, err))
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if !sleep(ctx, wait) {
+			return nil, ctx.Err()
+		}
+		last = k
+	}
+}
+
+func (c *Client) send(ctx context.Context, k *poolKey, method, path string, body []byte) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -44,10 +132,132 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*htt
 	if err != nil {
 		return nil, fmt.Errorf("xai: build request: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	req.Header.Set("Authorization", "Bearer "+k.secret)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json, text/event-stream")
-	return c.http.Do(req)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	// xAI may answer 200 with a JSON error body, even to a streaming request.
+	// Buffer such bodies (they are small) so classify can look inside.
+	if resp.StatusCode == http.StatusOK {
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" && method == http.MethodPost {
+			b, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+			resp.Body.Close()
+			if rerr != nil {
+				return nil, rerr
+			}
+			resp.Body = io.NopCloser(bytes.NewReader(b))
+			if !bytes.Contains(b, []byte(`"choices"`)) {
+				if _, _, isErr := ParseError(b); isErr {
+					resp.Header.Set(jsonErrorHeader, "1")
+				}
+			}
+		}
+	}
+	return resp, nil
 }
+
+// jsonErrorHeader marks, inside grokgate only, a 200 response whose body is
+// an xAI error.
+const jsonErrorHeader = "X-Grokgate-Upstream-Json-Error"
+
+type verdict int
+
+const (
+	ok verdict = iota
+	retryable
+	keyRejected
+	final
+)
+
+func classify(resp *http.Response, err error) (verdict, time.Duration) {
+	if err != nil {
+		// Only a connection that was never made is surely safe to repeat: a
+		// request that reached xAI may be generating (and billing) already.
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return retryable, 0
+		}
+		return final, 0
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if resp.Header.Get(jsonErrorHeader) != "" {
+			return retryable, 0
+		}
+		return ok, 0
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable:
+		return retryable, retryAfter(resp.Header.Get("Retry-After"))
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return keyRejected, 0
+	case http.StatusBadRequest:
+		// xAI's wrong-key answer is a 400; peek at the message to tell it
+		// from a bad request, which must reach the client as it is.
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		if _, msg, isErr := ParseError(b); isErr && strings.HasPrefix(msg, "Incorrect API key") {
+			return keyRejected, 0
+		}
+		return final, 0
+	}
+	if resp.StatusCode < 300 {
+		return ok, 0
+	}
+	return final, 0
+}
+
+// IsJSONError reports whether resp is xAI's 200-with-JSON-error.
+func IsJSONError(resp *http.Response) bool { return resp.Header.Get(jsonErrorHeader) != "" }
+
+func reason(resp *http.Response, err error) string {
+	if err != nil {
+		return "connect failed"
+	}
+	if IsJSONError(resp) {
+		return "200 with JSON error"
+	}
+	return "status " + strconv.Itoa(resp.StatusCode)
+}
+
+// backoff is exponential with ±50% jitter, so retries from many requests
+// spread out instead of arriving together.
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.retry.BaseBackoff << (attempt - 1)
+	d = time.Duration(float64(d) * (0.5 + rand.Float64()))
+	return min(d, c.retry.MaxBackoff)
+}
+
+// retryAfter parses Retry-After in seconds or as an HTTP date.
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

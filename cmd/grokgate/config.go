@@ -109,14 +109,16 @@ func (s *settings) err() error {
 
 // serveConfig is everything `grokgate serve` is told.
 type serveConfig struct {
-	addr            string
-	db              string
-	xaiAPIKey       string
-	xaiBaseURL      string
-	maxBodyBytes    int64
-	upstreamTimeout time.Duration
-	drainTimeout    time.Duration
-	logFormat       string
+	addr             string
+	db               string
+	xaiAPIKey        string
+	xaiBaseURL       string
+	maxBodyBytes     int64
+	upstreamTimeout  time.Duration
+	connectTimeout   time.Duration
+	upstreamAttempts int64
+	drainTimeout     time.Duration
+	logFormat        string
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -127,9 +129,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.String(&c.xaiBaseURL, "xai-base-url", "XAI_BASE_URL", xai.DefaultBaseURL, "xAI API base URL")
 	s.Int64(&c.maxBodyBytes, "max-body-bytes", "GROKGATE_MAX_BODY_BYTES", 25<<20, "largest request body accepted")
 	s.Duration(&c.upstreamTimeout, "upstream-timeout", "GROKGATE_UPSTREAM_TIMEOUT", 10*time.Minute, "longest wait for xAI to start answering")
+	s.Duration(&c.connectTimeout, "connect-timeout", "GROKGATE_CONNECT_TIMEOUT", 10*time.Second, "longest wait to connect to xAI (TCP and TLS)")
+	s.Int64(&c.upstreamAttempts, "upstream-attempts", "GROKGATE_UPSTREAM_ATTEMPTS", 3, "attempts per request before the first byte, across xAI keys")
 	s.Duration(&c.drainTimeout, "drain-timeout", "GROKGATE_DRAIN_TIMEOUT", 30*time.Second, "how long a stop waits for requests in flight")
 	s.String(&c.logFormat, "log-format", "GROKGATE_LOG_FORMAT", "text", "log format: text or json")
-	// The xAI key is read from the environment only: a flag would show it in ps.
+	// The xAI keys are read from the environment only: a flag would show them
+	// in ps. Several keys, comma-separated, are rotated with failover.
 	c.xaiAPIKey = strings.TrimSpace(getenv("XAI_API_KEY"))
 	if err := s.parse(args); err != nil {
 		return c, err
@@ -143,6 +148,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	}
 	s.check(c.maxBodyBytes > 0, "GROKGATE_MAX_BODY_BYTES/--max-body-bytes must be positive, got %d", c.maxBodyBytes)
 	s.check(c.upstreamTimeout > 0, "GROKGATE_UPSTREAM_TIMEOUT/--upstream-timeout must be positive, got %s", c.upstreamTimeout)
+	s.check(c.connectTimeout > 0, "GROKGATE_CONNECT_TIMEOUT/--connect-timeout must be positive, got %s", c.connectTimeout)
+	s.check(c.upstreamAttempts >= 1 && c.upstreamAttempts <= 10, "GROKGATE_UPSTREAM_ATTEMPTS/--upstream-attempts must be 1 to 10, got %d", c.upstreamAttempts)
 	s.check(c.drainTimeout >= 0, "GROKGATE_DRAIN_TIMEOUT/--drain-timeout must not be negative, got %s", c.drainTimeout)
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
 	return c, s.err()

@@ -54,7 +54,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		baseURL, apiKey = sim+"/v1", "grokgate-simulator"
 		fmt.Fprintf(stdout, "No XAI_API_KEY set: answering from the built-in xAI simulator at %s (set XAI_API_KEY to use the real xAI API).\n", sim)
 	}
-	upstream := xai.NewClient(baseURL, apiKey, &http.Client{Transport: newTransport()})
+	upstream := xai.NewClient(baseURL, apiKey, &http.Client{Transport: newTransport(cfg.connectTimeout)},
+		xai.Retry{MaxAttempts: int(cfg.upstreamAttempts)}, log.With("component", "xai"), time.Now)
+	if n := upstream.Keys(); n > 1 {
+		log.Info("rotating xAI keys", "keys", n)
+	}
 
 	cache := keys.NewCache(store, time.Now, log)
 	if err := cache.Load(ctx); err != nil {
@@ -120,15 +124,15 @@ func firstKey(ctx context.Context, store *sqlite.DB, stdout io.Writer) error {
 // newTransport is tuned for one upstream host taking many parallel
 // requests: Go's default of 2 idle connections per host would make most
 // requests open a fresh TLS connection to xAI.
-func newTransport() *http.Transport {
+func newTransport(connectTimeout time.Duration) *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   1024,
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
+		TLSHandshakeTimeout:   connectTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
 }
