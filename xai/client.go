@@ -114,10 +114,17 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*htt
 		c.log.Info("retrying xAI request", "attempt", attempt+1, "after", wait.String(), "failed_key", k.label,
 			"reason", reason(resp, err))
 		if resp != nil {
+			// Keep the failed answer readable: if the wait is cut short (the
+			// gateway's deadline), it is still the best thing to report.
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
+			resp.Body = io.NopCloser(bytes.NewReader(b))
 		}
 		if !sleep(ctx, wait) {
-			return nil, ctx.Err()
+			return resp, err
+		}
+		if resp != nil {
+			resp.Body.Close()
 		}
 		last = k
 	}
