@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -63,15 +64,25 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *open
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return nil, tooLarge(s.cfg.MaxBodyBytes)
 	}
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(s.cfg.Now().Add(s.cfg.BodyReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
+		// The deadline stays: net/http discards an unread body before it
+		// answers, and must not wait for one that never ends.
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var ne net.Error
+		switch {
+		case errors.As(err, &mbe):
 			return nil, tooLarge(s.cfg.MaxBodyBytes)
+		case errors.As(err, &ne) && ne.Timeout():
+			return nil, &openai.Error{Status: http.StatusRequestTimeout, Code: "body_timeout",
+				Message: "The request body did not arrive within " + s.cfg.BodyReadTimeout.String() + "; send the whole body promptly."}
 		}
 		return nil, &openai.Error{Status: http.StatusBadRequest, Code: "body_read_failed",
 			Message: "Could not read the request body; send it again."}
 	}
+	rc.SetReadDeadline(time.Time{})
 	return body, nil
 }
 

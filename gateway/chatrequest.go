@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/grokgate/grokgate/openai"
 )
@@ -63,9 +64,16 @@ func parseChat(body []byte) (parsedChat, *openai.Error) {
 	if trimmed[0] != '{' {
 		return p, invalid("", "Request body must be a JSON object.")
 	}
+	if !utf8.Valid(body) {
+		return p, &openai.Error{Status: http.StatusBadRequest, Code: "invalid_encoding",
+			Message: "Request body is not valid UTF-8; send JSON encoded as UTF-8."}
+	}
 	var req chatRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return p, jsonError(err)
+	}
+	if k := duplicateTopLevelKey(body); k != "" {
+		return p, invalid(k, "Request body has the field '"+k+"' more than once; send each field once.")
 	}
 	if req.Model == nil || *req.Model == "" {
 		return p, invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")

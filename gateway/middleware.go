@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -185,4 +186,18 @@ func authError(err error) *openai.Error {
 		e.Message = "Invalid API key. Check the key you were given by the grokgate operator (it starts with \"gg-\")."
 	}
 	return e
+}
+
+// withCleanPath answers paths with "..", "//" or similar with a 404 in the
+// envelope. ServeMux would redirect them with a 301, which turns a POST into
+// a GET in many clients and hides the mistake.
+func (s *Server) withCleanPath(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "" || p[0] != '/' || path.Clean(p) != p && path.Clean(p)+"/" != p {
+			s.handleNotFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

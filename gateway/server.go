@@ -35,6 +35,11 @@ type Config struct {
 	// models can think for minutes before either, hence the default of 10m
 	// when zero.
 	UpstreamTimeout time.Duration
+	// BodyReadTimeout caps how long a client may take to send its request
+	// body, so a body that never ends cannot pin a connection; 0 means 60s.
+	// (A server-wide ReadTimeout would do it too, but would also end the
+	// read that notices a client leaving a long stream.)
+	BodyReadTimeout time.Duration
 	// Ready reports whether the server can serve (database reachable); nil
 	// means always ready.
 	Ready func(context.Context) error
@@ -69,11 +74,14 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	if cfg.UpstreamTimeout <= 0 {
 		cfg.UpstreamTimeout = defaultUpstreamTimeout
 	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = 60 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux()}
 	s.bufs.New = func() any { b := make([]byte, 4096); return &b }
 	s.routes()
-	return s.withRequestID(s.withRecovery(s.mux))
+	return s.withRequestID(s.withRecovery(s.withCleanPath(s.mux)))
 }

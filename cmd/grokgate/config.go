@@ -116,6 +116,7 @@ type serveConfig struct {
 	maxBodyBytes     int64
 	upstreamTimeout  time.Duration
 	connectTimeout   time.Duration
+	bodyTimeout      time.Duration
 	upstreamAttempts int64
 	drainTimeout     time.Duration
 	logFormat        string
@@ -130,6 +131,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Int64(&c.maxBodyBytes, "max-body-bytes", "GROKGATE_MAX_BODY_BYTES", 25<<20, "largest request body accepted")
 	s.Duration(&c.upstreamTimeout, "upstream-timeout", "GROKGATE_UPSTREAM_TIMEOUT", 10*time.Minute, "longest wait for xAI to start answering")
 	s.Duration(&c.connectTimeout, "connect-timeout", "GROKGATE_CONNECT_TIMEOUT", 10*time.Second, "longest wait to connect to xAI (TCP and TLS)")
+	s.Duration(&c.bodyTimeout, "body-read-timeout", "GROKGATE_BODY_READ_TIMEOUT", 60*time.Second, "longest a client may take to send its request body")
 	s.Int64(&c.upstreamAttempts, "upstream-attempts", "GROKGATE_UPSTREAM_ATTEMPTS", 3, "attempts per request before the first byte, across xAI keys")
 	s.Duration(&c.drainTimeout, "drain-timeout", "GROKGATE_DRAIN_TIMEOUT", 30*time.Second, "how long a stop waits for requests in flight")
 	s.String(&c.logFormat, "log-format", "GROKGATE_LOG_FORMAT", "text", "log format: text or json")
@@ -148,6 +150,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	}
 	s.check(c.maxBodyBytes > 0, "GROKGATE_MAX_BODY_BYTES/--max-body-bytes must be positive, got %d", c.maxBodyBytes)
 	s.check(c.upstreamTimeout > 0, "GROKGATE_UPSTREAM_TIMEOUT/--upstream-timeout must be positive, got %s", c.upstreamTimeout)
+	s.check(c.bodyTimeout > 0, "GROKGATE_BODY_READ_TIMEOUT/--body-read-timeout must be positive, got %s", c.bodyTimeout)
 	s.check(c.connectTimeout > 0, "GROKGATE_CONNECT_TIMEOUT/--connect-timeout must be positive, got %s", c.connectTimeout)
 	s.check(c.upstreamAttempts >= 1 && c.upstreamAttempts <= 10, "GROKGATE_UPSTREAM_ATTEMPTS/--upstream-attempts must be 1 to 10, got %d", c.upstreamAttempts)
 	s.check(c.drainTimeout >= 0, "GROKGATE_DRAIN_TIMEOUT/--drain-timeout must not be negative, got %s", c.drainTimeout)

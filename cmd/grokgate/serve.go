@@ -69,6 +69,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	handler := gateway.NewServer(log, gateway.Config{
 		MaxBodyBytes:    cfg.maxBodyBytes,
 		UpstreamTimeout: cfg.upstreamTimeout,
+		BodyReadTimeout: cfg.bodyTimeout,
 		Ready:           store.Ping,
 	}, cache, upstream)
 
