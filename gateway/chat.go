@@ -34,9 +34,8 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	// The upstream context derives from the client's, so a client that goes
 	// away cancels the upstream request at once; the timer adds the deadline
 	// for xAI to start answering, stopped once it has.
-	ctx, cancel := context.WithCancelCause(r.Context())
+	ctx, cancel, timer := s.upstreamContext(r)
 	defer cancel(nil)
-	timer := time.AfterFunc(s.cfg.UpstreamTimeout, func() { cancel(errUpstreamTimeout) })
 	defer timer.Stop()
 
 	resp, err := s.up.Do(ctx, http.MethodPost, "/chat/completions", body)
@@ -46,10 +45,26 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	if req.stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
-		s.relay(w, r, ctx, resp, timer)
+		s.relay(w, r, ctx, cancel, resp, timer)
 		return
 	}
 	s.forwardJSON(w, r, ctx, resp, req.stream)
+}
+
+// upstreamContext derives the context of an upstream exchange from the
+// client's, so a client that goes away cancels the upstream request at once.
+// The cause it is cancelled with tells the timeouts and a shutdown apart.
+// The returned timer is the first-byte deadline; stop it once xAI answers.
+func (s *Server) upstreamContext(r *http.Request) (context.Context, context.CancelCauseFunc, *time.Timer) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	ctx, stopTotal := context.WithTimeoutCause(ctx, s.cfg.TotalTimeout, errTotal)
+	stopShutdown := context.AfterFunc(s.cfg.Shutdown, func() { cancel(errStopped) })
+	timer := time.AfterFunc(s.cfg.UpstreamTimeout, func() { cancel(errUpstreamTimeout) })
+	return ctx, func(cause error) {
+		cancel(cause) // first: the cause must reach ctx before stopTotal's plain Canceled
+		stopTotal()
+		stopShutdown()
+	}, timer
 }
 
 // readBody reads the request body within the configured limit.

@@ -51,9 +51,12 @@ func upstreamFailure(ctx context.Context, clientCtx context.Context, err error) 
 	switch {
 	case clientCtx.Err() != nil:
 		return &openai.Error{Status: statusClientClosed, Code: "client_closed", Message: "client closed the request"}
-	case errors.Is(context.Cause(ctx), errUpstreamTimeout):
+	case errors.Is(context.Cause(ctx), errUpstreamTimeout), errors.Is(context.Cause(ctx), errTotal):
 		return &openai.Error{Status: http.StatusGatewayTimeout, Type: openai.TypeUpstream, Code: "upstream_timeout",
-			Message: "xAI did not start answering in time; try again, or raise GROKGATE_UPSTREAM_TIMEOUT"}
+			Message: "xAI did not start answering in time; try again, or raise GROKGATE_FIRST_BYTE_TIMEOUT"}
+	case errors.Is(context.Cause(ctx), errStopped):
+		return &openai.Error{Status: http.StatusServiceUnavailable, Type: openai.TypeAPI, Code: "shutting_down",
+			Message: "grokgate is shutting down; send the request again"}
 	default:
 		return &openai.Error{Status: http.StatusBadGateway, Type: openai.TypeUpstream, Code: "upstream_unreachable",
 			Message: "could not reach xAI; try again shortly"}

@@ -9,9 +9,8 @@ import (
 // handleModels serves GET /models: xAI's list, which already has OpenAI's
 // shape, passed through.
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithCancelCause(r.Context())
+	ctx, cancel, timer := s.upstreamContext(r)
 	defer cancel(nil)
-	timer := time.AfterFunc(s.cfg.UpstreamTimeout, func() { cancel(errUpstreamTimeout) })
 	defer timer.Stop()
 	resp, err := s.up.Do(ctx, http.MethodGet, "/models", nil)
 	if err != nil {

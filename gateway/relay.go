@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/grokgate/grokgate/sse"
@@ -14,65 +15,62 @@ import (
 )
 
 var (
-	doneData  = []byte("[DONE]")
-	errorKey  = []byte(`"error"`)
-	errNoDone = errors.New("upstream stream ended without [DONE]")
+	doneData   = []byte("[DONE]")
+	errorKey   = []byte(`"error"`)
+	keepAlive  = []byte(": keep-alive\n\n")
+	errNoDone  = errors.New("upstream stream ended without [DONE]")
+	errIdle    = errors.New("upstream stream idle")
+	errTotal   = errors.New("upstream total timeout")
+	errStopped = errors.New("server shutting down")
 )
 
 // relay copies an upstream event stream to the client event by event, each
 // byte for byte as xAI sent it, flushing whenever no further event is already
 // read, so every event reaches the client before the upstream sends the next.
 //
-// Response headers are held back until the first event: until then an
-// upstream failure can still be answered with a proper HTTP status. After it,
-// failures end the stream with one SSE error event and no [DONE].
-func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response, timer *time.Timer) {
+// Response headers are held back until the first event (or the first
+// heartbeat): until then an upstream failure can still be answered with a
+// proper HTTP status. After it, failures end the stream with one SSE error
+// event and no [DONE].
+func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Context, cancel context.CancelCauseFunc, resp *http.Response, firstByte *time.Timer) {
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
 	sc := sse.NewScanner(resp.Body, *bp, 0)
-	rc := http.NewResponseController(w)
-	started := false
+	out := &sseOut{s: s, w: w, rc: http.NewResponseController(w), firstByte: firstByte}
+	defer out.close()
+	if s.cfg.Heartbeat > 0 {
+		out.heartbeat = time.AfterFunc(s.cfg.Heartbeat, out.beat)
+	}
+	// The idle clock starts with the first event; before it, firstByte rules.
+	idle := time.AfterFunc(time.Duration(1<<63-1), func() { cancel(errIdle) })
+	defer idle.Stop()
+
 	var scratch []byte // only for events that are not a single data line
 	for sc.Scan() {
 		ev := sc.Event()
+		idle.Reset(s.cfg.StreamIdleTimeout)
 		data, ok := sse.Data(ev)
 		if !ok {
 			scratch, _ = sse.AppendData(scratch[:0], ev)
 			data = scratch
 		}
 		if bytes.Equal(data, doneData) {
-			if !started {
-				// [DONE] with nothing before it: nothing to relay but the end.
-				s.startStream(w, timer)
-				started = true
-			}
-			w.Write(ev)
-			rc.Flush()
+			out.write(ev, true)
 			drain(sc)
 			return
 		}
 		if bytes.Contains(data, errorKey) {
 			if msg, isErr := eventError(data); isErr {
-				if !started {
-					timer.Stop()
+				if out.claim() {
 					s.fail(w, r, xai.StatusError(http.StatusOK, data), nil)
 				} else {
-					s.failStream(w, r, msg, nil)
+					out.fail(r, msg, nil)
 				}
 				return
 			}
 		}
-		if !started {
-			s.startStream(w, timer)
-			started = true
-		}
-		if _, err := w.Write(ev); err != nil {
+		if !out.write(ev, !sc.Buffered()) {
 			return // the client is gone; its context cancels upstream
-		}
-		if !sc.Buffered() {
-			if err := rc.Flush(); err != nil {
-				return
-			}
 		}
 	}
 	err := sc.Err()
@@ -83,7 +81,8 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 		infoFrom(r.Context()).status = statusClientClosed
 		return
 	}
-	if !started {
+	cause := context.Cause(ctx)
+	if out.claim() {
 		e := upstreamFailure(ctx, r.Context(), err)
 		if errors.Is(err, errNoDone) {
 			e.Message = "xAI ended the stream before sending any event; try again"
@@ -92,21 +91,128 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 		return
 	}
 	msg := "the upstream stream ended unexpectedly before it was complete"
-	if errors.Is(context.Cause(ctx), errUpstreamTimeout) {
-		msg = "xAI stopped answering in time"
+	switch {
+	case errors.Is(cause, errUpstreamTimeout):
+		msg = "xAI did not start answering in time"
+	case errors.Is(cause, errIdle):
+		msg = "xAI sent nothing for " + s.cfg.StreamIdleTimeout.String() + "; the stream was ended"
+	case errors.Is(cause, errTotal):
+		msg = "the stream ran longer than the gateway allows (" + s.cfg.TotalTimeout.String() + ")"
+	case errors.Is(cause, errStopped):
+		msg = "grokgate is shutting down; send the request again"
 	}
-	s.failStream(w, r, msg, err)
+	out.fail(r, msg, err)
 }
 
-// startStream commits the SSE response headers.
-func (s *Server) startStream(w http.ResponseWriter, timer *time.Timer) {
-	timer.Stop()
-	h := w.Header()
+// sseOut is the client side of one stream. The relay loop and the heartbeat
+// timer both write, so writes take mu; it is per stream, never shared.
+type sseOut struct {
+	s         *Server
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	firstByte *time.Timer
+	heartbeat *time.Timer // nil when heartbeats are off
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	broken  bool // a write failed: the client is gone
+}
+
+// claim takes the response for an ordinary HTTP error if no byte of the
+// stream was sent yet, and stops the heartbeat from sending any.
+func (o *sseOut) claim() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.started {
+		return false
+	}
+	o.closed = true
+	o.firstByte.Stop()
+	if o.heartbeat != nil {
+		o.heartbeat.Stop()
+	}
+	return true
+}
+
+// write sends one event, committing the headers first if needed, and
+// flushes when flush is set. It reports whether the client is still there.
+func (o *sseOut) write(ev []byte, flush bool) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.broken {
+		return false
+	}
+	if !o.started {
+		o.firstByte.Stop()
+		o.start()
+	}
+	if _, err := o.w.Write(ev); err != nil {
+		o.broken = true
+		return false
+	}
+	if flush {
+		if err := o.rc.Flush(); err != nil {
+			o.broken = true
+			return false
+		}
+		if o.heartbeat != nil {
+			// Heartbeats fill silence: the clock restarts at every flush.
+			o.heartbeat.Reset(o.s.cfg.Heartbeat)
+		}
+	}
+	return true
+}
+
+// beat writes an SSE comment during upstream silence so proxies and load
+// balancers keep the connection, committing the headers if the first token
+// is slow. SDKs skip comment lines.
+func (o *sseOut) beat() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed || o.broken {
+		return
+	}
+	if !o.started {
+		o.start()
+	}
+	if _, err := o.w.Write(keepAlive); err != nil || o.rc.Flush() != nil {
+		o.broken = true
+		return
+	}
+	o.heartbeat.Reset(o.s.cfg.Heartbeat)
+}
+
+// start commits the SSE response headers; mu is held.
+func (o *sseOut) start() {
+	h := o.w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	// Tells nginx-style proxies in front of grokgate not to buffer the stream.
 	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+	o.w.WriteHeader(http.StatusOK)
+	o.started = true
+}
+
+// fail ends a begun stream with the error event.
+func (o *sseOut) fail(r *http.Request, msg string, cause error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.broken {
+		return
+	}
+	o.s.failStream(o.w, r, msg, cause)
+}
+
+// close stops the heartbeat; after it no write happens, so the handler may
+// return and net/http reuse the writer.
+func (o *sseOut) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closed = true
+	if o.heartbeat != nil {
+		o.heartbeat.Stop()
+	}
 }
 
 // drain reads what follows [DONE] (normally just the end of the body) so the

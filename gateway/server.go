@@ -30,11 +30,22 @@ type Upstream interface {
 type Config struct {
 	// MaxBodyBytes caps a request body; 0 means 25 MiB.
 	MaxBodyBytes int64
-	// UpstreamTimeout caps how long upstream may take to start answering: to
-	// the first event of a stream, or to the whole body otherwise. Reasoning
-	// models can think for minutes before either, hence the default of 10m
-	// when zero.
+	// UpstreamTimeout caps how long upstream may take to start answering (the
+	// first-byte timeout): to the first event of a stream, or to the whole
+	// body otherwise. Reasoning models can think for minutes before either,
+	// hence the default of 10m when zero.
 	UpstreamTimeout time.Duration
+	// StreamIdleTimeout ends a stream whose upstream sends nothing for this
+	// long after its first event; 0 means 5m.
+	StreamIdleTimeout time.Duration
+	// TotalTimeout caps one upstream exchange from start to end; 0 means 60m.
+	TotalTimeout time.Duration
+	// Heartbeat is the upstream silence after which a stream gets an SSE
+	// comment (": keep-alive") so proxies keep it open; 0 disables them.
+	Heartbeat time.Duration
+	// Shutdown, when done, ends requests still in flight: streams get the
+	// SSE error event. nil means never.
+	Shutdown context.Context
 	// BodyReadTimeout caps how long a client may take to send its request
 	// body, so a body that never ends cannot pin a connection; 0 means 60s.
 	// (A server-wide ReadTimeout would do it too, but would also end the
@@ -73,6 +84,15 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	}
 	if cfg.UpstreamTimeout <= 0 {
 		cfg.UpstreamTimeout = defaultUpstreamTimeout
+	}
+	if cfg.StreamIdleTimeout <= 0 {
+		cfg.StreamIdleTimeout = 5 * time.Minute
+	}
+	if cfg.TotalTimeout <= 0 {
+		cfg.TotalTimeout = 60 * time.Minute
+	}
+	if cfg.Shutdown == nil {
+		cfg.Shutdown = context.Background()
 	}
 	if cfg.BodyReadTimeout <= 0 {
 		cfg.BodyReadTimeout = 60 * time.Second

@@ -116,6 +116,9 @@ type serveConfig struct {
 	maxBodyBytes     int64
 	upstreamTimeout  time.Duration
 	connectTimeout   time.Duration
+	idleTimeout      time.Duration
+	totalTimeout     time.Duration
+	heartbeat        time.Duration
 	bodyTimeout      time.Duration
 	upstreamAttempts int64
 	drainTimeout     time.Duration
@@ -129,7 +132,10 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.String(&c.db, "db", "GROKGATE_DB", "grokgate.db", "SQLite database file")
 	s.String(&c.xaiBaseURL, "xai-base-url", "XAI_BASE_URL", xai.DefaultBaseURL, "xAI API base URL")
 	s.Int64(&c.maxBodyBytes, "max-body-bytes", "GROKGATE_MAX_BODY_BYTES", 25<<20, "largest request body accepted")
-	s.Duration(&c.upstreamTimeout, "upstream-timeout", "GROKGATE_UPSTREAM_TIMEOUT", 10*time.Minute, "longest wait for xAI to start answering")
+	s.Duration(&c.upstreamTimeout, "first-byte-timeout", "GROKGATE_FIRST_BYTE_TIMEOUT", 10*time.Minute, "longest wait for xAI's first event (streams) or whole answer")
+	s.Duration(&c.idleTimeout, "stream-idle-timeout", "GROKGATE_STREAM_IDLE_TIMEOUT", 5*time.Minute, "longest silence between upstream events once a stream began")
+	s.Duration(&c.totalTimeout, "total-timeout", "GROKGATE_TOTAL_TIMEOUT", 60*time.Minute, "longest one upstream exchange may last")
+	s.Duration(&c.heartbeat, "heartbeat", "GROKGATE_HEARTBEAT", 15*time.Second, "SSE keep-alive comment after this much upstream silence; 0 disables")
 	s.Duration(&c.connectTimeout, "connect-timeout", "GROKGATE_CONNECT_TIMEOUT", 10*time.Second, "longest wait to connect to xAI (TCP and TLS)")
 	s.Duration(&c.bodyTimeout, "body-read-timeout", "GROKGATE_BODY_READ_TIMEOUT", 60*time.Second, "longest a client may take to send its request body")
 	s.Int64(&c.upstreamAttempts, "upstream-attempts", "GROKGATE_UPSTREAM_ATTEMPTS", 3, "attempts per request before the first byte, across xAI keys")
@@ -149,7 +155,10 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 		s.errs = append(s.errs, fmt.Errorf("XAI_BASE_URL/--xai-base-url %q must be an http(s) URL such as %s", c.xaiBaseURL, xai.DefaultBaseURL))
 	}
 	s.check(c.maxBodyBytes > 0, "GROKGATE_MAX_BODY_BYTES/--max-body-bytes must be positive, got %d", c.maxBodyBytes)
-	s.check(c.upstreamTimeout > 0, "GROKGATE_UPSTREAM_TIMEOUT/--upstream-timeout must be positive, got %s", c.upstreamTimeout)
+	s.check(c.upstreamTimeout > 0, "GROKGATE_FIRST_BYTE_TIMEOUT/--first-byte-timeout must be positive, got %s", c.upstreamTimeout)
+	s.check(c.idleTimeout > 0, "GROKGATE_STREAM_IDLE_TIMEOUT/--stream-idle-timeout must be positive, got %s", c.idleTimeout)
+	s.check(c.totalTimeout > 0, "GROKGATE_TOTAL_TIMEOUT/--total-timeout must be positive, got %s", c.totalTimeout)
+	s.check(c.heartbeat >= 0, "GROKGATE_HEARTBEAT/--heartbeat must not be negative (0 disables), got %s", c.heartbeat)
 	s.check(c.bodyTimeout > 0, "GROKGATE_BODY_READ_TIMEOUT/--body-read-timeout must be positive, got %s", c.bodyTimeout)
 	s.check(c.connectTimeout > 0, "GROKGATE_CONNECT_TIMEOUT/--connect-timeout must be positive, got %s", c.connectTimeout)
 	s.check(c.upstreamAttempts >= 1 && c.upstreamAttempts <= 10, "GROKGATE_UPSTREAM_ATTEMPTS/--upstream-attempts must be 1 to 10, got %d", c.upstreamAttempts)

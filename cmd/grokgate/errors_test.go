@@ -11,7 +11,7 @@ import (
 // TestErrorContract walks every error a client can get before the first byte
 // and checks status, envelope and message; then the server still serves.
 func TestErrorContract(t *testing.T) {
-	g := startGW(t, nil, "--max-body-bytes", "4096", "--upstream-timeout", "500ms")
+	g := startGW(t, nil, "--max-body-bytes", "4096", "--first-byte-timeout", "500ms")
 	key := g.AdminKey
 	const chat = "/api/v1/chat/completions"
 	cases := []struct {

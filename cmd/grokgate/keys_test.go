@@ -154,17 +154,17 @@ func TestFirstStartPrintsOneAdminKey(t *testing.T) {
 // nothing starts listening.
 func TestConfigProblemsReportedTogether(t *testing.T) {
 	env := map[string]string{
-		"GROKGATE_ADDR":             "nonsense",
-		"XAI_BASE_URL":              "ftp://x",
-		"GROKGATE_UPSTREAM_TIMEOUT": "soon",
-		"GROKGATE_MAX_BODY_BYTES":   "-1",
-		"GROKGATE_LOG_FORMAT":       "xml",
+		"GROKGATE_ADDR":               "nonsense",
+		"XAI_BASE_URL":                "ftp://x",
+		"GROKGATE_FIRST_BYTE_TIMEOUT": "soon",
+		"GROKGATE_MAX_BODY_BYTES":     "-1",
+		"GROKGATE_LOG_FORMAT":         "xml",
 	}
 	out, err := cli(t, env, "serve", "--db", filepath.Join(t.TempDir(), "x.db"))
 	if err == nil {
 		t.Fatal("serve started with a bad configuration")
 	}
-	for _, want := range []string{"GROKGATE_ADDR", "XAI_BASE_URL", "GROKGATE_UPSTREAM_TIMEOUT", "GROKGATE_MAX_BODY_BYTES", "GROKGATE_LOG_FORMAT"} {
+	for _, want := range []string{"GROKGATE_ADDR", "XAI_BASE_URL", "GROKGATE_FIRST_BYTE_TIMEOUT", "GROKGATE_MAX_BODY_BYTES", "GROKGATE_LOG_FORMAT"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}

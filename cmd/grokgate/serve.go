@@ -47,7 +47,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	baseURL, apiKey := cfg.xaiBaseURL, cfg.xaiAPIKey
 	if apiKey == "" {
-		sim, err := startSimulator(ctx, "127.0.0.1:0", "", log)
+		// The simulator outlives the drain: streams in flight still need it.
+		simCtx, stopSim := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopSim()
+		sim, err := startSimulator(simCtx, "127.0.0.1:0", "", log)
 		if err != nil {
 			return err
 		}
@@ -66,11 +69,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	go cache.Run(ctx, keysPollInterval)
 
+	// hardStop ends what is still running when the drain deadline passes:
+	// streams get the SSE error event instead of a cut connection.
+	hardStop, endInFlight := context.WithCancel(context.WithoutCancel(ctx))
+	defer endInFlight()
 	handler := gateway.NewServer(log, gateway.Config{
-		MaxBodyBytes:    cfg.maxBodyBytes,
-		UpstreamTimeout: cfg.upstreamTimeout,
-		BodyReadTimeout: cfg.bodyTimeout,
-		Ready:           store.Ping,
+		MaxBodyBytes:      cfg.maxBodyBytes,
+		UpstreamTimeout:   cfg.upstreamTimeout,
+		StreamIdleTimeout: cfg.idleTimeout,
+		TotalTimeout:      cfg.totalTimeout,
+		Heartbeat:         cfg.heartbeat,
+		Shutdown:          hardStop,
+		BodyReadTimeout:   cfg.bodyTimeout,
+		Ready:             store.Ping,
 	}, cache, upstream)
 
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -98,9 +109,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainTimeout)
 	defer dcancel()
 	if err := srv.Shutdown(dctx); err != nil {
-		log.Warn("drain deadline passed; closing remaining connections", "err", err)
-		srv.Close()
+		log.Warn("drain deadline passed; ending the requests still in flight")
+		endInFlight()
+		// The handlers now write their error events and return; give them a
+		// moment before closing whatever is left.
+		ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer ecancel()
+		if err := srv.Shutdown(ectx); err != nil {
+			srv.Close()
+		}
 	}
+	log.Info("stopped")
 	return nil
 }
 
