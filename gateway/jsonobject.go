@@ -102,6 +102,13 @@ func editObject(body []byte, drop []string, add ...field) ([]byte, error) {
 	return append(out, '}'), nil
 }
 
+// withoutStreaming turns a streaming chat body into a non-streaming one:
+// "stream" becomes false and "stream_options" (which xAI, like OpenAI, only
+// allows on streams) goes.
+func withoutStreaming(body []byte) ([]byte, error) {
+	return editObject(body, []string{"stream_options"}, field{"stream", []byte("false")})
+}
+
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++

@@ -40,6 +40,9 @@ type Config struct {
 	Ready func(context.Context) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// VisionStream says how a streaming request with image input is answered
+	// (GROKGATE_VISION_STREAM); "" means VisionStreamFallback.
+	VisionStream VisionStream
 }
 
 const (
@@ -71,6 +74,9 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.VisionStream != VisionStreamEmulate && cfg.VisionStream != VisionStreamNative {
+		cfg.VisionStream = VisionStreamFallback
 	}
 	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux()}
 	s.bufs.New = func() any { b := make([]byte, 4096); return &b }
