@@ -12,6 +12,7 @@ func (s *Server) routes() {
 		// OpenAI's SDKs post to /images/generations; /images/generate is ours.
 		s.handle(http.MethodPost, base+"/images/generations", s.authed(s.handleImages))
 		s.handle(http.MethodPost, base+"/images/generate", s.authed(s.handleImages))
+		s.handle(http.MethodPost, base+"/vision/analyze", s.authed(s.handleVision))
 	}
 	s.handle(http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealthz))
 	s.handle(http.MethodGet, "/readyz", http.HandlerFunc(s.handleReadyz))

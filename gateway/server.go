@@ -43,11 +43,15 @@ type Config struct {
 	// VisionStream says how a streaming request with image input is answered
 	// (GROKGATE_VISION_STREAM); "" means VisionStreamFallback.
 	VisionStream VisionStream
+	// ModelInfoTTL is how long upstream's model metadata (which models take
+	// images) is trusted before it is fetched again; 0 means 10m.
+	ModelInfoTTL time.Duration
 }
 
 const (
 	defaultMaxBody         = 25 << 20
 	defaultUpstreamTimeout = 10 * time.Minute
+	defaultModelInfoTTL    = 10 * time.Minute
 	// maxUpstreamBody bounds a non-streaming upstream answer held in memory.
 	maxUpstreamBody = 64 << 20
 )
@@ -59,6 +63,8 @@ type Server struct {
 	auth Authenticator
 	up   Upstream
 	mux  *http.ServeMux
+	// models caches upstream's model metadata for the vision checks.
+	models *modelCatalog
 	// bufs recycles SSE read buffers across streams; steady-state relaying
 	// then allocates nothing per event.
 	bufs sync.Pool
@@ -78,7 +84,11 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	if cfg.VisionStream != VisionStreamEmulate && cfg.VisionStream != VisionStreamNative {
 		cfg.VisionStream = VisionStreamFallback
 	}
+	if cfg.ModelInfoTTL <= 0 {
+		cfg.ModelInfoTTL = defaultModelInfoTTL
+	}
 	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux()}
+	s.models = newModelCatalog(up, cfg.ModelInfoTTL, cfg.Now, log)
 	s.bufs.New = func() any { b := make([]byte, 4096); return &b }
 	s.routes()
 	return s.withRequestID(s.withRecovery(s.mux))

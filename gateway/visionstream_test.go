@@ -129,14 +129,16 @@ func nativeText(t *testing.T, body []byte) string {
 const ivImageChat = `{"model":"grok-4.3","stream":true,"stream_options":{"include_usage":true},"messages":[` +
 	`{"role":"user","content":[{"type":"text","text":"What is in the picture?"},{"type":"image_url","image_url":{"url":"https://example.com/cat.png"}}]}]}`
 
-// TestVisionStreamModes: stream:true with image input to /chat/completions,
-// in each GROKGATE_VISION_STREAM mode.
+// TestVisionStreamModes: stream:true with image input, to /vision/analyze
+// and to /chat/completions, in each GROKGATE_VISION_STREAM mode.
 func TestVisionStreamModes(t *testing.T) {
 	t.Parallel()
 	requests := []struct {
 		name, path, body, prompt string
 		includeUsage             bool
 	}{
+		{"vision", "/api/v1/vision/analyze", `{"image_url":"https://example.com/cat.png","prompt":"What is it?","stream":true}`, "What is it?", false},
+		{"vision+usage", "/v1/vision/analyze", `{"image_url":"https://example.com/cat.png","prompt":"What is it?","stream":true,"stream_options":{"include_usage":true}}`, "What is it?", true},
 		{"chat", "/api/v1/chat/completions", ivImageChat, "What is in the picture?", true},
 		{"chat-no-usage", "/v1/chat/completions", strings.Replace(ivImageChat, `"stream_options":{"include_usage":true},`, "", 1), "What is in the picture?", false},
 	}
@@ -243,6 +245,8 @@ func TestVisionStreamEdges(t *testing.T) {
 	}
 
 	resp, body = e.postJSON(t, "/api/v1/chat/completions", strings.Replace(ivImageChat, "What is in the picture?", `#sim{\"status\":429} x`, 1))
+	ivWantError(t, resp, body, 429, "", "Simulated upstream error")
+	resp, body = e.postJSON(t, "/api/v1/vision/analyze", `{"image_url":"https://example.com/a.png","prompt":"#sim{\"status\":429} x","stream":true}`)
 	ivWantError(t, resp, body, 429, "", "Simulated upstream error")
 
 	canned := newIV(t, gateway.Config{VisionStream: gateway.VisionStreamEmulate}, func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
