@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grokgate/grokgate/gateway"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -117,6 +118,7 @@ type serveConfig struct {
 	upstreamTimeout time.Duration
 	drainTimeout    time.Duration
 	logFormat       string
+	visionStream    gateway.VisionStream
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -129,6 +131,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Duration(&c.upstreamTimeout, "upstream-timeout", "GROKGATE_UPSTREAM_TIMEOUT", 10*time.Minute, "longest wait for xAI to start answering")
 	s.Duration(&c.drainTimeout, "drain-timeout", "GROKGATE_DRAIN_TIMEOUT", 30*time.Second, "how long a stop waits for requests in flight")
 	s.String(&c.logFormat, "log-format", "GROKGATE_LOG_FORMAT", "text", "log format: text or json")
+	var visionStream string
+	s.String(&visionStream, "vision-stream", "GROKGATE_VISION_STREAM", string(gateway.VisionStreamFallback),
+		"how a streaming request with image input is answered: fallback (complete JSON), emulate (the complete answer as SSE) or native (stream from xAI)")
 	// The xAI key is read from the environment only: a flag would show it in ps.
 	c.xaiAPIKey = strings.TrimSpace(getenv("XAI_API_KEY"))
 	if err := s.parse(args); err != nil {
@@ -145,5 +150,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.check(c.upstreamTimeout > 0, "GROKGATE_UPSTREAM_TIMEOUT/--upstream-timeout must be positive, got %s", c.upstreamTimeout)
 	s.check(c.drainTimeout >= 0, "GROKGATE_DRAIN_TIMEOUT/--drain-timeout must not be negative, got %s", c.drainTimeout)
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
+	var err error
+	c.visionStream, err = gateway.ParseVisionStream(visionStream)
+	s.check(err == nil, "GROKGATE_VISION_STREAM/--vision-stream must be fallback, emulate or native, got %q", visionStream)
 	return c, s.err()
 }

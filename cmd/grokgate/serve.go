@@ -66,6 +66,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxBodyBytes:    cfg.maxBodyBytes,
 		UpstreamTimeout: cfg.upstreamTimeout,
 		Ready:           store.Ping,
+		VisionStream:    cfg.visionStream,
 	}, cache, upstream)
 
 	ln, err := net.Listen("tcp", cfg.addr)
