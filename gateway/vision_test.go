@@ -2,8 +2,10 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -19,6 +21,8 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate/gateway"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 )
 
 // Small real images, as a client would send them.
@@ -367,5 +371,28 @@ func TestVisionJSONPassesUnknownFields(t *testing.T) {
 	ivDecodeCompletion(t, resp, body)
 	if _, _, up := sentImages(t, e); up["stream_options"] != nil || up["stream"] != nil {
 		t.Fatalf("non-streaming request sent %v", up)
+	}
+}
+
+// TestVisionOpenAIGo: the documented way to call /vision/analyze from the
+// Go SDK, which has no method for it, works and yields its completion type.
+func TestVisionOpenAIGo(t *testing.T) {
+	t.Parallel()
+	e := newIV(t, gateway.Config{}, nil)
+	client := openai.NewClient(option.WithBaseURL(e.gw.URL+"/api/v1"), option.WithAPIKey(ivKey),
+		option.WithHTTPClient(e.gw.Client()), option.WithMaxRetries(0))
+	var c openai.ChatCompletion
+	err := client.Post(context.Background(), "vision/analyze",
+		map[string]any{"image_url": "https://example.com/cat.png", "prompt": "What is this?"}, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Choices[0].Message.Content != ivSimAnswer("What is this?") {
+		t.Fatalf("%+v", c)
+	}
+	err = client.Post(context.Background(), "vision/analyze", map[string]any{"image_url": "file:///etc/passwd"}, &c)
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Code != "invalid_image_url" {
+		t.Fatalf("file URL: %v", err)
 	}
 }
