@@ -35,7 +35,8 @@ type modelCatalog struct {
 	mu        sync.Mutex
 	byID      map[string]modelMeta // ids and aliases
 	fetchedAt time.Time            // last successful fetch; zero if none
-	triedAt   time.Time            // last fetch attempt, successful or not
+	triedAt   time.Time            // end of the last fetch, successful or not
+	fetching  bool                 // a fetch is in flight
 }
 
 type modelMeta struct {
@@ -73,14 +74,19 @@ func (c *modelCatalog) lookup(ctx context.Context, id string) (modelMeta, bool) 
 // stale or lacks the model (it may be new), but not again within
 // modelInfoRetry (or the TTL, if shorter) of the last attempt, so neither a
 // failing upstream nor a misspelt model turns every request into two.
+// While a fetch is in flight, stale data answers at once; without any, the
+// caller waits for that fetch.
 func (c *modelCatalog) cached(id string) (m modelMeta, found, fetch bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m, found = c.byID[id]
 	now := c.now()
 	fresh := !c.fetchedAt.IsZero() && now.Sub(c.fetchedAt) < c.ttl
-	if fresh && found {
+	switch {
+	case fresh && found:
 		return m, true, false
+	case c.fetching:
+		return m, found, !found
 	}
 	return m, found, c.triedAt.IsZero() || now.Sub(c.triedAt) >= min(modelInfoRetry, c.ttl)
 }
@@ -96,19 +102,21 @@ type languageModels struct {
 
 func (c *modelCatalog) fetch(ctx context.Context) {
 	c.mu.Lock()
-	c.triedAt = c.now()
+	c.fetching = true
 	c.mu.Unlock()
 	byID, err := c.download(ctx)
+	c.mu.Lock()
+	c.fetching, c.triedAt = false, c.now()
+	if err == nil {
+		c.byID, c.fetchedAt = byID, c.triedAt
+	}
+	c.mu.Unlock()
 	if err != nil {
 		// Stale metadata, if any, keeps serving; without any, the vision
 		// check is skipped and xAI judges the model itself.
 		c.log.Warn("fetching model metadata from xAI failed; image-capability checks use the last known list, if any",
-			"err", err, "retry_in", modelInfoRetry.String())
-		return
+			"err", err, "retry_in", min(modelInfoRetry, c.ttl).String())
 	}
-	c.mu.Lock()
-	c.byID, c.fetchedAt = byID, c.triedAt
-	c.mu.Unlock()
 }
 
 func (c *modelCatalog) download(ctx context.Context) (map[string]modelMeta, error) {

@@ -16,6 +16,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -394,5 +395,46 @@ func TestVisionOpenAIGo(t *testing.T) {
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Code != "invalid_image_url" {
 		t.Fatalf("file URL: %v", err)
+	}
+}
+
+// TestVisionModelMetadataConcurrent: requests arriving together while the
+// model list is being fetched wait for that one fetch.
+func TestVisionModelMetadataConcurrent(t *testing.T) {
+	t.Parallel()
+	e := newIV(t, gateway.Config{}, func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
+		if r.URL.Path == "/v1/language-models" {
+			time.Sleep(50 * time.Millisecond)
+		}
+		return false
+	})
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for range 8 {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodPost, e.gw.URL+"/api/v1/vision/analyze",
+				strings.NewReader(`{"image_url":"https://example.com/a.png","model":"grok-3"}`))
+			req.Header.Set("Authorization", "Bearer "+ivKey)
+			resp, err := e.gw.Client().Do(req)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				errs <- fmt.Sprintf("status %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := len(e.upstream("/language-models")); n != 1 {
+		t.Fatalf("%d fetches of the model list, want 1", n)
+	}
+	if n := len(e.upstream("/chat/completions")); n != 0 {
+		t.Fatalf("%d text-only requests went upstream", n)
 	}
 }
