@@ -23,6 +23,11 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, e, nil)
 		return
 	}
+	s.serveChat(w, r, body)
+}
+
+// serveChat answers a chat completion body; /vision/analyze ends here too.
+func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte) {
 	req, e := parseChat(body)
 	if e != nil {
 		s.fail(w, r, e, nil)
@@ -38,17 +43,26 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	defer cancel(nil)
 	defer timer.Stop()
 
+	stream, body, e := s.visionStreaming(w, req, body)
+	if e != nil {
+		s.fail(w, r, e, nil)
+		return
+	}
 	resp, err := s.up.Do(ctx, http.MethodPost, "/chat/completions", body)
 	if err != nil {
 		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
 		return
 	}
 	defer resp.Body.Close()
-	if req.stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
+	if stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
 		s.relay(w, r, ctx, cancel, resp, timer)
 		return
 	}
-	s.forwardJSON(w, r, ctx, resp, req.stream)
+	if req.stream && !stream && s.cfg.VisionStream == VisionStreamEmulate {
+		s.emulateStream(w, r, ctx, resp, req.includeUsage)
+		return
+	}
+	s.forwardJSON(w, r, ctx, resp, stream)
 }
 
 // upstreamContext derives the context of an upstream exchange from the

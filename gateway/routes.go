@@ -9,6 +9,10 @@ func (s *Server) routes() {
 	for _, base := range []string{"/api/v1", "/v1"} {
 		s.handle(http.MethodPost, base+"/chat/completions", s.authed(s.handleChat))
 		s.handle(http.MethodGet, base+"/models", s.authed(s.handleModels))
+		// OpenAI's SDKs post to /images/generations; /images/generate is ours.
+		s.handle(http.MethodPost, base+"/images/generations", s.authed(s.handleImages))
+		s.handle(http.MethodPost, base+"/images/generate", s.authed(s.handleImages))
+		s.handle(http.MethodPost, base+"/vision/analyze", s.authed(s.handleVision))
 	}
 	s.handle(http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealthz))
 	s.handle(http.MethodGet, "/readyz", http.HandlerFunc(s.handleReadyz))

@@ -56,11 +56,18 @@ type Config struct {
 	Ready func(context.Context) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// VisionStream says how a streaming request with image input is answered
+	// (GROKGATE_VISION_STREAM); "" means VisionStreamFallback.
+	VisionStream VisionStream
+	// ModelInfoTTL is how long upstream's model metadata (which models take
+	// images) is trusted before it is fetched again; 0 means 10m.
+	ModelInfoTTL time.Duration
 }
 
 const (
 	defaultMaxBody         = 25 << 20
 	defaultUpstreamTimeout = 10 * time.Minute
+	defaultModelInfoTTL    = 10 * time.Minute
 	// maxUpstreamBody bounds a non-streaming upstream answer held in memory.
 	maxUpstreamBody = 64 << 20
 )
@@ -72,6 +79,8 @@ type Server struct {
 	auth Authenticator
 	up   Upstream
 	mux  *http.ServeMux
+	// models caches upstream's model metadata for the vision checks.
+	models *modelCatalog
 	// bufs recycles SSE read buffers across streams; steady-state relaying
 	// then allocates nothing per event.
 	bufs sync.Pool
@@ -100,7 +109,14 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.VisionStream != VisionStreamEmulate && cfg.VisionStream != VisionStreamNative {
+		cfg.VisionStream = VisionStreamFallback
+	}
+	if cfg.ModelInfoTTL <= 0 {
+		cfg.ModelInfoTTL = defaultModelInfoTTL
+	}
 	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux()}
+	s.models = newModelCatalog(up, cfg.ModelInfoTTL, cfg.Now, log)
 	s.bufs.New = func() any { b := make([]byte, 4096); return &b }
 	s.routes()
 	return s.withRequestID(s.withRecovery(s.withCleanPath(s.mux)))

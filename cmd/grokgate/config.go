@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grokgate/grokgate/gateway"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -123,6 +124,7 @@ type serveConfig struct {
 	upstreamAttempts int64
 	drainTimeout     time.Duration
 	logFormat        string
+	visionStream     gateway.VisionStream
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -141,6 +143,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Int64(&c.upstreamAttempts, "upstream-attempts", "GROKGATE_UPSTREAM_ATTEMPTS", 3, "attempts per request before the first byte, across xAI keys")
 	s.Duration(&c.drainTimeout, "drain-timeout", "GROKGATE_DRAIN_TIMEOUT", 30*time.Second, "how long a stop waits for requests in flight")
 	s.String(&c.logFormat, "log-format", "GROKGATE_LOG_FORMAT", "text", "log format: text or json")
+	var visionStream string
+	s.String(&visionStream, "vision-stream", "GROKGATE_VISION_STREAM", string(gateway.VisionStreamFallback),
+		"how a streaming request with image input is answered: fallback (complete JSON), emulate (the complete answer as SSE) or native (stream from xAI)")
 	// The xAI keys are read from the environment only: a flag would show them
 	// in ps. Several keys, comma-separated, are rotated with failover.
 	c.xaiAPIKey = strings.TrimSpace(getenv("XAI_API_KEY"))
@@ -164,5 +169,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.check(c.upstreamAttempts >= 1 && c.upstreamAttempts <= 10, "GROKGATE_UPSTREAM_ATTEMPTS/--upstream-attempts must be 1 to 10, got %d", c.upstreamAttempts)
 	s.check(c.drainTimeout >= 0, "GROKGATE_DRAIN_TIMEOUT/--drain-timeout must not be negative, got %s", c.drainTimeout)
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
+	var err error
+	c.visionStream, err = gateway.ParseVisionStream(visionStream)
+	s.check(err == nil, "GROKGATE_VISION_STREAM/--vision-stream must be fallback, emulate or native, got %q", visionStream)
 	return c, s.err()
 }

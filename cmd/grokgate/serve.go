@@ -82,6 +82,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Shutdown:          hardStop,
 		BodyReadTimeout:   cfg.bodyTimeout,
 		Ready:             store.Ping,
+		VisionStream:      cfg.visionStream,
 	}, cache, upstream)
 
 	ln, err := net.Listen("tcp", cfg.addr)

@@ -1,0 +1,48 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+
+	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/xai"
+)
+
+// headerStreamFallback marks an answer to a streaming request that was
+// produced without upstream streaming.
+const headerStreamFallback = "X-Stream-Fallback"
+
+// upstreamAnswer reads a non-streaming upstream answer and maps every
+// failure (transport, size, status, xAI's 200-with-error body) to the error
+// the client sees; cause is internal detail for the log.
+func upstreamAnswer(r *http.Request, ctx context.Context, resp *http.Response) (body []byte, e *openai.Error, cause error) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+	if err != nil {
+		return nil, upstreamFailure(ctx, r.Context(), err), err
+	}
+	if len(body) > maxUpstreamBody {
+		return nil, &openai.Error{Status: http.StatusBadGateway, Code: "upstream_response_too_large",
+			Message: "xAI's answer was larger than the gateway can relay."}, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, xai.StatusError(resp.StatusCode, body), nil
+	}
+	if _, _, isErr := xai.ParseError(body); isErr {
+		return nil, xai.StatusError(http.StatusOK, body), nil
+	}
+	return body, nil, nil
+}
+
+func badUpstream(what string) *openai.Error {
+	return &openai.Error{Status: http.StatusBadGateway, Type: openai.TypeUpstream, Code: "upstream_bad_response",
+		Message: "xAI's answer was not " + what + "; try again."}
+}
+
+func nullToNil(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	return raw
+}

@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+)
+
+const (
+	// modelInfoFetchTimeout bounds one metadata fetch; it is shared by every
+	// request waiting for it, so it does not follow any one client.
+	modelInfoFetchTimeout = 10 * time.Second
+	// modelInfoRetry spaces fetches after a failure or a miss.
+	modelInfoRetry = 30 * time.Second
+)
+
+// modelCatalog caches which upstream models accept image input, learnt from
+// xAI's GET /language-models (its input_modalities, which the wire notes say
+// to trust over any built-in table).
+type modelCatalog struct {
+	up  Upstream
+	ttl time.Duration
+	now func() time.Time
+	log *slog.Logger
+	// sem admits one fetch at a time; others wait for its result, or for
+	// their own client to give up.
+	sem chan struct{}
+
+	mu        sync.Mutex
+	byID      map[string]modelMeta // ids and aliases
+	fetchedAt time.Time            // last successful fetch; zero if none
+	triedAt   time.Time            // end of the last fetch, successful or not
+	fetching  bool                 // a fetch is in flight
+}
+
+type modelMeta struct {
+	id    string // canonical id
+	image bool   // accepts image input
+}
+
+func newModelCatalog(up Upstream, ttl time.Duration, now func() time.Time, log *slog.Logger) *modelCatalog {
+	return &modelCatalog{up: up, ttl: ttl, now: now, log: log, sem: make(chan struct{}, 1)}
+}
+
+// lookup returns what upstream says about model id. found is false when
+// the model is not listed or no metadata could be had; the caller then lets
+// xAI judge the request itself.
+func (c *modelCatalog) lookup(ctx context.Context, id string) (modelMeta, bool) {
+	m, found, fetch := c.cached(id)
+	if !fetch {
+		return m, found
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return m, found
+	}
+	defer func() { <-c.sem }()
+	// Another request may have fetched while this one waited.
+	if m, found, fetch = c.cached(id); fetch {
+		c.fetch(ctx)
+		m, found, _ = c.cached(id)
+	}
+	return m, found
+}
+
+// cached answers from memory and says whether to fetch: when the list is
+// stale or lacks the model (it may be new), but not again within
+// modelInfoRetry (or the TTL, if shorter) of the last attempt, so neither a
+// failing upstream nor a misspelt model turns every request into two.
+// While a fetch is in flight, stale data answers at once; without any, the
+// caller waits for that fetch.
+func (c *modelCatalog) cached(id string) (m modelMeta, found, fetch bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, found = c.byID[id]
+	now := c.now()
+	fresh := !c.fetchedAt.IsZero() && now.Sub(c.fetchedAt) < c.ttl
+	switch {
+	case fresh && found:
+		return m, true, false
+	case c.fetching:
+		return m, found, !found
+	}
+	return m, found, c.triedAt.IsZero() || now.Sub(c.triedAt) >= min(modelInfoRetry, c.ttl)
+}
+
+// languageModels is the part of xAI's GET /language-models answer used here.
+type languageModels struct {
+	Models []struct {
+		ID              string   `json:"id"`
+		Aliases         []string `json:"aliases"`
+		InputModalities []string `json:"input_modalities"`
+	} `json:"models"`
+}
+
+func (c *modelCatalog) fetch(ctx context.Context) {
+	c.mu.Lock()
+	c.fetching = true
+	c.mu.Unlock()
+	byID, err := c.download(ctx)
+	c.mu.Lock()
+	c.fetching, c.triedAt = false, c.now()
+	if err == nil {
+		c.byID, c.fetchedAt = byID, c.triedAt
+	}
+	c.mu.Unlock()
+	if err != nil {
+		// Stale metadata, if any, keeps serving; without any, the vision
+		// check is skipped and xAI judges the model itself.
+		c.log.Warn("fetching model metadata from xAI failed; image-capability checks use the last known list, if any",
+			"err", err, "retry_in", min(modelInfoRetry, c.ttl).String())
+	}
+}
+
+func (c *modelCatalog) download(ctx context.Context) (map[string]modelMeta, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), modelInfoFetchTimeout)
+	defer cancel()
+	resp, err := c.up.Do(ctx, http.MethodGet, "/language-models", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /language-models: status %d", resp.StatusCode)
+	}
+	var lm languageModels
+	if err := json.Unmarshal(body, &lm); err != nil {
+		return nil, fmt.Errorf("GET /language-models: %w", err)
+	}
+	if len(lm.Models) == 0 {
+		return nil, fmt.Errorf("GET /language-models: no models listed")
+	}
+	byID := make(map[string]modelMeta, 2*len(lm.Models))
+	for _, m := range lm.Models {
+		meta := modelMeta{id: m.ID}
+		for _, in := range m.InputModalities {
+			meta.image = meta.image || in == "image"
+		}
+		byID[m.ID] = meta
+		for _, a := range m.Aliases {
+			byID[a] = meta
+		}
+	}
+	return byID, nil
+}
+
+// visionModels lists the canonical ids that accept images, for messages.
+func (c *modelCatalog) visionModels() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range c.byID {
+		if m.image && !seen[m.id] {
+			seen[m.id] = true
+			out = append(out, m.id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
