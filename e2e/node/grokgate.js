@@ -21,14 +21,14 @@ const BUILD_TIMEOUT_MS = 5 * 60_000;
 const LOG_TAIL_BYTES = 16 << 10;
 
 /**
- * Builds (or locates) grokgate and starts `grokgate serve`.
+ * Builds (or locates) grokgate and starts `grokgate serve` with extraArgs.
  * Resolves once the server has printed its listening line.
  */
-export async function startGrokgate() {
+export async function startGrokgate(extraArgs = []) {
   const dir = await mkdtemp(path.join(tmpdir(), 'grokgate-e2e-node-'));
   try {
     const bin = await grokgateBinary(dir);
-    return await launch(bin, dir);
+    return await launch(bin, dir, extraArgs);
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -57,14 +57,14 @@ async function grokgateBinary(dir) {
   return bin;
 }
 
-function launch(bin, dir) {
+function launch(bin, dir, extraArgs) {
   // A clean environment for grokgate's own settings: no XAI_API_KEY means the
   // built-in simulator, and stray GROKGATE_* variables must not change the run.
   const env = { ...process.env };
   for (const name of Object.keys(env)) {
     if (name === 'XAI_API_KEY' || name === 'XAI_BASE_URL' || name.startsWith('GROKGATE_')) delete env[name];
   }
-  const child = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--db', path.join(dir, 'test.db')], {
+  const child = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--db', path.join(dir, 'test.db'), ...extraArgs], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
