@@ -16,7 +16,7 @@ import (
 // Authenticator resolves a presented gateway key.
 type Authenticator interface {
 	// Authenticate returns the key for secret, or an error from package keys
-	// (ErrMissing, ErrInvalid, ErrRevoked).
+	// (ErrMissing, ErrInvalid, ErrRevoked, ErrExpired).
 	Authenticate(ctx context.Context, secret string) (*grokgate.Key, error)
 }
 
