@@ -31,6 +31,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 	defer s.bufs.Put(bp)
 	sc := sse.NewScanner(resp.Body, *bp, 0)
 	rc := http.NewResponseController(w)
+	m := meterFrom(r.Context())
 	started := false
 	var scratch []byte // only for events that are not a single data line
 	for sc.Scan() {
@@ -44,10 +45,12 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 			if !started {
 				// [DONE] with nothing before it: nothing to relay but the end.
 				s.startStream(w, timer)
+				m.started(s.cfg.Now())
 				started = true
 			}
-			w.Write(ev)
-			rc.Flush()
+			if _, err := w.Write(ev); err == nil && rc.Flush() == nil {
+				m.complete()
+			}
 			drain(sc)
 			return
 		}
@@ -62,8 +65,17 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 				return
 			}
 		}
+		if m.observe(data) {
+			// The usage chunk the client did not ask for: withheld, but
+			// what was written before it must not wait in the buffer.
+			if started && !sc.Buffered() {
+				rc.Flush()
+			}
+			continue
+		}
 		if !started {
 			s.startStream(w, timer)
+			m.started(s.cfg.Now())
 			started = true
 		}
 		if _, err := w.Write(ev); err != nil {

@@ -40,6 +40,11 @@ type Config struct {
 	Ready func(context.Context) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Usage receives one record per chat completion request; nil records
+	// nothing.
+	Usage UsageRecorder
+	// Admin backs the /admin/v1 API; nil leaves the admin API out.
+	Admin AdminStore
 }
 
 const (
