@@ -116,6 +116,7 @@ type serveConfig struct {
 	maxBodyBytes    int64
 	upstreamTimeout time.Duration
 	drainTimeout    time.Duration
+	flushTimeout    time.Duration
 	logFormat       string
 }
 
@@ -123,11 +124,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	var c serveConfig
 	s := newSettings("serve", getenv, stderr)
 	s.String(&c.addr, "addr", "GROKGATE_ADDR", "127.0.0.1:8080", "address to listen on")
-	s.String(&c.db, "db", "GROKGATE_DB", "grokgate.db", "SQLite database file")
+	s.String(&c.db, "db", "GROKGATE_DB", "grokgate.db", dbHelp)
 	s.String(&c.xaiBaseURL, "xai-base-url", "XAI_BASE_URL", xai.DefaultBaseURL, "xAI API base URL")
 	s.Int64(&c.maxBodyBytes, "max-body-bytes", "GROKGATE_MAX_BODY_BYTES", 25<<20, "largest request body accepted")
 	s.Duration(&c.upstreamTimeout, "upstream-timeout", "GROKGATE_UPSTREAM_TIMEOUT", 10*time.Minute, "longest wait for xAI to start answering")
 	s.Duration(&c.drainTimeout, "drain-timeout", "GROKGATE_DRAIN_TIMEOUT", 30*time.Second, "how long a stop waits for requests in flight")
+	s.Duration(&c.flushTimeout, "usage-flush-timeout", "GROKGATE_USAGE_FLUSH_TIMEOUT", 15*time.Second, "how long a stop waits to write the last usage records")
 	s.String(&c.logFormat, "log-format", "GROKGATE_LOG_FORMAT", "text", "log format: text or json")
 	// The xAI key is read from the environment only: a flag would show it in ps.
 	c.xaiAPIKey = strings.TrimSpace(getenv("XAI_API_KEY"))
@@ -137,13 +139,14 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	if _, port, err := net.SplitHostPort(c.addr); err != nil || port == "" {
 		s.errs = append(s.errs, fmt.Errorf("GROKGATE_ADDR/--addr %q must be HOST:PORT, such as 127.0.0.1:8080", c.addr))
 	}
-	s.check(c.db != "", "GROKGATE_DB/--db must name a database file")
+	checkDB(s, c.db)
 	if u, err := url.Parse(c.xaiBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		s.errs = append(s.errs, fmt.Errorf("XAI_BASE_URL/--xai-base-url %q must be an http(s) URL such as %s", c.xaiBaseURL, xai.DefaultBaseURL))
 	}
 	s.check(c.maxBodyBytes > 0, "GROKGATE_MAX_BODY_BYTES/--max-body-bytes must be positive, got %d", c.maxBodyBytes)
 	s.check(c.upstreamTimeout > 0, "GROKGATE_UPSTREAM_TIMEOUT/--upstream-timeout must be positive, got %s", c.upstreamTimeout)
 	s.check(c.drainTimeout >= 0, "GROKGATE_DRAIN_TIMEOUT/--drain-timeout must not be negative, got %s", c.drainTimeout)
+	s.check(c.flushTimeout > 0, "GROKGATE_USAGE_FLUSH_TIMEOUT/--usage-flush-timeout must be positive, got %s", c.flushTimeout)
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
 	return c, s.err()
 }
