@@ -32,10 +32,130 @@ type Key struct {
 	CreatedAt time.Time // UTC
 	// RevokedAt is the zero time while the key is active.
 	RevokedAt time.Time
+	// AllowedModels lists the model ids the key may request, exactly as a
+	// client names them; empty means every model.
+	AllowedModels []string
+	// ExpiresAt is the zero time for a key that never expires.
+	ExpiresAt time.Time
 }
 
 // Active reports whether the key may be used at time now.
-func (k *Key) Active(now time.Time) bool { return k.RevokedAt.IsZero() }
+func (k *Key) Active(now time.Time) bool { return k.RevokedAt.IsZero() && !k.Expired(now) }
+
+// Expired reports whether the key's expiry has passed at time now.
+func (k *Key) Expired(now time.Time) bool { return !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) }
+
+// Allows reports whether the key may request model.
+func (k *Key) Allows(model string) bool {
+	if len(k.AllowedModels) == 0 {
+		return true
+	}
+	for _, m := range k.AllowedModels {
+		if m == model {
+			return true
+		}
+	}
+	return false
+}
+
+// KeyUpdate changes some of a key's fields; nil fields stay as they are.
+type KeyUpdate struct {
+	Name          *string
+	AllowedModels *[]string  // an empty list allows every model
+	ExpiresAt     *time.Time // the zero time removes the expiry
+}
 
 // ErrNotFound is returned by stores when a looked-up record does not exist.
 var ErrNotFound = errors.New("not found")
+
+// Outcome says how a request ended, for the usage ledger.
+type Outcome string
+
+const (
+	// OutcomeCompleted: the whole answer reached the client.
+	OutcomeCompleted Outcome = "completed"
+	// OutcomeClientCanceled: the client went away before the answer was complete.
+	OutcomeClientCanceled Outcome = "client_canceled"
+	// OutcomeUpstreamError: xAI answered with an error, broke off a stream,
+	// could not be reached or did not answer in time.
+	OutcomeUpstreamError Outcome = "upstream_error"
+	// OutcomeRejected: the gateway refused the request before sending it
+	// upstream (invalid body, model not allowed for the key, too large).
+	OutcomeRejected Outcome = "rejected"
+	// OutcomeInternalError: the gateway itself failed.
+	OutcomeInternalError Outcome = "internal_error"
+)
+
+// Record is one line of the usage ledger: one per metered request,
+// whatever its outcome.
+type Record struct {
+	Time           time.Time // when the request arrived, UTC
+	RequestID      string    // the gateway's X-Request-Id; unique, so a record is never counted twice
+	KeyID          string
+	Route          string // API route without its base, such as "/chat/completions"
+	RequestedModel string // the model the client asked for
+	Model          string // the model xAI says answered (aliases resolved); "" if unknown
+	Stream         bool
+	Fallback       bool // the gateway answered a stream request without upstream streaming
+	Status         int  // HTTP status the client got (499: it went away)
+	Outcome        Outcome
+	// Token counts as xAI reports them: CompletionTokens excludes
+	// ReasoningTokens; CachedTokens is part of PromptTokens.
+	PromptTokens     int64
+	CompletionTokens int64
+	ReasoningTokens  int64
+	CachedTokens     int64
+	CostTicks        int64 // xAI's cost_in_usd_ticks; 10^10 ticks = 1 USD
+	// Estimated marks token counts the gateway estimated because xAI's
+	// usage never arrived (see the README); CostTicks is then 0.
+	Estimated  bool
+	Latency    time.Duration // arrival to last byte
+	TTFB       time.Duration // arrival to first byte of a stream; 0 otherwise
+	UpstreamID string        // the completion "id" xAI gave; "" if none
+}
+
+// GroupBy names how usage is aggregated.
+type GroupBy string
+
+const (
+	GroupByKey   GroupBy = "key"
+	GroupByModel GroupBy = "model" // the resolved model, else the requested one
+	GroupByDay   GroupBy = "day"   // UTC calendar day, YYYY-MM-DD
+)
+
+// Valid reports whether g is a known grouping.
+func (g GroupBy) Valid() bool { return g == GroupByKey || g == GroupByModel || g == GroupByDay }
+
+// Field is the name of the group's field in the admin API's answer.
+func (g GroupBy) Field() string {
+	if g == GroupByKey {
+		return "key_id"
+	}
+	return string(g)
+}
+
+// UsageQuery selects records with From <= Time < To (a zero bound is open)
+// and aggregates them by GroupBy.
+type UsageQuery struct {
+	GroupBy GroupBy
+	From    time.Time
+	To      time.Time
+}
+
+// UsageTotals is one aggregate row.
+type UsageTotals struct {
+	Group            string // key id, model or day, per the query's GroupBy
+	Requests         int64
+	Completed        int64 // requests whose outcome is completed
+	Estimated        int64 // requests whose tokens were estimated
+	PromptTokens     int64
+	CompletionTokens int64
+	ReasoningTokens  int64
+	CachedTokens     int64
+	CostTicks        int64
+}
+
+// TotalTokens follows xAI's arithmetic: prompt + completion + reasoning.
+func (u UsageTotals) TotalTokens() int64 {
+	return u.PromptTokens + u.CompletionTokens + u.ReasoningTokens
+}

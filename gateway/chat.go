@@ -35,6 +35,12 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte) 
 	}
 	info := infoFrom(r.Context())
 	info.model, info.stream = req.model, req.stream
+	if e := modelNotAllowed(info.key, req.model); e != nil {
+		s.fail(w, r, e, nil)
+		return
+	}
+	m := meterFrom(r.Context())
+	body = m.prepare(s, body, req.stream, req.includeUsage)
 
 	// The upstream context derives from the client's, so a client that goes
 	// away cancels the upstream request at once; the timer adds the deadline
@@ -48,12 +54,17 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte) 
 		s.fail(w, r, e, nil)
 		return
 	}
+	if req.stream && !stream {
+		markFallback(r)
+	}
 	resp, err := s.up.Do(ctx, http.MethodPost, "/chat/completions", body)
 	if err != nil {
+		m.sendFailed(ctx, r.Context())
 		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
 		return
 	}
 	defer resp.Body.Close()
+	m.answered(resp.StatusCode)
 	if stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
 		s.relay(w, r, ctx, cancel, resp, timer)
 		return
@@ -157,6 +168,7 @@ func (s *Server) forwardJSON(w http.ResponseWriter, r *http.Request, ctx context
 	// cheap check spares a JSON parse of every good answer.
 	if !bytes.Contains(body, []byte(`"choices"`)) {
 		if _, _, isErr := xai.ParseError(body); isErr || stream {
+			meterFrom(r.Context()).refusedBody()
 			e := xai.StatusError(http.StatusOK, body)
 			if !isErr {
 				e = &openai.Error{Status: http.StatusBadGateway, Code: "upstream_bad_response",
@@ -166,10 +178,14 @@ func (s *Server) forwardJSON(w http.ResponseWriter, r *http.Request, ctx context
 			return
 		}
 	}
+	m := meterFrom(r.Context())
+	m.completion(body)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	if _, err := w.Write(body); err == nil {
+		m.complete()
+	}
 }
 
 func isEventStream(h http.Header) bool {

@@ -182,6 +182,9 @@ func authError(err error) *openai.Error {
 	case errors.Is(err, keys.ErrRevoked):
 		e.Code = "revoked_api_key"
 		e.Message = "This API key has been revoked. Ask the grokgate operator for a new one."
+	case errors.Is(err, keys.ErrExpired):
+		e.Code = "expired_api_key"
+		e.Message = "This API key has expired. Ask the grokgate operator to extend it or for a new one."
 	default:
 		e.Message = "Invalid API key. Check the key you were given by the grokgate operator (it starts with \"gg-\")."
 	}

@@ -36,7 +36,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
 	sc := sse.NewScanner(resp.Body, *bp, 0)
-	out := &sseOut{s: s, w: w, rc: http.NewResponseController(w), firstByte: firstByte}
+	out := &sseOut{s: s, w: w, rc: http.NewResponseController(w), firstByte: firstByte, m: meterFrom(r.Context())}
 	defer out.close()
 	if s.cfg.Heartbeat > 0 {
 		out.heartbeat = time.AfterFunc(s.cfg.Heartbeat, out.beat)
@@ -55,7 +55,9 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 			data = scratch
 		}
 		if bytes.Equal(data, doneData) {
-			out.write(ev, true)
+			if out.write(ev, true) {
+				out.m.complete()
+			}
 			drain(sc)
 			return
 		}
@@ -68,6 +70,14 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 				}
 				return
 			}
+		}
+		if out.m.observe(data) {
+			// The usage chunk the client did not ask for: withheld, but
+			// what was written before it must not wait in the buffer.
+			if !sc.Buffered() {
+				out.flush()
+			}
+			continue
 		}
 		if !out.write(ev, !sc.Buffered()) {
 			return // the client is gone; its context cancels upstream
@@ -112,6 +122,8 @@ type sseOut struct {
 	rc        *http.ResponseController
 	firstByte *time.Timer
 	heartbeat *time.Timer // nil when heartbeats are off
+	m         *meter      // usage metering of this request
+	metered   bool        // m knows the first event was sent
 
 	mu      sync.Mutex
 	started bool
@@ -151,6 +163,10 @@ func (o *sseOut) write(ev []byte, flush bool) bool {
 		o.broken = true
 		return false
 	}
+	if !o.metered {
+		o.m.started(o.s.cfg.Now())
+		o.metered = true
+	}
 	if flush {
 		if err := o.rc.Flush(); err != nil {
 			o.broken = true
@@ -162,6 +178,15 @@ func (o *sseOut) write(ev []byte, flush bool) bool {
 		}
 	}
 	return true
+}
+
+// flush sends what was written, if the stream has begun.
+func (o *sseOut) flush() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.started && !o.broken && o.rc.Flush() != nil {
+		o.broken = true
+	}
 }
 
 // beat writes an SSE comment during upstream silence so proxies and load

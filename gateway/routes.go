@@ -1,18 +1,32 @@
 package gateway
 
-import "net/http"
+import (
+	"net/http"
+	"sort"
+	"strings"
+)
 
 // routes is the whole API surface. Each OpenAI-compatible route is served at
 // /api/v1 (grokgate's documented base URL) and at /v1, where clients that
 // assume OpenAI's layout post.
 func (s *Server) routes() {
 	for _, base := range []string{"/api/v1", "/v1"} {
-		s.handle(http.MethodPost, base+"/chat/completions", s.authed(s.handleChat))
+		s.handle(http.MethodPost, base+"/chat/completions", s.authed(s.metered("/chat/completions", s.handleChat)))
 		s.handle(http.MethodGet, base+"/models", s.authed(s.handleModels))
 		// OpenAI's SDKs post to /images/generations; /images/generate is ours.
 		s.handle(http.MethodPost, base+"/images/generations", s.authed(s.handleImages))
 		s.handle(http.MethodPost, base+"/images/generate", s.authed(s.handleImages))
-		s.handle(http.MethodPost, base+"/vision/analyze", s.authed(s.handleVision))
+		s.handle(http.MethodPost, base+"/vision/analyze", s.authed(s.metered("/vision/analyze", s.handleVision)))
+	}
+	if s.cfg.Admin != nil {
+		// The admin API (gateway/admin.go): admin-role keys only.
+		admin := func(h http.HandlerFunc) http.Handler { return s.authed(s.adminOnly(h)) }
+		s.handleMethods("/admin/v1/keys", map[string]http.Handler{
+			http.MethodGet: admin(s.handleListKeys), http.MethodPost: admin(s.handleCreateKey)})
+		s.handleMethods("/admin/v1/keys/{id}", map[string]http.Handler{
+			http.MethodGet: admin(s.handleGetKey), http.MethodPatch: admin(s.handleUpdateKey)})
+		s.handle(http.MethodPost, "/admin/v1/keys/{id}/revoke", admin(s.handleRevokeKey))
+		s.handle(http.MethodGet, "/admin/v1/usage", admin(s.handleUsage))
 	}
 	s.handle(http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealthz))
 	s.handle(http.MethodGet, "/readyz", http.HandlerFunc(s.handleReadyz))
@@ -24,4 +38,16 @@ func (s *Server) routes() {
 func (s *Server) handle(method, path string, h http.Handler) {
 	s.mux.Handle(method+" "+path, h)
 	s.mux.Handle(path, s.methodNotAllowed(method))
+}
+
+// handleMethods registers several methods on one path, with the same 405
+// for any other method as handle.
+func (s *Server) handleMethods(path string, hs map[string]http.Handler) {
+	allowed := make([]string, 0, len(hs))
+	for method, h := range hs {
+		s.mux.Handle(method+" "+path, h)
+		allowed = append(allowed, method)
+	}
+	sort.Strings(allowed)
+	s.mux.Handle(path, s.methodNotAllowed(strings.Join(allowed, ", ")))
 }

@@ -16,7 +16,7 @@ import (
 // Authenticator resolves a presented gateway key.
 type Authenticator interface {
 	// Authenticate returns the key for secret, or an error from package keys
-	// (ErrMissing, ErrInvalid, ErrRevoked).
+	// (ErrMissing, ErrInvalid, ErrRevoked, ErrExpired).
 	Authenticate(ctx context.Context, secret string) (*grokgate.Key, error)
 }
 
@@ -62,6 +62,11 @@ type Config struct {
 	// ModelInfoTTL is how long upstream's model metadata (which models take
 	// images) is trusted before it is fetched again; 0 means 10m.
 	ModelInfoTTL time.Duration
+	// Usage receives one record per chat completion request; nil records
+	// nothing.
+	Usage UsageRecorder
+	// Admin backs the /admin/v1 API; nil leaves the admin API out.
+	Admin AdminStore
 }
 
 const (

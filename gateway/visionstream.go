@@ -98,6 +98,8 @@ func (s *Server) emulateStream(w http.ResponseWriter, r *http.Request, ctx conte
 		s.fail(w, r, e, cause)
 		return
 	}
+	m := meterFrom(r.Context())
+	m.completion(body)
 	events, err := streamEvents(body, includeUsage)
 	if err != nil {
 		s.fail(w, r, badUpstream("a chat completion"), err)
@@ -108,8 +110,9 @@ func (s *Server) emulateStream(w http.ResponseWriter, r *http.Request, ctx conte
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	w.Write(events)
-	http.NewResponseController(w).Flush()
+	if _, err := w.Write(events); err == nil && http.NewResponseController(w).Flush() == nil {
+		m.complete()
+	}
 }
 
 var errNoChoices = errors.New("completion has no choices")

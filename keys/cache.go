@@ -28,6 +28,7 @@ var (
 	ErrMissing = errors.New("missing API key")
 	ErrInvalid = errors.New("invalid API key")
 	ErrRevoked = errors.New("revoked API key")
+	ErrExpired = errors.New("expired API key")
 )
 
 // Cache authenticates secrets against an in-memory snapshot of the store's
@@ -119,8 +120,11 @@ func (c *Cache) Authenticate(ctx context.Context, secret string) (*grokgate.Key,
 	if subtle.ConstantTimeCompare(k.Hash[:], h[:]) != 1 {
 		return nil, ErrInvalid
 	}
-	if !k.Active(c.now()) {
+	if !k.RevokedAt.IsZero() {
 		return nil, ErrRevoked
+	}
+	if k.Expired(c.now()) {
+		return nil, ErrExpired
 	}
 	return k, nil
 }

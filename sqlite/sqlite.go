@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -110,9 +111,14 @@ func (s *DB) apply(ctx context.Context, version int, body string) error {
 // CreateKey stores a new key.
 func (s *DB) CreateKey(ctx context.Context, k grokgate.Key) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO keys (id, name, prefix, hash, role, created_at, revoked_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			k.ID, k.Name, k.Prefix, k.Hash[:], string(k.Role), k.CreatedAt.UnixMicro(), nullTime(k.RevokedAt))
+		models, err := modelsJSON(k.AllowedModels)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO keys (id, name, prefix, hash, role, created_at, revoked_at, allowed_models, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			k.ID, k.Name, k.Prefix, k.Hash[:], string(k.Role), k.CreatedAt.UnixMicro(), nullTime(k.RevokedAt),
+			models, nullTime(k.ExpiresAt))
 		return err
 	})
 }
@@ -155,7 +161,7 @@ func (s *DB) KeysGeneration(ctx context.Context) (int64, error) {
 	return g, err
 }
 
-const keyColumns = `id, name, prefix, hash, role, created_at, revoked_at`
+const keyColumns = `id, name, prefix, hash, role, created_at, revoked_at, allowed_models, expires_at`
 
 // ListKeys returns all keys, oldest first.
 func (s *DB) ListKeys(ctx context.Context) ([]grokgate.Key, error) {
@@ -193,9 +199,20 @@ func scanKey(row scanner) (grokgate.Key, error) {
 		role    string
 		created int64
 		revoked sql.NullInt64
+		models  string
+		expires sql.NullInt64
 	)
-	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &hash, &role, &created, &revoked); err != nil {
+	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &hash, &role, &created, &revoked, &models, &expires); err != nil {
 		return k, err
+	}
+	if err := json.Unmarshal([]byte(models), &k.AllowedModels); err != nil {
+		return k, fmt.Errorf("key %s: allowed_models: %w", k.ID, err)
+	}
+	if len(k.AllowedModels) == 0 {
+		k.AllowedModels = nil
+	}
+	if expires.Valid {
+		k.ExpiresAt = time.UnixMicro(expires.Int64).UTC()
 	}
 	if len(hash) != len(k.Hash) {
 		return k, fmt.Errorf("key %s: stored hash has %d bytes", k.ID, len(hash))

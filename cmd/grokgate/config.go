@@ -125,13 +125,14 @@ type serveConfig struct {
 	drainTimeout     time.Duration
 	logFormat        string
 	visionStream     gateway.VisionStream
+	flushTimeout     time.Duration
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	var c serveConfig
 	s := newSettings("serve", getenv, stderr)
 	s.String(&c.addr, "addr", "GROKGATE_ADDR", "127.0.0.1:8080", "address to listen on")
-	s.String(&c.db, "db", "GROKGATE_DB", "grokgate.db", "SQLite database file")
+	s.String(&c.db, "db", "GROKGATE_DB", "grokgate.db", dbHelp)
 	s.String(&c.xaiBaseURL, "xai-base-url", "XAI_BASE_URL", xai.DefaultBaseURL, "xAI API base URL")
 	s.Int64(&c.maxBodyBytes, "max-body-bytes", "GROKGATE_MAX_BODY_BYTES", 25<<20, "largest request body accepted")
 	s.Duration(&c.upstreamTimeout, "first-byte-timeout", "GROKGATE_FIRST_BYTE_TIMEOUT", 10*time.Minute, "longest wait for xAI's first event (streams) or whole answer")
@@ -142,6 +143,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Duration(&c.bodyTimeout, "body-read-timeout", "GROKGATE_BODY_READ_TIMEOUT", 60*time.Second, "longest a client may take to send its request body")
 	s.Int64(&c.upstreamAttempts, "upstream-attempts", "GROKGATE_UPSTREAM_ATTEMPTS", 3, "attempts per request before the first byte, across xAI keys")
 	s.Duration(&c.drainTimeout, "drain-timeout", "GROKGATE_DRAIN_TIMEOUT", 30*time.Second, "how long a stop waits for requests in flight")
+	s.Duration(&c.flushTimeout, "usage-flush-timeout", "GROKGATE_USAGE_FLUSH_TIMEOUT", 15*time.Second, "how long a stop waits to write the last usage records")
 	s.String(&c.logFormat, "log-format", "GROKGATE_LOG_FORMAT", "text", "log format: text or json")
 	var visionStream string
 	s.String(&visionStream, "vision-stream", "GROKGATE_VISION_STREAM", string(gateway.VisionStreamFallback),
@@ -155,7 +157,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	if _, port, err := net.SplitHostPort(c.addr); err != nil || port == "" {
 		s.errs = append(s.errs, fmt.Errorf("GROKGATE_ADDR/--addr %q must be HOST:PORT, such as 127.0.0.1:8080", c.addr))
 	}
-	s.check(c.db != "", "GROKGATE_DB/--db must name a database file")
+	checkDB(s, c.db)
 	if u, err := url.Parse(c.xaiBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		s.errs = append(s.errs, fmt.Errorf("XAI_BASE_URL/--xai-base-url %q must be an http(s) URL such as %s", c.xaiBaseURL, xai.DefaultBaseURL))
 	}
@@ -168,6 +170,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.check(c.connectTimeout > 0, "GROKGATE_CONNECT_TIMEOUT/--connect-timeout must be positive, got %s", c.connectTimeout)
 	s.check(c.upstreamAttempts >= 1 && c.upstreamAttempts <= 10, "GROKGATE_UPSTREAM_ATTEMPTS/--upstream-attempts must be 1 to 10, got %d", c.upstreamAttempts)
 	s.check(c.drainTimeout >= 0, "GROKGATE_DRAIN_TIMEOUT/--drain-timeout must not be negative, got %s", c.drainTimeout)
+	s.check(c.flushTimeout > 0, "GROKGATE_USAGE_FLUSH_TIMEOUT/--usage-flush-timeout must be positive, got %s", c.flushTimeout)
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
 	var err error
 	c.visionStream, err = gateway.ParseVisionStream(visionStream)

@@ -12,14 +12,18 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/gateway"
 	"github.com/grokgate/grokgate/keys"
-	"github.com/grokgate/grokgate/sqlite"
 )
 
 const keysUsage = `Usage:
-  grokgate keys create --name NAME [--role user|admin] [--db FILE]
-  grokgate keys list [--json] [--db FILE]
-  grokgate keys revoke ID_OR_PREFIX [--db FILE]
+  grokgate keys create --name NAME [--role user|admin] [--models M1,M2] [--expires TIME] [--db DB]
+  grokgate keys list [--json] [--db DB]
+  grokgate keys update ID_OR_PREFIX [--name NAME] [--models M1,M2] [--expires TIME|never] [--db DB]
+  grokgate keys revoke ID_OR_PREFIX [--db DB]
+
+--models limits the key to those models (an empty list allows every model);
+--expires takes an RFC 3339 time (2027-01-31T00:00:00Z) or a UTC date.
 `
 
 // keysCmd manages keys directly in the database; a running server sees the
@@ -31,13 +35,19 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	sub, args := args[0], args[1:]
 	s := newSettings("keys "+sub, getenv, stderr)
-	var db, name, role string
+	var db, name, role, models, expires string
 	var asJSON bool
-	s.String(&db, "db", "GROKGATE_DB", "grokgate.db", "SQLite database file")
+	s.String(&db, "db", "GROKGATE_DB", "grokgate.db", dbHelp)
 	switch sub {
 	case "create":
 		s.fs.StringVar(&name, "name", "", "a label for the key (required)")
 		s.fs.StringVar(&role, "role", string(grokgate.RoleUser), "user or admin")
+		s.fs.StringVar(&models, "models", "", "comma-separated models the key may use (default: every model)")
+		s.fs.StringVar(&expires, "expires", "", "when the key stops working: RFC 3339 time or UTC date (default: never)")
+	case "update":
+		s.fs.StringVar(&name, "name", "", "a new label")
+		s.fs.StringVar(&models, "models", "", `comma-separated models the key may use ("" allows every model)`)
+		s.fs.StringVar(&expires, "expires", "", `RFC 3339 time or UTC date, or "never"`)
 	case "list":
 		s.fs.BoolVar(&asJSON, "json", false, "print JSON for scripts")
 	case "revoke":
@@ -45,69 +55,150 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stderr, "unknown keys command %q\n\n%s", sub, keysUsage)
 		return errUsage
 	}
-	// Go's flag package stops at the first non-flag; let the revoke target
-	// come before or after the flags.
+	// Go's flag package stops at the first non-flag; let the target key
+	// stand anywhere among the flags.
 	var target string
-	if sub == "revoke" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		target, args = args[0], args[1:]
+	needsTarget := sub == "revoke" || sub == "update"
+	for {
+		if err := s.fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return nil
+		} else if err != nil {
+			return errUsage
+		}
+		if s.fs.NArg() == 0 {
+			break
+		}
+		if !needsTarget || target != "" {
+			s.errs = append(s.errs, fmt.Errorf("unexpected argument %q", s.fs.Arg(0)))
+			break
+		}
+		target, args = s.fs.Arg(0), s.fs.Args()[1:]
 	}
-	if err := s.fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		return nil
-	} else if err != nil {
-		return errUsage
+	set := map[string]bool{}
+	s.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	now := time.Now()
+	var upd grokgate.KeyUpdate
+	if set["name"] {
+		n := strings.TrimSpace(name)
+		s.check(n != "", "--name must not be empty: a label that tells you what the key is for")
+		upd.Name = &n
 	}
-	if sub == "revoke" && target == "" && s.fs.NArg() > 0 {
-		target = s.fs.Arg(0)
-	} else if s.fs.NArg() > 0 {
-		s.errs = append(s.errs, fmt.Errorf("unexpected argument %q", s.fs.Arg(0)))
+	if set["models"] {
+		list := splitModels(models)
+		upd.AllowedModels = &list
+	}
+	if set["expires"] {
+		t, err := parseExpiry(expires, sub == "update", now)
+		if err != nil {
+			s.errs = append(s.errs, err)
+		}
+		upd.ExpiresAt = &t
 	}
 	switch sub {
 	case "create":
-		s.check(strings.TrimSpace(name) != "", "--name is required: a label that tells you what the key is for")
+		s.check(set["name"], "--name is required: a label that tells you what the key is for")
 		s.check(grokgate.Role(role).Valid(), "--role must be user or admin, got %q", role)
+	case "update":
+		s.check(target != "", "say which key to update: its id (key_...) or its prefix (gg-...)")
+		s.check(len(set) > 0 && !(len(set) == 1 && set["db"]), "say what to change: --name, --models or --expires")
 	case "revoke":
 		s.check(target != "", "say which key to revoke: its id (key_...) or its prefix (gg-...)")
 	}
 	if err := s.err(); err != nil {
 		return err
 	}
-	store, err := sqlite.Open(ctx, db)
+	st, err := openStore(ctx, db)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer st.Close()
 	switch sub {
 	case "create":
-		k, secret, err := keys.Mint(keys.Random(), strings.TrimSpace(name), grokgate.Role(role), time.Now())
+		k, secret, err := keys.Mint(keys.Random(), *upd.Name, grokgate.Role(role), now)
 		if err != nil {
 			return err
 		}
-		if err := store.CreateKey(ctx, k); err != nil {
+		if upd.AllowedModels != nil {
+			k.AllowedModels = *upd.AllowedModels
+		}
+		if upd.ExpiresAt != nil {
+			k.ExpiresAt = *upd.ExpiresAt
+		}
+		if err := st.CreateKey(ctx, k); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Created key %s (name %q, role %s, prefix %s).\nThe key is shown only this once; store it now:\n%s\n", k.ID, k.Name, k.Role, k.Prefix, secret)
+		fmt.Fprintf(stdout, "Created key %s (name %q, role %s, prefix %s%s).\nThe key is shown only this once; store it now:\n%s\n",
+			k.ID, k.Name, k.Role, k.Prefix, describeLimits(k), secret)
 		return nil
 	case "list":
-		list, err := store.ListKeys(ctx)
+		list, err := st.ListKeys(ctx)
 		if err != nil {
 			return err
 		}
-		return printKeys(stdout, list, asJSON)
-	default:
-		list, err := store.ListKeys(ctx)
+		return printKeys(stdout, list, asJSON, now)
+	}
+	list, err := st.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	k, err := findKey(list, target)
+	if err != nil {
+		return err
+	}
+	if sub == "update" {
+		k, err = st.UpdateKey(ctx, k.ID, upd)
 		if err != nil {
 			return err
 		}
-		k, err := findKey(list, target)
-		if err != nil {
-			return err
-		}
-		if err := store.RevokeKey(ctx, k.ID, time.Now()); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "Revoked key %s (%s, %q). Running servers refuse it within 2 seconds.\n", k.ID, k.Prefix, k.Name)
+		fmt.Fprintf(stdout, "Updated key %s (name %q%s). Running servers apply it within 2 seconds.\n", k.ID, k.Name, describeLimits(k))
 		return nil
 	}
+	if err := st.RevokeKey(ctx, k.ID, now); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Revoked key %s (%s, %q). Running servers refuse it within 2 seconds.\n", k.ID, k.Prefix, k.Name)
+	return nil
+}
+
+func splitModels(s string) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	for _, m := range strings.Split(s, ",") {
+		if m = strings.TrimSpace(m); m != "" && !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// parseExpiry reads --expires; "never" (update only) removes the expiry.
+func parseExpiry(v string, allowNever bool, now time.Time) (time.Time, error) {
+	if allowNever && v == "never" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		var derr error
+		if t, derr = time.Parse(time.DateOnly, v); derr != nil {
+			return t, fmt.Errorf("--expires %q is neither an RFC 3339 time (2027-01-31T00:00:00Z) nor a date (2027-01-31)", v)
+		}
+	}
+	if !t.After(now) {
+		return t, fmt.Errorf("--expires %q is not in the future; to stop a key now, revoke it", v)
+	}
+	return t.UTC(), nil
+}
+
+func describeLimits(k grokgate.Key) string {
+	var b strings.Builder
+	if len(k.AllowedModels) > 0 {
+		b.WriteString(", models " + strings.Join(k.AllowedModels, ","))
+	}
+	if !k.ExpiresAt.IsZero() {
+		b.WriteString(", expires " + k.ExpiresAt.Format(time.RFC3339))
+	}
+	return b.String()
 }
 
 // findKey resolves an id or a unique display prefix.
@@ -128,25 +219,12 @@ func findKey(list []grokgate.Key, target string) (grokgate.Key, error) {
 	}
 }
 
-// keyView is what listings show: never the secret or its hash.
-type keyView struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Prefix    string     `json:"prefix"`
-	Role      string     `json:"role"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at"`
-}
-
-func printKeys(w io.Writer, list []grokgate.Key, asJSON bool) error {
-	views := make([]keyView, 0, len(list))
+// printKeys lists keys as the admin API shows them: never the secret or
+// its hash.
+func printKeys(w io.Writer, list []grokgate.Key, asJSON bool, now time.Time) error {
+	views := make([]gateway.KeyView, 0, len(list))
 	for _, k := range list {
-		v := keyView{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Role: string(k.Role), CreatedAt: k.CreatedAt}
-		if !k.RevokedAt.IsZero() {
-			t := k.RevokedAt
-			v.RevokedAt = &t
-		}
-		views = append(views, v)
+		views = append(views, gateway.ViewKey(k, now))
 	}
 	if asJSON {
 		enc := json.NewEncoder(w)
@@ -154,13 +232,20 @@ func printKeys(w io.Writer, list []grokgate.Key, asJSON bool) error {
 		return enc.Encode(views)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tROLE\tCREATED\tSTATUS")
+	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tROLE\tCREATED\tMODELS\tEXPIRES\tSTATUS")
 	for _, v := range views {
-		status := "active"
+		status := v.Status
 		if v.RevokedAt != nil {
-			status = "revoked " + v.RevokedAt.Format(time.RFC3339)
+			status += " " + v.RevokedAt.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, v.Prefix, v.Role, v.CreatedAt.Format(time.RFC3339), status)
+		models, expires := "all", "never"
+		if len(v.AllowedModels) > 0 {
+			models = strings.Join(v.AllowedModels, ",")
+		}
+		if v.ExpiresAt != nil {
+			expires = v.ExpiresAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, v.Prefix, v.Role, v.CreatedAt.Format(time.RFC3339), models, expires, status)
 	}
 	return tw.Flush()
 }

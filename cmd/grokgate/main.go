@@ -2,7 +2,8 @@
 //
 //	grokgate [serve]     run the gateway (default)
 //	grokgate simulate    run the built-in xAI simulator on its own
-//	grokgate keys ...    create, list and revoke gateway keys
+//	grokgate keys ...    create, list, update and revoke gateway keys
+//	grokgate usage       print the usage ledger's totals
 package main
 
 import (

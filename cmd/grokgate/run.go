@@ -13,9 +13,11 @@ const usage = `grokgate: an OpenAI-compatible gateway in front of the xAI Grok A
 Usage:
   grokgate [serve] [flags]           run the gateway (the default)
   grokgate simulate [flags]          run the built-in xAI simulator on its own
-  grokgate keys create --name NAME [--role user|admin]
+  grokgate keys create --name NAME [--role user|admin] [--models M1,M2] [--expires TIME]
   grokgate keys list [--json]
+  grokgate keys update ID_OR_PREFIX [--name NAME] [--models M1,M2] [--expires TIME|never]
   grokgate keys revoke ID_OR_PREFIX
+  grokgate usage [--group-by key|model|day] [--from DATE] [--to DATE] [--json]
 
 Run "grokgate COMMAND -h" for a command's flags. Every flag has an
 environment variable (listed with the flag); a flag wins over its variable.
@@ -39,6 +41,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return simulate(ctx, args, getenv, stdout, stderr)
 	case "keys":
 		return keysCmd(ctx, args, getenv, stdout, stderr)
+	case "usage":
+		return usageCmd(ctx, args, getenv, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -15,7 +15,7 @@ import (
 	"github.com/grokgate/grokgate/gateway"
 	"github.com/grokgate/grokgate/keys"
 	"github.com/grokgate/grokgate/simulator"
-	"github.com/grokgate/grokgate/sqlite"
+	ledger "github.com/grokgate/grokgate/usage"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -33,7 +33,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := newLogger(cfg.logFormat, stderr)
 
-	store, err := sqlite.Open(ctx, cfg.db)
+	store, err := openStore(ctx, cfg.db)
 	if err != nil {
 		return err
 	}
@@ -41,6 +41,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := firstKey(ctx, store, stdout); err != nil {
 		return err
 	}
+	// Deferred after the store's Close, so it runs before it: whatever way
+	// serve ends, the records of finished requests are written first.
+	recorder := ledger.NewRecorder(store, log.With("component", "usage"), ledger.Options{})
+	defer flushUsage(ctx, recorder, cfg.flushTimeout, log)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -83,6 +87,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		BodyReadTimeout:   cfg.bodyTimeout,
 		Ready:             store.Ping,
 		VisionStream:      cfg.visionStream,
+		Usage:             recorder,
+		Admin:             store,
 	}, cache, upstream)
 
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -120,13 +126,30 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			srv.Close()
 		}
 	}
-	log.Info("stopped")
-	return nil
+	return nil // flushUsage runs now, then the store closes
+}
+
+// flushUsage writes the queued usage records before the process exits and
+// reports the recorder's counters.
+func flushUsage(ctx context.Context, r *ledger.Recorder, timeout time.Duration, log *slog.Logger) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	err := r.Close(fctx)
+	st := r.Stats()
+	attrs := []any{"written", st.Written, "dropped", st.Dropped, "failed", st.Failed}
+	switch {
+	case err != nil:
+		log.Error("usage flush deadline passed; the unwritten records are in the log above", append(attrs, "err", err)...)
+	case st.Dropped > 0 || st.Failed > 0:
+		log.Warn("usage ledger flushed; some records are only in the log", attrs...)
+	default:
+		log.Info("usage ledger flushed", attrs...)
+	}
 }
 
 // firstKey mints an admin key when the store has none, so a newcomer can call
 // the API straight away. It is printed once and never again.
-func firstKey(ctx context.Context, store *sqlite.DB, stdout io.Writer) error {
+func firstKey(ctx context.Context, store store, stdout io.Writer) error {
 	list, err := store.ListKeys(ctx)
 	if err != nil || len(list) > 0 {
 		return err

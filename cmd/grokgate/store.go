@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/postgres"
+	"github.com/grokgate/grokgate/sqlite"
+)
+
+// store is everything the commands need from the database; both the SQLite
+// and the PostgreSQL store provide it.
+type store interface {
+	CreateKey(ctx context.Context, k grokgate.Key) error
+	KeyByID(ctx context.Context, id string) (grokgate.Key, error)
+	KeyByHash(ctx context.Context, h [32]byte) (grokgate.Key, error)
+	ListKeys(ctx context.Context) ([]grokgate.Key, error)
+	UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (grokgate.Key, error)
+	RevokeKey(ctx context.Context, id string, at time.Time) error
+	KeysGeneration(ctx context.Context) (int64, error)
+	InsertUsage(ctx context.Context, recs []grokgate.Record) error
+	UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgate.UsageTotals, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+const dbHelp = "SQLite database file, or a postgres:// URL for PostgreSQL"
+
+// openStore opens PostgreSQL for a postgres:// or postgresql:// URL and a
+// SQLite file for anything else.
+func openStore(ctx context.Context, db string) (store, error) {
+	if postgres.IsDSN(db) {
+		return postgres.Open(ctx, db)
+	}
+	return sqlite.Open(ctx, db)
+}
+
+// checkDB reports a GROKGATE_DB value that cannot work, without echoing it
+// (a URL may hold a password).
+func checkDB(s *settings, db string) {
+	switch {
+	case db == "":
+		s.errs = append(s.errs, errors.New("GROKGATE_DB/--db must name a SQLite database file or a postgres:// URL"))
+	case postgres.IsDSN(db):
+		if _, err := postgres.ParseConfig(db); err != nil {
+			s.errs = append(s.errs, errors.New("GROKGATE_DB/--db is not a valid PostgreSQL URL; write it like postgres://USER:PASSWORD@HOST:5432/DATABASE?sslmode=disable"))
+		}
+	}
+}

@@ -1,0 +1,216 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grokgate/grokgate"
+)
+
+func TestAdminRefusesNonAdmins(t *testing.T) {
+	h := newHarness(t)
+	routes := []struct{ method, path, body string }{
+		{"GET", "/admin/v1/keys", ""},
+		{"POST", "/admin/v1/keys", `{"name":"x"}`},
+		{"GET", "/admin/v1/keys/key_1", ""},
+		{"PATCH", "/admin/v1/keys/key_1", `{"name":"y"}`},
+		{"POST", "/admin/v1/keys/key_1/revoke", ""},
+		{"GET", "/admin/v1/usage", ""},
+	}
+	for _, rt := range routes {
+		resp, body := h.do(t, context.Background(), rt.method, rt.path, "", rt.body)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "missing_api_key") {
+			t.Errorf("%s %s without a key: %d %s", rt.method, rt.path, resp.StatusCode, body)
+		}
+		resp, body = h.do(t, context.Background(), rt.method, rt.path, h.user, rt.body)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "admin role") {
+			t.Errorf("%s %s with a user key: %d %s", rt.method, rt.path, resp.StatusCode, body)
+		}
+	}
+	if list, _ := h.store.ListKeys(context.Background()); len(list) != 2 {
+		t.Errorf("refused requests changed the keys: %d keys", len(list))
+	}
+	resp, _ := h.do(t, context.Background(), "DELETE", "/admin/v1/keys", h.admin, "")
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, POST" {
+		t.Errorf("DELETE /admin/v1/keys: %d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
+
+func decode[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decoding %s: %v", b, err)
+	}
+	return v
+}
+
+func TestAdminKeysLifecycle(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	admin := func(method, path, body string) (*http.Response, []byte) {
+		return h.do(t, ctx, method, path, h.admin, body)
+	}
+	resp, body := admin("POST", "/admin/v1/keys", `{"name":" ci bot ","allowed_models":["grok-3","grok-3"," grok-4.3"]}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	created := decode[KeyView](t, body)
+	if !strings.HasPrefix(created.Key, "gg-") || created.Name != "ci bot" || created.Role != "user" || created.Status != "active" ||
+		strings.Join(created.AllowedModels, ",") != "grok-3,grok-4.3" || !strings.HasPrefix(created.Key, created.Prefix) {
+		t.Errorf("created %+v", created)
+	}
+	// The new key works at once (on this replica, before any poll).
+	if resp, body := h.do(t, ctx, "POST", "/v1/chat/completions", created.Key, chat("grok-3", "hi", false, false)); resp.StatusCode != 200 {
+		t.Errorf("chat with the new key: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := h.do(t, ctx, "POST", "/v1/chat/completions", created.Key, chat("grok-4.5", "hi", false, false)); resp.StatusCode != 403 {
+		t.Errorf("a model outside the list: %d", resp.StatusCode)
+	}
+	// The secret is shown once: never by list or get.
+	_, body = admin("GET", "/admin/v1/keys", "")
+	if strings.Contains(string(body), created.Key) || !strings.Contains(string(body), created.ID) {
+		t.Errorf("list: %s", body)
+	}
+	if len(decode[struct{ Data []KeyView }](t, body).Data) != 3 {
+		t.Errorf("list: %s", body)
+	}
+	resp, body = admin("GET", "/admin/v1/keys/"+created.ID, "")
+	if resp.StatusCode != 200 || strings.Contains(string(body), created.Key) || decode[KeyView](t, body).ID != created.ID {
+		t.Errorf("get: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := admin("GET", "/admin/v1/keys/key_nope", ""); resp.StatusCode != 404 || !strings.Contains(string(body), "key_not_found") {
+		t.Errorf("get missing: %d %s", resp.StatusCode, body)
+	}
+
+	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	resp, body = admin("PATCH", "/admin/v1/keys/"+created.ID, `{"name":"renamed","allowed_models":[],"expires_at":"`+exp.Format(time.RFC3339)+`"}`)
+	upd := decode[KeyView](t, body)
+	if resp.StatusCode != 200 || upd.Name != "renamed" || len(upd.AllowedModels) != 0 || upd.ExpiresAt == nil || !upd.ExpiresAt.Equal(exp) {
+		t.Errorf("update: %d %s", resp.StatusCode, body)
+	}
+	resp, body = admin("PATCH", "/admin/v1/keys/"+created.ID, `{"expires_at":null}`)
+	if upd := decode[KeyView](t, body); resp.StatusCode != 200 || upd.ExpiresAt != nil || upd.Name != "renamed" {
+		t.Errorf("clearing the expiry: %d %s", resp.StatusCode, body)
+	}
+	for _, bad := range []struct{ method, path, body, want string }{
+		{"POST", "/admin/v1/keys", `{}`, "'name'"},
+		{"POST", "/admin/v1/keys", `{"name":"x","role":"root"}`, "'role'"},
+		{"POST", "/admin/v1/keys", `{"name":"x","scopes":[]}`, `Unknown field \"scopes\"`},
+		{"POST", "/admin/v1/keys", `{"name":"x","expires_at":"2001-01-01T00:00:00Z"}`, "in the future"},
+		{"POST", "/admin/v1/keys", `{"name":"x","expires_at":"tomorrow"}`, "RFC 3339"},
+		{"POST", "/admin/v1/keys", `[1]`, "JSON object"},
+		{"PATCH", "/admin/v1/keys/" + created.ID, `{"role":"admin"}`, `Unknown field \"role\"`},
+		{"PATCH", "/admin/v1/keys/" + created.ID, `{"allowed_models":["",1]}`, "allowed_models"},
+		{"PATCH", "/admin/v1/keys/key_nope", `{"name":"x"}`, "key_not_found"},
+	} {
+		resp, body := admin(bad.method, bad.path, bad.body)
+		if resp.StatusCode/100 != 4 || !strings.Contains(string(body), bad.want) {
+			t.Errorf("%s %s %s: %d %s (want a 4xx mentioning %s)", bad.method, bad.path, bad.body, resp.StatusCode, body, bad.want)
+		}
+	}
+
+	resp, body = admin("POST", "/admin/v1/keys/"+created.ID+"/revoke", "")
+	if rv := decode[KeyView](t, body); resp.StatusCode != 200 || rv.Status != "revoked" || rv.RevokedAt == nil {
+		t.Errorf("revoke: %d %s", resp.StatusCode, body)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		resp, body := h.do(t, ctx, "POST", "/v1/chat/completions", created.Key, chat("grok-3", "hi", false, false))
+		if resp.StatusCode == 401 && strings.Contains(string(body), "revoked") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revoked key still works after 2s: %d", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp, _ := admin("POST", "/admin/v1/keys/key_nope/revoke", ""); resp.StatusCode != 404 {
+		t.Errorf("revoke missing: %d", resp.StatusCode)
+	}
+}
+
+func TestAdminKeyExpires(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	exp := time.Now().Add(1500 * time.Millisecond).UTC()
+	resp, body := h.do(t, ctx, "POST", "/admin/v1/keys", h.admin, `{"name":"short","expires_at":"`+exp.Format(time.RFC3339Nano)+`"}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	secret := decode[KeyView](t, body).Key
+	if resp, _ := h.do(t, ctx, "GET", "/v1/models", secret, ""); resp.StatusCode != 200 {
+		t.Errorf("before expiry: %d", resp.StatusCode)
+	}
+	time.Sleep(time.Until(exp) + 10*time.Millisecond)
+	resp, body = h.do(t, ctx, "GET", "/v1/models", secret, "")
+	if resp.StatusCode != 401 || !strings.Contains(string(body), "expired_api_key") {
+		t.Errorf("after expiry: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestAdminUsage(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	keys, _ := h.store.ListKeys(ctx)
+	day := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	recs := []grokgate.Record{
+		{RequestID: "r1", Time: day, KeyID: keys[0].ID, Model: "grok-4.3", RequestedModel: "grok-4.3", Outcome: grokgate.OutcomeCompleted, PromptTokens: 10, CompletionTokens: 2, ReasoningTokens: 5, CachedTokens: 4, CostTicks: 100},
+		{RequestID: "r2", Time: day.Add(time.Hour), KeyID: keys[0].ID, Model: "grok-3", RequestedModel: "grok-3", Outcome: grokgate.OutcomeCompleted, PromptTokens: 1, CompletionTokens: 1, CostTicks: 7},
+		{RequestID: "r3", Time: day.Add(24 * time.Hour), KeyID: keys[1].ID, RequestedModel: "grok-4.5", Outcome: grokgate.OutcomeClientCanceled, Estimated: true, PromptTokens: 3},
+	}
+	if err := h.store.InsertUsage(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	get := func(query string) (int, map[string]any) {
+		resp, body := h.do(t, ctx, "GET", "/admin/v1/usage"+query, h.admin, "")
+		return resp.StatusCode, decode[map[string]any](t, body)
+	}
+	status, v := get("?group_by=key")
+	data, _ := v["data"].([]any)
+	if status != 200 || len(data) != 2 || v["group_by"] != "key" {
+		t.Fatalf("by key: %d %v", status, v)
+	}
+	row := data[0].(map[string]any)
+	if keys[0].ID > keys[1].ID {
+		row = data[1].(map[string]any)
+	}
+	want := map[string]any{"key_id": keys[0].ID, "key_name": keys[0].Name, "requests": 2.0, "completed_requests": 2.0,
+		"estimated_requests": 0.0, "prompt_tokens": 11.0, "completion_tokens": 3.0, "reasoning_tokens": 5.0,
+		"cached_tokens": 4.0, "total_tokens": 19.0, "cost_in_usd_ticks": 107.0}
+	for k, w := range want {
+		if row[k] != w {
+			t.Errorf("by key: %s = %v, want %v (row %v)", k, row[k], w, row)
+		}
+	}
+	status, v = get("?group_by=model&from=2026-11-03")
+	if data, _ := v["data"].([]any); status != 200 || len(data) != 1 || data[0].(map[string]any)["model"] != "grok-4.5" ||
+		data[0].(map[string]any)["estimated_requests"] != 1.0 || v["from"] != "2026-11-03T00:00:00Z" {
+		t.Errorf("by model from a date: %d %v", status, v)
+	}
+	status, v = get("?group_by=day&to=2026-11-02")
+	if data, _ := v["data"].([]any); status != 200 || len(data) != 1 || data[0].(map[string]any)["day"] != "2026-11-02" ||
+		data[0].(map[string]any)["requests"] != 2.0 {
+		t.Errorf("by day to a date (inclusive): %d %v", status, v)
+	}
+	status, v = get("")
+	if status != 200 || v["group_by"] != "key" {
+		t.Errorf("default grouping: %d %v", status, v)
+	}
+	for _, bad := range []struct{ query, want string }{
+		{"?group_by=week", "'group_by'"},
+		{"?from=yesterday", "'from'"},
+		{"?to=2026-13-01", "'to'"},
+		{"?from=2026-11-03&to=2026-11-02T00:00:00Z", "later than"},
+		{"?groupby=key", `\"groupby\"`},
+	} {
+		resp, body := h.do(t, ctx, "GET", "/admin/v1/usage"+bad.query, h.admin, "")
+		if resp.StatusCode != 400 || !strings.Contains(string(body), bad.want) {
+			t.Errorf("%s: %d %s", bad.query, resp.StatusCode, body)
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/keys"
+	"github.com/grokgate/grokgate/simulator"
+	"github.com/grokgate/grokgate/sqlite"
+	"github.com/grokgate/grokgate/xai"
+)
+
+// records is a UsageRecorder that keeps what it is given.
+type records struct {
+	mu   sync.Mutex
+	list []grokgate.Record
+}
+
+func (r *records) Record(rec grokgate.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list = append(r.list, rec)
+}
+
+// wait returns the records once there are n, failing after a deadline.
+func (r *records) wait(t *testing.T, n int) []grokgate.Record {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.mu.Lock()
+		got := append([]grokgate.Record(nil), r.list...)
+		r.mu.Unlock()
+		if len(got) >= n || time.Now().After(deadline) {
+			if len(got) != n {
+				t.Fatalf("%d usage records, want %d", len(got), n)
+			}
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type harness struct {
+	sim   *simulator.Simulator
+	gw    *httptest.Server
+	store *sqlite.DB
+	recs  *records
+	user  string // secret of a user key
+	admin string // secret of an admin key
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ctx := context.Background()
+	sim := simulator.New(simulator.Options{})
+	up := httptest.NewServer(sim)
+	t.Cleanup(up.Close)
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "gw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	h := &harness{sim: sim, store: store, recs: &records{}}
+	h.user = h.mint(t, "user", grokgate.RoleUser, nil)
+	h.admin = h.mint(t, "admin", grokgate.RoleAdmin, nil)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cache := keys.NewCache(store, time.Now, log)
+	if err := cache.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	go cache.Run(cctx, 50*time.Millisecond)
+	handler := NewServer(log, Config{Usage: h.recs, Admin: store},
+		cache, xai.NewClient(up.URL+"/v1", "sim-key", up.Client(), xai.Retry{MaxAttempts: 1}, log, time.Now))
+	h.gw = httptest.NewServer(handler)
+	t.Cleanup(h.gw.Close)
+	return h
+}
+
+func (h *harness) mint(t *testing.T, name string, role grokgate.Role, models []string) string {
+	t.Helper()
+	k, secret, err := keys.Mint(keys.Random(), name, role, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.AllowedModels = models
+	if err := h.store.CreateKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// do sends a request with key (none if "") and returns the response with
+// its whole body read.
+func (h *harness) do(t *testing.T, ctx context.Context, method, path, key, body string) (*http.Response, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, h.gw.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := h.gw.Client().Do(req)
+	if err != nil {
+		return nil, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func chat(model, prompt string, stream, includeUsage bool) string {
+	req := map[string]any{
+		"model":         model,
+		"messages":      []map[string]any{{"role": "system", "content": "Be brief."}, {"role": "user", "content": prompt}},
+		"unknown_field": []any{1, "x"},
+	}
+	if stream {
+		req["stream"] = true
+	}
+	if includeUsage {
+		req["stream_options"] = map[string]any{"include_usage": true}
+	}
+	b, _ := json.Marshal(req)
+	return string(b)
+}
+
+// usageChunks counts the events of an SSE body that carry a usage key.
+func usageChunks(body []byte) int {
+	n := 0
+	for _, ev := range bytes.Split(body, []byte("\n\n")) {
+		if bytes.Contains(ev, []byte(`"usage"`)) {
+			n++
+		}
+	}
+	return n
+}

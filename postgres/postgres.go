@@ -1,0 +1,285 @@
+// Package postgres is grokgate's store for scaled-out deployments: several
+// replicas share one PostgreSQL database through pgx's pool. It keeps the
+// same semantics as package sqlite (the storetest suite checks both).
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/grokgate/grokgate"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrateLock is the advisory lock key that makes replicas starting at once
+// apply migrations one after the other ("grokgate" in ASCII).
+const migrateLock int64 = 0x67726f6b67617465
+
+// DB is the PostgreSQL store.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+// IsDSN reports whether s names a PostgreSQL database rather than a file.
+func IsDSN(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// ParseConfig checks a connection string without connecting.
+func ParseConfig(dsn string) (*pgxpool.Config, error) { return pgxpool.ParseConfig(dsn) }
+
+// Open connects to the database named by dsn and applies pending migrations.
+// Tables live in the first schema of the connection's search_path (the dsn
+// may set it, such as ?search_path=grokgate).
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's message may quote the DSN, password included: keep it out.
+		return nil, errors.New("postgres: the connection string is not valid")
+	}
+	return OpenConfig(ctx, cfg)
+}
+
+// OpenConfig is Open with a parsed configuration.
+func OpenConfig(ctx context.Context, cfg *pgxpool.Config) (*DB, error) {
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s := &DB{pool: pool}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres %s@%s/%s: %w", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
+	}
+	return s, nil
+}
+
+// Close closes the pool.
+func (s *DB) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *DB) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// migrate applies every embedded migration not yet recorded, holding a
+// session advisory lock so concurrent starters take turns.
+func (s *DB) migrate(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLock); err != nil {
+		return fmt.Errorf("taking the migration lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrateLock)
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		v, err := strconv.Atoi(base[:strings.IndexByte(base, '_')])
+		if err != nil {
+			return fmt.Errorf("migration %s: bad version: %w", name, err)
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if err := apply(ctx, conn.Conn(), v, string(body)); err != nil {
+			return fmt.Errorf("migration %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+func apply(ctx context.Context, conn *pgx.Conn, version int, body string) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		var done bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, version).Scan(&done); err != nil || done {
+			return err
+		}
+		if _, err := tx.Exec(ctx, body); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, version)
+		return err
+	})
+}
+
+// ts is how times are written: UTC, whole microseconds, as PostgreSQL keeps them.
+func ts(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func nullTS(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	v := ts(t)
+	return &v
+}
+
+func models(m []string) []string {
+	if m == nil {
+		return []string{}
+	}
+	return m
+}
+
+// inTx runs fn and bumps the keys generation in the same transaction, so a
+// replica that sees the new generation also sees the change.
+func (s *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE meta SET value = value + 1 WHERE name = 'keys_generation'`)
+		return err
+	})
+}
+
+// CreateKey stores a new key.
+func (s *DB) CreateKey(ctx context.Context, k grokgate.Key) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO keys (id, name, prefix, hash, role, created_at, revoked_at, allowed_models, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			k.ID, k.Name, k.Prefix, k.Hash[:], string(k.Role), ts(k.CreatedAt), nullTS(k.RevokedAt),
+			models(k.AllowedModels), nullTS(k.ExpiresAt))
+		return err
+	})
+}
+
+// RevokeKey marks key id revoked at time at. Revoking a revoked key keeps the
+// first revocation time.
+func (s *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2`, ts(at), id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return grokgate.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// UpdateKey applies u to key id and returns the key as stored.
+func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (grokgate.Key, error) {
+	var out grokgate.Key
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		k, err := scanKey(tx.QueryRow(ctx, `SELECT `+keyColumns+` FROM keys WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return err
+		}
+		if u.Name != nil {
+			k.Name = *u.Name
+		}
+		if u.AllowedModels != nil {
+			k.AllowedModels = *u.AllowedModels
+			if len(k.AllowedModels) == 0 {
+				k.AllowedModels = nil
+			}
+		}
+		if u.ExpiresAt != nil {
+			k.ExpiresAt = time.Time{}
+			if !u.ExpiresAt.IsZero() {
+				k.ExpiresAt = ts(*u.ExpiresAt)
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE keys SET name = $1, allowed_models = $2, expires_at = $3 WHERE id = $4`,
+			k.Name, models(k.AllowedModels), nullTS(k.ExpiresAt), id); err != nil {
+			return err
+		}
+		out = k
+		return nil
+	})
+	return out, err
+}
+
+// KeysGeneration returns a counter bumped by every key mutation.
+func (s *DB) KeysGeneration(ctx context.Context) (int64, error) {
+	var g int64
+	err := s.pool.QueryRow(ctx, `SELECT value FROM meta WHERE name = 'keys_generation'`).Scan(&g)
+	return g, err
+}
+
+const keyColumns = `id, name, prefix, hash, role, created_at, revoked_at, allowed_models, expires_at`
+
+// ListKeys returns all keys, oldest first.
+func (s *DB) ListKeys(ctx context.Context) ([]grokgate.Key, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+keyColumns+` FROM keys ORDER BY created_at, id COLLATE "C"`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []grokgate.Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// KeyByHash returns the key whose secret hashes to h.
+func (s *DB) KeyByHash(ctx context.Context, h [32]byte) (grokgate.Key, error) {
+	return scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM keys WHERE hash = $1`, h[:]))
+}
+
+// KeyByID returns the key with this id.
+func (s *DB) KeyByID(ctx context.Context, id string) (grokgate.Key, error) {
+	return scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM keys WHERE id = $1`, id))
+}
+
+func scanKey(row pgx.Row) (grokgate.Key, error) {
+	var (
+		k                grokgate.Key
+		hash             []byte
+		role             string
+		revoked, expires *time.Time
+	)
+	err := row.Scan(&k.ID, &k.Name, &k.Prefix, &hash, &role, &k.CreatedAt, &revoked, &k.AllowedModels, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return k, grokgate.ErrNotFound
+	} else if err != nil {
+		return k, err
+	}
+	if len(hash) != len(k.Hash) {
+		return k, fmt.Errorf("key %s: stored hash has %d bytes", k.ID, len(hash))
+	}
+	copy(k.Hash[:], hash)
+	k.Role = grokgate.Role(role)
+	k.CreatedAt = k.CreatedAt.UTC()
+	if revoked != nil {
+		k.RevokedAt = revoked.UTC()
+	}
+	if expires != nil {
+		k.ExpiresAt = expires.UTC()
+	}
+	if len(k.AllowedModels) == 0 {
+		k.AllowedModels = nil
+	}
+	return k, nil
+}

@@ -1,0 +1,64 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grokgate/grokgate/internal/pgtest"
+	"github.com/grokgate/grokgate/postgres"
+	"github.com/grokgate/grokgate/storetest"
+)
+
+func open(t *testing.T, dsn string) *postgres.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, pgtest.Schema(t)) })
+}
+
+// TestConcurrentOpen: replicas starting at once on an empty schema must not
+// trip over each other's migrations (the advisory lock serialises them).
+func TestConcurrentOpen(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := postgres.Open(context.Background(), dsn)
+			if err == nil {
+				_, err = s.KeysGeneration(context.Background())
+				s.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("opener %d: %v", i, err)
+		}
+	}
+}
+
+func TestBadDSNHidesPassword(t *testing.T) {
+	_, err := postgres.Open(context.Background(), "postgres://u:s3cret@127.0.0.1:1/x?sslmode=bogus")
+	if err == nil {
+		t.Fatal("a bad connection string was accepted")
+	}
+	if got := err.Error(); strings.Contains(got, "s3cret") {
+		t.Errorf("error shows the password: %s", got)
+	}
+}

@@ -1,0 +1,176 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/grokgate/grokgate"
+)
+
+func modelsJSON(models []string) (string, error) {
+	if len(models) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(models)
+	return string(b), err
+}
+
+// KeyByID returns the key with this id, or grokgate.ErrNotFound.
+func (s *DB) KeyByID(ctx context.Context, id string) (grokgate.Key, error) {
+	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, grokgate.ErrNotFound
+	}
+	return k, err
+}
+
+// UpdateKey applies u to key id and returns the key as stored.
+func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (grokgate.Key, error) {
+	var out grokgate.Key
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		k, err := scanKey(tx.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return grokgate.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		if u.Name != nil {
+			k.Name = *u.Name
+		}
+		if u.AllowedModels != nil {
+			k.AllowedModels = *u.AllowedModels
+			if len(k.AllowedModels) == 0 {
+				k.AllowedModels = nil
+			}
+		}
+		if u.ExpiresAt != nil {
+			k.ExpiresAt = u.ExpiresAt.UTC().Truncate(time.Microsecond)
+		}
+		models, err := modelsJSON(k.AllowedModels)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE keys SET name = ?, allowed_models = ?, expires_at = ? WHERE id = ?`,
+			k.Name, models, nullTime(k.ExpiresAt), id); err != nil {
+			return err
+		}
+		out = k
+		return nil
+	})
+	return out, err
+}
+
+const usageColumns = `request_id, time, key_id, route, requested_model, model, stream, fallback, status, outcome,
+	prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_in_usd_ticks, estimated,
+	latency_us, ttfb_us, upstream_id`
+
+// InsertUsage writes recs in one transaction. A record whose request id is
+// already stored is skipped, so retrying a batch never counts twice.
+func (s *DB) InsertUsage(ctx context.Context, recs []grokgate.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO usage_records (`+usageColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (request_id) DO NOTHING`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, r := range recs {
+		if _, err := stmt.ExecContext(ctx, r.RequestID, r.Time.UnixMicro(), r.KeyID, r.Route, r.RequestedModel, r.Model,
+			r.Stream, r.Fallback, r.Status, string(r.Outcome),
+			r.PromptTokens, r.CompletionTokens, r.ReasoningTokens, r.CachedTokens, r.CostTicks, r.Estimated,
+			r.Latency.Microseconds(), r.TTFB.Microseconds(), r.UpstreamID); err != nil {
+			return fmt.Errorf("insert usage %s: %w", r.RequestID, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// timeRange renders from <= time < to, a zero bound being open.
+func timeRange(from, to time.Time) (string, []any) {
+	var conds []string
+	var args []any
+	if !from.IsZero() {
+		conds, args = append(conds, "time >= ?"), append(args, from.UnixMicro())
+	}
+	if !to.IsZero() {
+		conds, args = append(conds, "time < ?"), append(args, to.UnixMicro())
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// UsageRecords returns the records with from <= time < to, oldest first.
+func (s *DB) UsageRecords(ctx context.Context, from, to time.Time) ([]grokgate.Record, error) {
+	where, args := timeRange(from, to)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records`+where+` ORDER BY time, request_id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []grokgate.Record
+	for rows.Next() {
+		var (
+			r             grokgate.Record
+			at, lat, ttfb int64
+			outcome       string
+		)
+		if err := rows.Scan(&r.RequestID, &at, &r.KeyID, &r.Route, &r.RequestedModel, &r.Model, &r.Stream, &r.Fallback,
+			&r.Status, &outcome, &r.PromptTokens, &r.CompletionTokens, &r.ReasoningTokens, &r.CachedTokens,
+			&r.CostTicks, &r.Estimated, &lat, &ttfb, &r.UpstreamID); err != nil {
+			return nil, err
+		}
+		r.Time = time.UnixMicro(at).UTC()
+		r.Outcome = grokgate.Outcome(outcome)
+		r.Latency, r.TTFB = time.Duration(lat)*time.Microsecond, time.Duration(ttfb)*time.Microsecond
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// groupExpr is the SQL for each grouping; GroupBy.Valid guards the lookup.
+var groupExpr = map[grokgate.GroupBy]string{
+	grokgate.GroupByKey:   `key_id`,
+	grokgate.GroupByModel: `CASE WHEN model <> '' THEN model ELSE requested_model END`,
+	grokgate.GroupByDay:   `strftime('%Y-%m-%d', time / 1000000, 'unixepoch')`,
+}
+
+// UsageSummary aggregates the ledger as q asks, ordered by group.
+func (s *DB) UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgate.UsageTotals, error) {
+	if !q.GroupBy.Valid() {
+		return nil, fmt.Errorf("unknown grouping %q", q.GroupBy)
+	}
+	where, args := timeRange(q.From, q.To)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+groupExpr[q.GroupBy]+` AS grp, count(*),
+		sum(outcome = 'completed'), sum(estimated), sum(prompt_tokens), sum(completion_tokens),
+		sum(reasoning_tokens), sum(cached_tokens), sum(cost_in_usd_ticks)
+		FROM usage_records`+where+` GROUP BY grp ORDER BY grp`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []grokgate.UsageTotals{}
+	for rows.Next() {
+		var u grokgate.UsageTotals
+		if err := rows.Scan(&u.Group, &u.Requests, &u.Completed, &u.Estimated, &u.PromptTokens, &u.CompletionTokens,
+			&u.ReasoningTokens, &u.CachedTokens, &u.CostTicks); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,460 @@
+// Package storetest is the conformance suite every grokgate store must pass,
+// so SQLite and PostgreSQL keep the same semantics: keys, the keys generation
+// counter other replicas poll, and the usage ledger.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/keys"
+)
+
+// Store is what the suite exercises: the whole of a grokgate store.
+type Store interface {
+	CreateKey(ctx context.Context, k grokgate.Key) error
+	KeyByID(ctx context.Context, id string) (grokgate.Key, error)
+	KeyByHash(ctx context.Context, h [32]byte) (grokgate.Key, error)
+	ListKeys(ctx context.Context) ([]grokgate.Key, error)
+	UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (grokgate.Key, error)
+	RevokeKey(ctx context.Context, id string, at time.Time) error
+	KeysGeneration(ctx context.Context) (int64, error)
+	InsertUsage(ctx context.Context, recs []grokgate.Record) error
+	UsageRecords(ctx context.Context, from, to time.Time) ([]grokgate.Record, error)
+	UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgate.UsageTotals, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Run runs the suite. open must return a new, empty store for each call;
+// the suite closes it.
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s Store)
+	}{
+		{"KeysRoundTrip", testKeysRoundTrip},
+		{"KeysUnique", testKeysUnique},
+		{"UpdateKey", testUpdateKey},
+		{"RevokeKey", testRevokeKey},
+		{"Generation", testGeneration},
+		{"UsageRoundTrip", testUsageRoundTrip},
+		{"UsageIdempotent", testUsageIdempotent},
+		{"UsageConcurrent", testUsageConcurrent},
+		{"UsageSummary", testUsageSummary},
+		{"UsageSummaryEmpty", testUsageSummaryEmpty},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			if err := s.Ping(context.Background()); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+			tc.fn(t, s)
+		})
+	}
+}
+
+// base is a fixed instant with whole microseconds, the precision both
+// stores keep.
+var base = time.Date(2026, 11, 3, 22, 30, 0, 123456000, time.UTC)
+
+func mintKey(t *testing.T, name string, role grokgate.Role) grokgate.Key {
+	t.Helper()
+	k, _, err := keys.Mint(keys.Random(), name, role, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func equalKeys(a, b grokgate.Key) bool {
+	// nil and empty model lists mean the same.
+	if len(a.AllowedModels) == 0 && len(b.AllowedModels) == 0 {
+		a.AllowedModels, b.AllowedModels = nil, nil
+	}
+	return a.ID == b.ID && a.Name == b.Name && a.Prefix == b.Prefix && a.Hash == b.Hash && a.Role == b.Role &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.RevokedAt.Equal(b.RevokedAt) && a.ExpiresAt.Equal(b.ExpiresAt) &&
+		reflect.DeepEqual(a.AllowedModels, b.AllowedModels)
+}
+
+func testKeysRoundTrip(t *testing.T, s Store) {
+	c := ctx(t)
+	plain := mintKey(t, "plain", grokgate.RoleUser)
+	full := mintKey(t, "full ünïcode", grokgate.RoleAdmin)
+	full.CreatedAt = base.Add(time.Second)
+	full.AllowedModels = []string{"grok-4.3", "grok-3-mini"}
+	full.ExpiresAt = base.Add(48 * time.Hour)
+	for _, k := range []grokgate.Key{plain, full} {
+		if err := s.CreateKey(c, k); err != nil {
+			t.Fatalf("CreateKey(%s): %v", k.Name, err)
+		}
+	}
+	for _, want := range []grokgate.Key{plain, full} {
+		got, err := s.KeyByID(c, want.ID)
+		if err != nil || !equalKeys(got, want) {
+			t.Errorf("KeyByID(%s) = %+v, %v; want %+v", want.ID, got, err, want)
+		}
+		got, err = s.KeyByHash(c, want.Hash)
+		if err != nil || !equalKeys(got, want) {
+			t.Errorf("KeyByHash(%s) = %+v, %v; want %+v", want.ID, got, err, want)
+		}
+		if got.CreatedAt.Location() != time.UTC {
+			t.Errorf("CreatedAt is in %v, want UTC", got.CreatedAt.Location())
+		}
+	}
+	list, err := s.ListKeys(c)
+	if err != nil || len(list) != 2 || !equalKeys(list[0], plain) || !equalKeys(list[1], full) {
+		t.Errorf("ListKeys = %+v, %v; want plain then full (oldest first)", list, err)
+	}
+	if _, err := s.KeyByID(c, "key_missing"); !errors.Is(err, grokgate.ErrNotFound) {
+		t.Errorf("KeyByID(missing) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.KeyByHash(c, [32]byte{1}); !errors.Is(err, grokgate.ErrNotFound) {
+		t.Errorf("KeyByHash(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testKeysUnique(t *testing.T, s Store) {
+	c := ctx(t)
+	k := mintKey(t, "a", grokgate.RoleUser)
+	if err := s.CreateKey(c, k); err != nil {
+		t.Fatal(err)
+	}
+	sameID := mintKey(t, "b", grokgate.RoleUser)
+	sameID.ID = k.ID
+	if err := s.CreateKey(c, sameID); err == nil {
+		t.Error("a second key with the same id was accepted")
+	}
+	sameHash := mintKey(t, "c", grokgate.RoleUser)
+	sameHash.Hash = k.Hash
+	if err := s.CreateKey(c, sameHash); err == nil {
+		t.Error("a second key with the same hash was accepted")
+	}
+	if list, _ := s.ListKeys(c); len(list) != 1 {
+		t.Errorf("%d keys stored, want 1", len(list))
+	}
+}
+
+func testUpdateKey(t *testing.T, s Store) {
+	c := ctx(t)
+	k := mintKey(t, "before", grokgate.RoleUser)
+	k.AllowedModels = []string{"grok-4.3"}
+	if err := s.CreateKey(c, k); err != nil {
+		t.Fatal(err)
+	}
+	name := "after"
+	got, err := s.UpdateKey(c, k.ID, grokgate.KeyUpdate{Name: &name})
+	want := k
+	want.Name = name
+	if err != nil || !equalKeys(got, want) {
+		t.Fatalf("rename: %+v, %v; want %+v", got, err, want)
+	}
+	models := []string{"grok-3", "grok-4.5"}
+	exp := base.Add(time.Hour)
+	got, err = s.UpdateKey(c, k.ID, grokgate.KeyUpdate{AllowedModels: &models, ExpiresAt: &exp})
+	want.AllowedModels, want.ExpiresAt = models, exp
+	if err != nil || !equalKeys(got, want) {
+		t.Fatalf("models+expiry: %+v, %v; want %+v", got, err, want)
+	}
+	none := []string{}
+	var never time.Time
+	got, err = s.UpdateKey(c, k.ID, grokgate.KeyUpdate{AllowedModels: &none, ExpiresAt: &never})
+	want.AllowedModels, want.ExpiresAt = nil, time.Time{}
+	if err != nil || !equalKeys(got, want) {
+		t.Fatalf("clear: %+v, %v; want %+v", got, err, want)
+	}
+	if stored, _ := s.KeyByHash(c, k.Hash); !equalKeys(stored, want) {
+		t.Errorf("stored %+v, want %+v", stored, want)
+	}
+	if _, err := s.UpdateKey(c, "key_missing", grokgate.KeyUpdate{Name: &name}); !errors.Is(err, grokgate.ErrNotFound) {
+		t.Errorf("UpdateKey(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testRevokeKey(t *testing.T, s Store) {
+	c := ctx(t)
+	k := mintKey(t, "r", grokgate.RoleUser)
+	if err := s.CreateKey(c, k); err != nil {
+		t.Fatal(err)
+	}
+	first := base.Add(time.Minute)
+	if err := s.RevokeKey(c, k.ID, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeKey(c, k.ID, first.Add(time.Hour)); err != nil {
+		t.Fatalf("revoking twice: %v", err)
+	}
+	got, err := s.KeyByID(c, k.ID)
+	if err != nil || !got.RevokedAt.Equal(first) {
+		t.Errorf("RevokedAt = %v, %v; want the first revocation %v", got.RevokedAt, err, first)
+	}
+	if err := s.RevokeKey(c, "key_missing", first); !errors.Is(err, grokgate.ErrNotFound) {
+		t.Errorf("RevokeKey(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+// testGeneration checks that every key change moves the counter other
+// replicas poll, and that reads do not.
+func testGeneration(t *testing.T, s Store) {
+	c := ctx(t)
+	last, err := s.KeysGeneration(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(what string, fn func() error) {
+		t.Helper()
+		if err := fn(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		g, err := s.KeysGeneration(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g == last {
+			t.Errorf("%s did not change the keys generation (still %d)", what, g)
+		}
+		last = g
+	}
+	k := mintKey(t, "g", grokgate.RoleUser)
+	step("CreateKey", func() error { return s.CreateKey(c, k) })
+	name := "g2"
+	step("UpdateKey", func() error { _, err := s.UpdateKey(c, k.ID, grokgate.KeyUpdate{Name: &name}); return err })
+	step("RevokeKey", func() error { return s.RevokeKey(c, k.ID, base) })
+	s.ListKeys(c)
+	s.InsertUsage(c, []grokgate.Record{record(1, base, "key_x", "grok-4.3")})
+	if g, _ := s.KeysGeneration(c); g != last {
+		t.Errorf("reads and usage moved the keys generation from %d to %d", last, g)
+	}
+}
+
+// record returns a record with every field set, derived from n.
+func record(n int, at time.Time, key, model string) grokgate.Record {
+	return grokgate.Record{
+		Time:             at,
+		RequestID:        fmt.Sprintf("req_%06d", n),
+		KeyID:            key,
+		Route:            "/chat/completions",
+		RequestedModel:   model + "-alias",
+		Model:            model,
+		Stream:           n%2 == 0,
+		Fallback:         n%3 == 0,
+		Status:           200,
+		Outcome:          grokgate.OutcomeCompleted,
+		PromptTokens:     int64(100 + n),
+		CompletionTokens: int64(10 + n),
+		ReasoningTokens:  int64(n % 7),
+		CachedTokens:     int64(n % 5),
+		CostTicks:        int64(1_000_000 + n),
+		Latency:          time.Duration(1500+n) * time.Microsecond,
+		TTFB:             time.Duration(300+n) * time.Microsecond,
+		UpstreamID:       fmt.Sprintf("up-%d", n),
+	}
+}
+
+func testUsageRoundTrip(t *testing.T, s Store) {
+	c := ctx(t)
+	a := record(1, base, "key_a", "grok-4.3")
+	b := record(2, base.Add(time.Millisecond), "key_b", "")
+	b.Outcome, b.Status, b.Estimated, b.CostTicks, b.UpstreamID, b.TTFB = grokgate.OutcomeClientCanceled, 499, true, 0, "", 0
+	b.RequestedModel = "grok-ünïcode"
+	if err := s.InsertUsage(c, []grokgate.Record{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertUsage(c, nil); err != nil {
+		t.Errorf("InsertUsage(nil): %v", err)
+	}
+	got, err := s.UsageRecords(c, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d records, want 2", len(got))
+	}
+	for i, want := range []grokgate.Record{a, b} {
+		g := got[i]
+		if !g.Time.Equal(want.Time) || g.Time.Location() != time.UTC {
+			t.Errorf("record %d time %v, want %v UTC", i, g.Time, want.Time)
+		}
+		g.Time = want.Time
+		if g != want {
+			t.Errorf("record %d:\n got %+v\nwant %+v", i, g, want)
+		}
+	}
+	// Bounds: from inclusive, to exclusive.
+	got, err = s.UsageRecords(c, base.Add(time.Millisecond), time.Time{})
+	if err != nil || len(got) != 1 || got[0].RequestID != b.RequestID {
+		t.Errorf("from bound: %v, %v", got, err)
+	}
+	got, err = s.UsageRecords(c, time.Time{}, base.Add(time.Millisecond))
+	if err != nil || len(got) != 1 || got[0].RequestID != a.RequestID {
+		t.Errorf("to bound: %v, %v", got, err)
+	}
+}
+
+// testUsageIdempotent: a batch retried after an ambiguous failure must not
+// count a request twice.
+func testUsageIdempotent(t *testing.T, s Store) {
+	c := ctx(t)
+	r1, r2 := record(1, base, "k", "m"), record(2, base, "k", "m")
+	if err := s.InsertUsage(c, []grokgate.Record{r1, r2}); err != nil {
+		t.Fatal(err)
+	}
+	dup := r1
+	dup.PromptTokens = 999999
+	if err := s.InsertUsage(c, []grokgate.Record{r2, dup, record(3, base, "k", "m"), record(3, base, "k", "m")}); err != nil {
+		t.Fatalf("re-inserting: %v", err)
+	}
+	got, err := s.UsageRecords(c, time.Time{}, time.Time{})
+	if err != nil || len(got) != 3 {
+		t.Fatalf("%d records, %v; want 3", len(got), err)
+	}
+	for _, g := range got {
+		if g.RequestID == r1.RequestID && g.PromptTokens != r1.PromptTokens {
+			t.Errorf("a duplicate overwrote the first record: prompt %d", g.PromptTokens)
+		}
+	}
+}
+
+func testUsageConcurrent(t *testing.T, s Store) {
+	c := ctx(t)
+	const writers, batches, per = 4, 5, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*batches)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				recs := make([]grokgate.Record, per)
+				for i := range recs {
+					recs[i] = record(((w*batches)+b)*per+i, base, "k", "m")
+				}
+				if err := s.InsertUsage(c, recs); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent InsertUsage: %v", err)
+	}
+	sum, err := s.UsageSummary(c, grokgate.UsageQuery{GroupBy: grokgate.GroupByKey})
+	if err != nil || len(sum) != 1 || sum[0].Requests != writers*batches*per {
+		t.Errorf("summary %+v, %v; want %d requests", sum, err, writers*batches*per)
+	}
+}
+
+func testUsageSummary(t *testing.T, s Store) {
+	c := ctx(t)
+	day1 := time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)
+	day2 := day1.Add(24 * time.Hour)
+	var recs []grokgate.Record
+	add := func(at time.Time, key, model, requested string, mut func(*grokgate.Record)) {
+		r := record(len(recs)+1, at, key, model)
+		r.RequestedModel = requested
+		if mut != nil {
+			mut(&r)
+		}
+		recs = append(recs, r)
+	}
+	add(day1, "key_a", "grok-4.3", "grok-4-1-fast-reasoning", nil)
+	add(day1.Add(23*time.Hour+59*time.Minute), "key_a", "grok-4.3", "grok-4.3", nil)
+	add(day1.Add(time.Hour), "key_b", "grok-3", "grok-3", func(r *grokgate.Record) { r.Outcome = grokgate.OutcomeUpstreamError })
+	add(day2, "key_a", "", "grok-4.5", func(r *grokgate.Record) { r.Estimated, r.Outcome = true, grokgate.OutcomeClientCanceled })
+	add(day2.Add(time.Second), "key_b", "grok-4.3", "grok-4.3", nil)
+	if err := s.InsertUsage(c, recs); err != nil {
+		t.Fatal(err)
+	}
+	// want computes the expected totals from the records themselves.
+	want := func(q grokgate.UsageQuery) []grokgate.UsageTotals {
+		m := map[string]*grokgate.UsageTotals{}
+		for _, r := range recs {
+			if (!q.From.IsZero() && r.Time.Before(q.From)) || (!q.To.IsZero() && !r.Time.Before(q.To)) {
+				continue
+			}
+			var g string
+			switch q.GroupBy {
+			case grokgate.GroupByKey:
+				g = r.KeyID
+			case grokgate.GroupByModel:
+				g = r.Model
+				if g == "" {
+					g = r.RequestedModel
+				}
+			case grokgate.GroupByDay:
+				g = r.Time.UTC().Format(time.DateOnly)
+			}
+			u := m[g]
+			if u == nil {
+				u = &grokgate.UsageTotals{Group: g}
+				m[g] = u
+			}
+			u.Requests++
+			if r.Outcome == grokgate.OutcomeCompleted {
+				u.Completed++
+			}
+			if r.Estimated {
+				u.Estimated++
+			}
+			u.PromptTokens += r.PromptTokens
+			u.CompletionTokens += r.CompletionTokens
+			u.ReasoningTokens += r.ReasoningTokens
+			u.CachedTokens += r.CachedTokens
+			u.CostTicks += r.CostTicks
+		}
+		out := []grokgate.UsageTotals{}
+		for _, u := range m {
+			out = append(out, *u)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
+		return out
+	}
+	for _, q := range []grokgate.UsageQuery{
+		{GroupBy: grokgate.GroupByKey},
+		{GroupBy: grokgate.GroupByModel},
+		{GroupBy: grokgate.GroupByDay},
+		{GroupBy: grokgate.GroupByDay, From: day1.Add(time.Hour)},
+		{GroupBy: grokgate.GroupByKey, To: day2},
+		{GroupBy: grokgate.GroupByModel, From: day1.Add(time.Hour), To: day2.Add(time.Second)},
+	} {
+		got, err := s.UsageSummary(c, q)
+		if err != nil {
+			t.Errorf("%+v: %v", q, err)
+			continue
+		}
+		if w := want(q); !reflect.DeepEqual(got, w) {
+			t.Errorf("%+v:\n got %+v\nwant %+v", q, got, w)
+		}
+	}
+	if groups := want(grokgate.UsageQuery{GroupBy: grokgate.GroupByDay}); len(groups) != 2 {
+		t.Fatalf("the fixture should span 2 days, spans %d", len(groups))
+	}
+}
+
+func testUsageSummaryEmpty(t *testing.T, s Store) {
+	got, err := s.UsageSummary(ctx(t), grokgate.UsageQuery{GroupBy: grokgate.GroupByDay})
+	if err != nil || got == nil || len(got) != 0 {
+		t.Errorf("empty ledger: %#v, %v; want an empty, non-nil slice", got, err)
+	}
+}

@@ -1,0 +1,159 @@
+// Package usage measures what each request cost and records it.
+//
+// The stream side (StreamMeter) watches relayed chat completion events
+// without decoding them: it counts the bytes of generated text with byte
+// searches and decodes only the one event that carries "usage". The recorder
+// side (Recorder) takes finished records off the request path and writes them
+// to the store in batches.
+package usage
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Usage is the part of xAI's usage object grokgate keeps. Completion
+// excludes Reasoning, as xAI counts; Cached is part of Prompt.
+type Usage struct {
+	Prompt, Completion, Reasoning, Cached int64
+	CostTicks                             int64 // cost_in_usd_ticks
+}
+
+// wireUsage is xAI's usage object (see the wire-format notes).
+type wireUsage struct {
+	PromptTokens        int64 `json:"prompt_tokens"`
+	CompletionTokens    int64 `json:"completion_tokens"`
+	PromptTokensDetails struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
+	CostInUSDTicks int64 `json:"cost_in_usd_ticks"`
+}
+
+func (w *wireUsage) usage() Usage {
+	return Usage{Prompt: w.PromptTokens, Completion: w.CompletionTokens,
+		Reasoning: w.CompletionTokensDetails.ReasoningTokens, Cached: w.PromptTokensDetails.CachedTokens,
+		CostTicks: w.CostInUSDTicks}
+}
+
+// StreamMeter follows one chat completion stream. The zero value is ready.
+type StreamMeter struct {
+	ID    string // the completion id, from the first event
+	Model string // the resolved model, from the first event
+	Usage Usage
+	// HaveUsage is set once xAI's usage object arrived.
+	HaveUsage bool
+	// ContentBytes and ReasoningBytes count the generated text seen so far
+	// (content plus tool-call arguments, and reasoning_content), as decoded
+	// string bytes; they feed the estimate when usage never arrives.
+	ContentBytes, ReasoningBytes int64
+	seenFirst                    bool
+}
+
+// Observe takes one event's data (the JSON after "data: ") and reports
+// whether it is the usage-only chunk ("choices":[] with "usage"), which a
+// client that did not ask for usage must not see. Only the first event and
+// events containing the key "usage" are decoded; every other event costs a
+// few byte searches and no allocation.
+func (m *StreamMeter) Observe(data []byte) (usageChunk bool) {
+	if !m.seenFirst {
+		m.seenFirst = true
+		var head struct {
+			ID    string `json:"id"`
+			Model string `json:"model"`
+		}
+		if json.Unmarshal(data, &head) == nil {
+			m.ID, m.Model = head.ID, head.Model
+		}
+	}
+	m.ReasoningBytes += stringBytes(data, `"reasoning_content"`)
+	m.ContentBytes += stringBytes(data, `"content"`) + stringBytes(data, `"arguments"`)
+	// Inside a JSON string a quote is escaped, so generated text can never
+	// contain the bare key "usage" followed by a quote.
+	if !bytes.Contains(data, []byte(`"usage"`)) {
+		return false
+	}
+	var c struct {
+		ID      string            `json:"id"`
+		Model   string            `json:"model"`
+		Choices []json.RawMessage `json:"choices"`
+		Usage   *wireUsage        `json:"usage"`
+	}
+	if json.Unmarshal(data, &c) != nil || c.Usage == nil {
+		return false
+	}
+	m.Usage, m.HaveUsage = c.Usage.usage(), true
+	if m.ID == "" {
+		m.ID = c.ID
+	}
+	if m.Model == "" {
+		m.Model = c.Model
+	}
+	return len(c.Choices) == 0
+}
+
+// stringBytes sums the lengths of the string values of every occurrence of
+// key (with its quotes) in data. Escapes count as one byte each: the result
+// feeds an estimate, not a bill.
+func stringBytes(data []byte, key string) int64 {
+	var n int64
+	for {
+		i := bytes.Index(data, []byte(key))
+		if i < 0 {
+			return n
+		}
+		data = data[i+len(key):]
+		j := skipSpace(data, 0)
+		if j >= len(data) || data[j] != ':' {
+			continue
+		}
+		j = skipSpace(data, j+1)
+		if j >= len(data) || data[j] != '"' {
+			continue // null, or not a string
+		}
+		j++
+		for j < len(data) && data[j] != '"' {
+			if data[j] == '\\' {
+				j++
+				if j < len(data) && data[j] == 'u' {
+					j += 4
+				}
+			}
+			j++
+			n++
+		}
+		data = data[min(j, len(data)):]
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// ParseCompletion reads the id, resolved model and usage of a non-streaming
+// chat completion body. ok is false when the body has no usage object.
+func ParseCompletion(body []byte) (id, model string, u Usage, ok bool) {
+	var c struct {
+		ID    string     `json:"id"`
+		Model string     `json:"model"`
+		Usage *wireUsage `json:"usage"`
+	}
+	if json.Unmarshal(body, &c) != nil {
+		return "", "", u, false
+	}
+	if c.Usage != nil {
+		u, ok = c.Usage.usage(), true
+	}
+	return c.ID, c.Model, u, ok
+}
+
+// GeneratedBytes counts the generated text in a completion body the way
+// StreamMeter counts it in events, for a body that lacks usage.
+func GeneratedBytes(body []byte) (content, reasoning int64) {
+	return stringBytes(body, `"content"`) + stringBytes(body, `"arguments"`), stringBytes(body, `"reasoning_content"`)
+}
