@@ -39,7 +39,9 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 	out := &sseOut{s: s, w: w, rc: http.NewResponseController(w), firstByte: firstByte, m: meterFrom(r.Context())}
 	defer out.close()
 	if s.cfg.Heartbeat > 0 {
+		out.mu.Lock() // beat reads the field; it may fire before the assignment otherwise
 		out.heartbeat = time.AfterFunc(s.cfg.Heartbeat, out.beat)
+		out.mu.Unlock()
 	}
 	// The idle clock starts with the first event; before it, firstByte rules.
 	idle := time.AfterFunc(time.Duration(1<<63-1), func() { cancel(errIdle) })
