@@ -70,7 +70,10 @@ func startGW(t *testing.T, env map[string]string, args ...string) *gw {
 			}
 		}
 	}()
-	stderr := &testWriter{t: t}
+	var stderr io.Writer = &testWriter{t: t}
+	if env["GROKGATE_TEST_QUIET_LOG"] != "" {
+		stderr = io.Discard // a soak's access log would otherwise pile up in the test's memory
+	}
 	go func() {
 		err := run(ctx, full, getenv, strings.NewReader(""), pw, stderr)
 		pw.Close()

@@ -61,7 +61,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		baseURL, apiKey = sim+"/v1", "grokgate-simulator"
 		fmt.Fprintf(stdout, "No XAI_API_KEY set: answering from the built-in xAI simulator at %s (set XAI_API_KEY to use the real xAI API).\n", sim)
 	}
-	upstream := xai.NewClient(baseURL, apiKey, &http.Client{Transport: newTransport(cfg.connectTimeout)},
+	transport := newTransport(cfg.connectTimeout)
+	defer transport.CloseIdleConnections() // no pooled upstream connection outlives serve
+	upstream := xai.NewClient(baseURL, apiKey, &http.Client{Transport: transport},
 		xai.Retry{MaxAttempts: int(cfg.upstreamAttempts)}, log.With("component", "xai"), time.Now)
 	if n := upstream.Keys(); n > 1 {
 		log.Info("rotating xAI keys", "keys", n)
