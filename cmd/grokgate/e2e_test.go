@@ -400,7 +400,7 @@ func TestE2EGracefulShutdown(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = fire(t, g.base, g.adminKey, k, chatBody("grok-4.3", fmt.Sprintf(`%d #sim{"chunks":10,"delay_ms":60}`, i), true, i%2 == 0))
+			results[i] = fire(t, g.base, g.adminKey, k, chatBody("grok-4.3", fmt.Sprintf(`%d #sim{"chunks":20,"delay_ms":100}`, i), true, i%2 == 0))
 		}()
 	}
 	deadline := time.Now().Add(20 * time.Second)
