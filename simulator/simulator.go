@@ -330,10 +330,12 @@ func (s *Simulator) handleStats(w http.ResponseWriter, r *http.Request) {
 
 // attemptCounter counts how often each request body was seen, so that
 // #sim{"fail_times":N} fails the first N tries of a request and lets the
-// retry through. Bounded: it forgets everything past maxTracked bodies.
+// retry through. Bounded with two generations: when the current map fills,
+// it becomes the previous one, so a body is remembered for at least
+// maxTracked newer bodies (a retry comes long before that).
 type attemptCounter struct {
-	mu   sync.Mutex
-	seen map[[32]byte]int
+	mu        sync.Mutex
+	cur, prev map[[32]byte]int
 }
 
 const maxTracked = 4096
@@ -342,9 +344,13 @@ func (a *attemptCounter) next(body []byte) int {
 	h := sha256.Sum256(body)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.seen == nil || len(a.seen) >= maxTracked {
-		a.seen = make(map[[32]byte]int)
+	if a.cur == nil || len(a.cur) >= maxTracked {
+		a.prev, a.cur = a.cur, make(map[[32]byte]int)
 	}
-	a.seen[h]++
-	return a.seen[h]
+	n, ok := a.cur[h]
+	if !ok {
+		n = a.prev[h]
+	}
+	a.cur[h] = n + 1
+	return n + 1
 }
