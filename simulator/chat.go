@@ -345,6 +345,7 @@ func (s *Simulator) handleChat(w http.ResponseWriter, r *http.Request) {
 		events = min(events, len(p.reasoning)+*d.ErrorAfter)
 	}
 	if !wait(ctx, d.ttft()+time.Duration(max(events-1, 0))*d.delay()) {
+		s.requestsCanceled.Add(1)
 		return
 	}
 	if d.CutAfter != nil {

@@ -117,5 +117,7 @@
 // streaming chat requests that passed validation and were not answered by a
 // status or json_error directive; each ends as completed ([DONE] written),
 // canceled (client left first, hang included), or neither (error_after,
-// cut_after). ImagesGenerated counts images delivered (not moderated ones).
+// cut_after). RequestsCanceled counts non-streaming chat requests whose client
+// left before the answer was ready. ImagesGenerated counts images delivered
+// (not moderated ones).
 package simulator

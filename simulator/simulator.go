@@ -42,6 +42,9 @@ type Simulator struct {
 	streamsStarted   atomic.Int64
 	streamsCompleted atomic.Int64
 	streamsCanceled  atomic.Int64
+	// requestsCanceled counts non-streaming requests whose client left
+	// before the answer was ready.
+	requestsCanceled atomic.Int64
 	imagesGenerated  atomic.Int64
 }
 
@@ -51,6 +54,7 @@ type Stats struct {
 	StreamsStarted   int64 `json:"streams_started"`
 	StreamsCompleted int64 `json:"streams_completed"`
 	StreamsCanceled  int64 `json:"streams_canceled"`
+	RequestsCanceled int64 `json:"requests_canceled"`
 	ImagesGenerated  int64 `json:"images_generated"`
 }
 
@@ -84,6 +88,7 @@ func (s *Simulator) Stats() Stats {
 		StreamsStarted:   s.streamsStarted.Load(),
 		StreamsCompleted: s.streamsCompleted.Load(),
 		StreamsCanceled:  s.streamsCanceled.Load(),
+		RequestsCanceled: s.requestsCanceled.Load(),
 		ImagesGenerated:  s.imagesGenerated.Load(),
 	}
 }

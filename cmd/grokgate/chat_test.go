@@ -204,6 +204,24 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	}
 }
 
+// TestClientDisconnectCancelsNonStreaming: the same for a non-streaming
+// request whose answer takes long: the upstream request ends with the client.
+func TestClientDisconnectCancelsNonStreaming(t *testing.T) {
+	g := startGW(t, nil)
+	before := g.simStats(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.URL+"/api/v1/chat/completions",
+		strings.NewReader(chatBody(`slow #sim{"ttft_ms":60000}`, false)))
+	req.Header.Set("Authorization", "Bearer "+g.AdminKey)
+	if _, err := http.DefaultClient.Do(req); err == nil {
+		t.Fatal("a 60 s answer arrived within 300 ms")
+	}
+	eventually(t, 5*time.Second, "simulator saw the request canceled", func() bool {
+		return g.simStats(t).RequestsCanceled == before.RequestsCanceled+1
+	})
+}
+
 // TestEventsAreNotBuffered proves each event reaches the client before the
 // upstream sends the next: the upstream writes event i+1 only after the test
 // client has received event i. Any buffering in grokgate deadlocks this.

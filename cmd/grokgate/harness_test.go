@@ -149,6 +149,7 @@ type simStats struct {
 	StreamsStarted   int64 `json:"streams_started"`
 	StreamsCompleted int64 `json:"streams_completed"`
 	StreamsCanceled  int64 `json:"streams_canceled"`
+	RequestsCanceled int64 `json:"requests_canceled"`
 }
 
 func (g *gw) simStats(t *testing.T) simStats {
