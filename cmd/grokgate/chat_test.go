@@ -84,6 +84,21 @@ func TestOpenAIGoSDK(t *testing.T) {
 		}
 	})
 
+	t.Run("the same stream on the wire", func(t *testing.T) {
+		// The SDK hides [DONE]; the bytes show it, last, exactly once.
+		resp := g.post(t, "/api/v1/chat/completions", g.AdminKey, chatBody(prompt, true))
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, h := range [][2]string{{"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}} {
+			if got := resp.Header.Get(h[0]); got != h[1] {
+				t.Errorf("%s: %q, want %q", h[0], got, h[1])
+			}
+		}
+		if !strings.HasSuffix(string(b), "\n\ndata: [DONE]\n\n") || strings.Count(string(b), "[DONE]") != 1 {
+			t.Fatalf("stream does not end with one [DONE]: %q", b)
+		}
+	})
+
 	t.Run("mid-stream error", func(t *testing.T) {
 		stream := client.Chat.Completions.NewStreaming(ctx, userMsg(`hi #sim{"error_after":3}`))
 		n := 0
