@@ -899,7 +899,7 @@ func TestStats(t *testing.T) {
 	generate(t, srv, `{"prompt":"c","n":2,"response_format":"b64_json"}`)
 	resp := do(t, context.Background(), srv, "GET", "/sim/stats", "", "")
 	b := readBody(t, resp)
-	want := `{"requests":3,"streams_started":1,"streams_completed":1,"streams_canceled":0,"images_generated":2}`
+	want := `{"requests":3,"streams_started":1,"streams_completed":1,"streams_canceled":0,"requests_canceled":0,"images_generated":2}`
 	if resp.StatusCode != 200 || string(b) != want {
 		t.Fatalf("%d %s", resp.StatusCode, b)
 	}
