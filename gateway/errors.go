@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 
 	"github.com/grokgate/grokgate/openai"
@@ -57,9 +58,12 @@ func upstreamFailure(ctx context.Context, clientCtx context.Context, err error) 
 	case errors.Is(context.Cause(ctx), errStopped):
 		return &openai.Error{Status: http.StatusServiceUnavailable, Type: openai.TypeAPI, Code: "shutting_down",
 			Message: "grokgate is shutting down; send the request again"}
-	default:
+	case isDialError(err):
 		return &openai.Error{Status: http.StatusBadGateway, Type: openai.TypeUpstream, Code: "upstream_unreachable",
 			Message: "could not reach xAI; try again shortly"}
+	default:
+		return &openai.Error{Status: http.StatusBadGateway, Type: openai.TypeUpstream, Code: "upstream_connection_lost",
+			Message: "the connection to xAI broke before it answered; try again"}
 	}
 }
 
@@ -81,4 +85,11 @@ func (s *Server) methodNotAllowed(allowed string) http.Handler {
 func notReady() *openai.Error {
 	return &openai.Error{Status: http.StatusServiceUnavailable, Type: openai.TypeAPI, Code: "not_ready",
 		Message: "grokgate is not ready: its database does not answer"}
+}
+
+// isDialError tells a connection never made (xAI unreachable) from one that
+// broke later.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

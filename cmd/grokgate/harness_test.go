@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -72,7 +73,16 @@ func startGW(t *testing.T, env map[string]string, args ...string) *gw {
 	}()
 	var stderr io.Writer = &testWriter{t: t}
 	if env["GROKGATE_TEST_QUIET_LOG"] != "" {
-		stderr = io.Discard // a soak's access log would otherwise pile up in the test's memory
+		// A soak's access log would otherwise pile up in the test's memory.
+		stderr = io.Discard
+		if f := env["GROKGATE_TEST_LOG_FILE"]; f != "" {
+			lf, err := os.Create(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { lf.Close() })
+			stderr = lf
+		}
 	}
 	go func() {
 		err := run(ctx, full, getenv, strings.NewReader(""), pw, stderr)

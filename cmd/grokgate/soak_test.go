@@ -60,7 +60,7 @@ func TestSoak(t *testing.T) {
 	go up.Serve(ln)
 	defer up.Close()
 
-	g := startGW(t, map[string]string{"GROKGATE_TEST_QUIET_LOG": "1", "XAI_API_KEY": "xai-soak", "XAI_BASE_URL": "http://" + ln.Addr().String() + "/v1"},
+	g := startGW(t, map[string]string{"GROKGATE_TEST_QUIET_LOG": "1", "GROKGATE_TEST_LOG_FILE": os.Getenv("GROKGATE_SOAK_LOG"), "XAI_API_KEY": "xai-soak", "XAI_BASE_URL": "http://" + ln.Addr().String() + "/v1"},
 		"--heartbeat", "200ms", "--upstream-attempts", "2")
 	tr := &http.Transport{MaxIdleConnsPerHost: 600}
 	client := &http.Client{Transport: tr}
@@ -147,7 +147,7 @@ func soakOne(client *http.Client, g *gw, rng *rand.Rand, tag string) string {
 	if rng.IntN(5) == 0 {
 		cancelAfter = rng.IntN(6)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	body := chatBody(fmt.Sprintf("soak %s #sim{\"chunks\":%d,\"delay_ms\":%d}%s", tag, 5+rng.IntN(20), 10+rng.IntN(30), fault), true)
 	req, _ := http.NewRequestWithContext(ctx, "POST", g.URL+"/api/v1/chat/completions", strings.NewReader(body))
@@ -174,10 +174,10 @@ func soakOne(client *http.Client, g *gw, rng *rand.Rand, tag string) string {
 			cancel()
 			return "canceled"
 		}
-		ev := readEventRaw(br)
+		ev, err := readEventRaw(br)
 		switch {
-		case ev == "":
-			return "ended without [DONE] or an error event"
+		case err != nil:
+			return fmt.Sprintf("ended without [DONE] or an error event (%v) after %q", err, ev)
 		case ev == "data: [DONE]\n\n":
 			return "done"
 		case strings.HasPrefix(ev, `data: {"error":"API error: `):
@@ -189,16 +189,16 @@ func soakOne(client *http.Client, g *gw, rng *rand.Rand, tag string) string {
 	}
 }
 
-func readEventRaw(br *bufio.Reader) string {
+func readEventRaw(br *bufio.Reader) (string, error) {
 	var b strings.Builder
 	for {
 		line, err := br.ReadString('\n')
 		b.WriteString(line)
 		if err != nil {
-			return ""
+			return b.String(), err
 		}
 		if line == "\n" {
-			return b.String()
+			return b.String(), nil
 		}
 	}
 }
