@@ -25,6 +25,7 @@ type gw struct {
 	done   chan error
 	mu     sync.Mutex
 	out    strings.Builder
+	log    *testWriter // the server's stderr
 }
 
 var (
@@ -71,6 +72,7 @@ func startGW(t *testing.T, env map[string]string, args ...string) *gw {
 		}
 	}()
 	stderr := &testWriter{t: t}
+	g.log = stderr
 	go func() {
 		err := run(ctx, full, getenv, strings.NewReader(""), pw, stderr)
 		pw.Close()
@@ -110,15 +112,24 @@ func (g *gw) stop(t *testing.T) error {
 	}
 }
 
-// testWriter sends the server's log to the test log, shown only on failure.
+// testWriter sends the server's log to the test log, shown only on failure,
+// and keeps it for tests that read the log.
 type testWriter struct {
-	t  *testing.T
-	mu sync.Mutex
+	t   *testing.T
+	mu  sync.Mutex
+	all strings.Builder
+}
+
+func (w *testWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.all.String()
 }
 
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.all.Write(p)
 	w.t.Logf("%s", strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
