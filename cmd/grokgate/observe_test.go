@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -371,4 +372,38 @@ func createKey(t *testing.T, g *gw, admin string) string {
 		t.Fatalf("create key: %d %v", resp.StatusCode, err)
 	}
 	return k.Key
+}
+
+// TestTracingExport: with the standard OTLP variable set, serve exports the
+// spans of its requests over OTLP/HTTP (flushed at the latest on stop),
+// and without it sends no traceparent upstream.
+func TestTracingExport(t *testing.T) {
+	got := make(chan string, 16)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Method + " " + r.URL.Path
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer collector.Close()
+	g := startGW(t, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL})
+	expectOK(t, g.post(t, "/api/v1/chat/completions", g.AdminKey, mixBody("hi", false)))
+	if err := g.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case req := <-got:
+		if req != "POST /v1/traces" {
+			t.Errorf("collector got %s", req)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no spans exported")
+	}
+}
+
+func expectOK(t *testing.T, resp *http.Response) {
+	t.Helper()
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
 }
