@@ -291,3 +291,16 @@ func noteStreamEnd(r *http.Request, cause error) {
 	}
 	infoFrom(r.Context()).upstreamErr = kind
 }
+
+// rateLimited reports a refusal by the gateway's own rate limiter to the
+// metrics, if they are on: the limiter calls this rather than the Observer.
+func (s *Server) rateLimited(limit string, k *grokgate.Key) {
+	if s.cfg.Observer == nil {
+		return
+	}
+	id := ""
+	if k != nil {
+		id = k.ID
+	}
+	s.cfg.Observer.RateLimited(limit, id)
+}
