@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"log/slog"
 	"net/http"
 	"path"
 	"strings"
@@ -30,6 +29,7 @@ type requestInfo struct {
 	errMsg    string // what the client was told
 	cause     error  // internal detail, for the log only
 	streamErr bool
+	obsInfo   // metrics, access log and tracing (observe.go)
 }
 
 type infoKey struct{}
@@ -49,39 +49,15 @@ func newRequestID() string {
 }
 
 // withRequestID gives every request an id, returns it as X-Request-Id, and
-// writes one access-log line when the request ends.
+// when the request ends writes its access-log line and metrics (finish).
 func (s *Server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := &requestInfo{id: newRequestID(), start: s.cfg.Now()}
 		w.Header().Set("X-Request-Id", info.id)
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
-		status := sw.status
-		if info.status == statusClientClosed || (r.Context().Err() != nil && status == 0) {
-			status = statusClientClosed
-		}
-		attrs := []any{"request_id", info.id, "method", r.Method, "path", r.URL.Path,
-			"status", status, "bytes", sw.bytes, "duration_ms", float64(s.cfg.Now().Sub(info.start).Microseconds()) / 1000}
-		if info.key != nil {
-			attrs = append(attrs, "key_id", info.key.ID, "key_prefix", info.key.Prefix)
-		}
-		if info.model != "" {
-			attrs = append(attrs, "model", info.model, "stream", info.stream)
-		}
-		level := slog.LevelInfo
-		if info.errMsg != "" {
-			attrs = append(attrs, "error", info.errMsg, "error_code", info.errCode)
-			if info.streamErr {
-				attrs = append(attrs, "stream_error", true)
-			}
-			if info.cause != nil {
-				attrs = append(attrs, "cause", info.cause.Error())
-			}
-			if status >= 500 || info.streamErr {
-				level = slog.LevelWarn
-			}
-		}
-		s.log.Log(r.Context(), level, "request", attrs...)
+		inner := r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+		next.ServeHTTP(sw, inner)
+		s.finish(r, inner, info, sw)
 	})
 }
 

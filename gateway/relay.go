@@ -46,11 +46,14 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 	// The idle clock starts with the first event; before it, firstByte rules.
 	idle := time.AfterFunc(time.Duration(1<<63-1), func() { cancel(errIdle) })
 	defer idle.Stop()
+	clock := s.streamClock(r) // metrics: TTFT, gaps, open streams
+	defer clock.end()
 
 	var scratch []byte // only for events that are not a single data line
 	for sc.Scan() {
 		ev := sc.Event()
 		idle.Reset(s.cfg.StreamIdleTimeout)
+		clock.event()
 		data, ok := sse.Data(ev)
 		if !ok {
 			scratch, _ = sse.AppendData(scratch[:0], ev)
@@ -65,6 +68,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 		}
 		if bytes.Contains(data, errorKey) {
 			if msg, isErr := eventError(data); isErr {
+				noteStreamEnd(r, nil)
 				if out.claim() {
 					s.fail(w, r, xai.StatusError(http.StatusOK, data), nil)
 				} else {
@@ -94,6 +98,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 		return
 	}
 	cause := context.Cause(ctx)
+	noteStreamEnd(r, cause)
 	if out.claim() {
 		e := upstreamFailure(ctx, r.Context(), err)
 		if errors.Is(err, errNoDone) {

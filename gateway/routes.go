@@ -28,6 +28,9 @@ func (s *Server) routes() {
 		s.handle(http.MethodPost, "/admin/v1/keys/{id}/revoke", admin(s.handleRevokeKey))
 		s.handle(http.MethodGet, "/admin/v1/usage", admin(s.handleUsage))
 	}
+	if s.cfg.Metrics != nil {
+		s.handle(http.MethodGet, "/metrics", s.authed(s.adminOnly(s.cfg.Metrics.ServeHTTP)))
+	}
 	s.handle(http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealthz))
 	s.handle(http.MethodGet, "/readyz", http.HandlerFunc(s.handleReadyz))
 	s.mux.HandleFunc("/", s.handleNotFound)

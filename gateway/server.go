@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/grokgate/grokgate"
 )
 
@@ -67,6 +69,14 @@ type Config struct {
 	Usage UsageRecorder
 	// Admin backs the /admin/v1 API; nil leaves the admin API out.
 	Admin AdminStore
+	// Observer receives the request metrics (package metrics); nil
+	// measures nothing.
+	Observer Observer
+	// Metrics serves GET /metrics to admin keys; nil leaves the route out.
+	Metrics http.Handler
+	// Tracer, when set, traces every request and its xAI exchanges; nil
+	// (the default) costs nothing.
+	Tracer trace.Tracer
 }
 
 const (
@@ -122,7 +132,12 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	}
 	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux()}
 	s.models = newModelCatalog(up, cfg.ModelInfoTTL, cfg.Now, log)
+	s.up = observedUpstream{s: s, up: up} // after the catalog, whose fetches belong to no one request
 	s.bufs.New = func() any { b := make([]byte, 4096); return &b }
 	s.routes()
-	return s.withRequestID(s.withRecovery(s.withCleanPath(s.mux)))
+	h := s.withRequestID(s.withRecovery(s.withCleanPath(s.mux)))
+	if cfg.Tracer != nil {
+		h = s.withTracing(h)
+	}
+	return h
 }

@@ -143,11 +143,8 @@ func (m *meter) started(now time.Time) {
 	}
 }
 
-// settle builds the request's record and hands it to the recorder.
+// settle builds the request's record and hands it to the recorder, if any.
 func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter, panicked bool) {
-	if s.cfg.Usage == nil {
-		return
-	}
 	info := infoFrom(r.Context())
 	now := s.cfg.Now()
 	rec := grokgate.Record{
@@ -212,5 +209,8 @@ func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter, panick
 	}
 	rec.PromptTokens, rec.CompletionTokens, rec.ReasoningTokens = u.Prompt, u.Completion, u.Reasoning
 	rec.CachedTokens, rec.CostTicks = u.Cached, u.CostTicks
-	s.cfg.Usage.Record(rec)
+	info.rec = &rec // for the access log and metrics
+	if s.cfg.Usage != nil {
+		s.cfg.Usage.Record(rec)
+	}
 }

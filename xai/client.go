@@ -40,6 +40,7 @@ type Client struct {
 	retry   Retry
 	log     *slog.Logger
 	now     func() time.Time
+	hooks   Hooks
 }
 
 // NewClient returns a client for baseURL (such as DefaultBaseURL) that
@@ -84,6 +85,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*htt
 		k := c.pool.pick(c.now(), last)
 		resp, err := c.send(ctx, k, method, path, body)
 		verdict, retryAfter := classify(resp, err)
+		c.observe(ctx, verdict, resp, err)
 		switch verdict {
 		case ok:
 			k.succeeded()
@@ -144,6 +146,9 @@ func (c *Client) send(ctx context.Context, k *poolKey, method, path string, body
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	if c.hooks.Header != nil {
+		c.hooks.Header(ctx, req.Header)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err

@@ -126,6 +126,7 @@ type serveConfig struct {
 	logFormat        string
 	visionStream     gateway.VisionStream
 	flushTimeout     time.Duration
+	obs              obsConfig
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -148,6 +149,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	var visionStream string
 	s.String(&visionStream, "vision-stream", "GROKGATE_VISION_STREAM", string(gateway.VisionStreamFallback),
 		"how a streaming request with image input is answered: fallback (complete JSON), emulate (the complete answer as SSE) or native (stream from xAI)")
+	parseObs(s, &c.obs)
 	// The xAI keys are read from the environment only: a flag would show them
 	// in ps. Several keys, comma-separated, are rotated with failover.
 	c.xaiAPIKey = strings.TrimSpace(getenv("XAI_API_KEY"))
@@ -158,6 +160,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 		s.errs = append(s.errs, fmt.Errorf("GROKGATE_ADDR/--addr %q must be HOST:PORT, such as 127.0.0.1:8080", c.addr))
 	}
 	checkDB(s, c.db)
+	c.obs.check(s)
 	if u, err := url.Parse(c.xaiBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		s.errs = append(s.errs, fmt.Errorf("XAI_BASE_URL/--xai-base-url %q must be an http(s) URL such as %s", c.xaiBaseURL, xai.DefaultBaseURL))
 	}

@@ -26,6 +26,7 @@ type gw struct {
 	done   chan error
 	mu     sync.Mutex
 	out    strings.Builder
+	log    *testWriter // the server's stderr
 }
 
 var (
@@ -71,7 +72,8 @@ func startGW(t *testing.T, env map[string]string, args ...string) *gw {
 			}
 		}
 	}()
-	var stderr io.Writer = &testWriter{t: t}
+	g.log = &testWriter{t: t}
+	var stderr io.Writer = g.log
 	if env["GROKGATE_TEST_QUIET_LOG"] != "" {
 		// A soak's access log would otherwise pile up in the test's memory.
 		stderr = io.Discard
@@ -123,15 +125,24 @@ func (g *gw) stop(t *testing.T) error {
 	}
 }
 
-// testWriter sends the server's log to the test log, shown only on failure.
+// testWriter sends the server's log to the test log, shown only on failure,
+// and keeps it for tests that read the log.
 type testWriter struct {
-	t  *testing.T
-	mu sync.Mutex
+	t   *testing.T
+	mu  sync.Mutex
+	all strings.Builder
+}
+
+func (w *testWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.all.String()
 }
 
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.all.Write(p)
 	w.t.Logf("%s", strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }

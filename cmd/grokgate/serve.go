@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/gateway"
 	"github.com/grokgate/grokgate/keys"
@@ -65,6 +67,41 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer transport.CloseIdleConnections() // no pooled upstream connection outlives serve
 	upstream := xai.NewClient(baseURL, apiKey, &http.Client{Transport: transport},
 		xai.Retry{MaxAttempts: int(cfg.upstreamAttempts)}, log.With("component", "xai"), time.Now)
+	var obs gateway.Observer
+	var metricsHandler http.Handler
+	hooks := xai.Hooks{}
+	if cfg.obs.metrics {
+		reg, m, err := newMetrics(cfg.obs, recorder)
+		if err != nil {
+			return err
+		}
+		obs, hooks.Observer = m, m
+		metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
+		if cfg.obs.metricsAddr != "" {
+			stop, err := serveMetrics(ctx, cfg.obs.metricsAddr, metricsHandler, stdout, log)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
+	}
+	tracer, stopTracing, err := newTracer(ctx, cfg.obs)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Spans of the last requests are still buffered: send them.
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(tctx); err != nil {
+			log.Warn("flushing trace spans failed", "err", err)
+		}
+	}()
+	if tracer != nil {
+		hooks.Header = injectTraceparent
+		log.Info("tracing to OpenTelemetry", "endpoint", cfg.obs.otlpEndpoint)
+	}
+	upstream.SetHooks(hooks)
 	if n := upstream.Keys(); n > 1 {
 		log.Info("rotating xAI keys", "keys", n)
 	}
@@ -91,6 +128,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		VisionStream:      cfg.visionStream,
 		Usage:             recorder,
 		Admin:             store,
+		Observer:          obs,
+		Metrics:           metricsHandler,
+		Tracer:            tracer,
 	}, cache, upstream)
 
 	ln, err := net.Listen("tcp", cfg.addr)

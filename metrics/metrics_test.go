@@ -1,0 +1,44 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/gateway"
+)
+
+func TestKeyLabelsAndModelBound(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg, Options{KeyLabels: true, MaxModels: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, model := range []string{"a", "b", "c", "d", "a"} {
+		m.Request(gateway.RequestStats{Route: "/chat/completions", Model: model, KeyID: "key_1", Status: 200,
+			Duration: time.Millisecond, Usage: &grokgate.Record{PromptTokens: 3}})
+	}
+	m.RateLimited("requests", "key_1")
+	want := `
+# HELP grokgate_tokens_total Tokens of chat requests by kind (prompt, completion, reasoning, cached; cached is part of prompt) and requested model; estimated=true where xAI's usage never came and grokgate estimated it.
+# TYPE grokgate_tokens_total counter
+grokgate_tokens_total{estimated="false",key_id="key_1",kind="prompt",model="a"} 6
+grokgate_tokens_total{estimated="false",key_id="key_1",kind="prompt",model="b"} 3
+grokgate_tokens_total{estimated="false",key_id="key_1",kind="prompt",model="other"} 6
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "grokgate_tokens_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.ToFloat64(m.rateLimited.WithLabelValues("requests", "gateway", "key_1")); n != 1 {
+		t.Errorf("gateway refusals %v", n)
+	}
+	// A second registration on the same registry fails instead of
+	// silently sharing state.
+	if _, err := New(reg, Options{}); err == nil {
+		t.Error("registering twice succeeded")
+	}
+}
