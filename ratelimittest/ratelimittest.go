@@ -58,7 +58,6 @@ func Run(t *testing.T, open func(t *testing.T) Env) {
 	}
 }
 
-
 // ask is an admission with a fresh request id.
 func ask(key string, lim grokgate.Limits, tokens int64, stream bool) grokgate.Admission {
 	var b [8]byte

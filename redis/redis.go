@@ -233,4 +233,3 @@ func (l *Limiter) refresher() {
 		cancel()
 	}
 }
-
