@@ -145,7 +145,8 @@ func (m *meter) started(now time.Time) {
 
 // settle builds the request's record and hands it to the recorder.
 func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter, panicked bool) {
-	if s.cfg.Usage == nil {
+	lim := limitFrom(r.Context())
+	if s.cfg.Usage == nil && lim == nil {
 		return
 	}
 	info := infoFrom(r.Context())
@@ -212,5 +213,8 @@ func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter, panick
 	}
 	rec.PromptTokens, rec.CompletionTokens, rec.ReasoningTokens = u.Prompt, u.Completion, u.Reasoning
 	rec.CachedTokens, rec.CostTicks = u.Cached, u.CostTicks
-	s.cfg.Usage.Record(rec)
+	lim.record(rec)
+	if s.cfg.Usage != nil {
+		s.cfg.Usage.Record(rec)
+	}
 }

@@ -73,6 +73,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	go cache.Run(ctx, keysPollInterval)
 
+	limiter, closeLimiter, err := newLimiter(ctx, cfg.limits, log.With("component", "ratelimit"))
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
+
 	// hardStop ends what is still running when the drain deadline passes:
 	// streams get the SSE error event instead of a cut connection.
 	hardStop, endInFlight := context.WithCancel(context.WithoutCancel(ctx))
@@ -89,6 +95,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		VisionStream:      cfg.visionStream,
 		Usage:             recorder,
 		Admin:             store,
+		Limiter:           limiter,
+		DefaultLimits:     cfg.limits.defaults,
+		LimitOnError:      gateway.LimitPolicy(cfg.limits.onError),
 	}, cache, upstream)
 
 	ln, err := net.Listen("tcp", cfg.addr)
