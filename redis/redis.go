@@ -39,7 +39,7 @@ type Options struct {
 	Offset func() time.Duration
 	// Timeout bounds one call to Redis, so an unreachable Redis costs a
 	// request at most this long before the failure policy decides; 0 means
-	// 500ms.
+	// a second.
 	Timeout time.Duration
 }
 
@@ -79,7 +79,7 @@ func New(url string, opt Options) (*Limiter, error) {
 		opt.SlotTTL = DefaultSlotTTL
 	}
 	if opt.Timeout <= 0 {
-		opt.Timeout = 500 * time.Millisecond
+		opt.Timeout = time.Second
 	}
 	if opt.Offset == nil {
 		opt.Offset = func() time.Duration { return 0 }
@@ -90,6 +90,8 @@ func New(url string, opt Options) (*Limiter, error) {
 	// policy answers instead, and the next request tries again.
 	ro.MaxRetries = -1
 	ro.PoolSize = 64
+	// Warm connections, so a burst does not begin with a storm of dials.
+	ro.MinIdleConns = 8
 	l := &Limiter{rdb: goredis.NewClient(ro), opt: opt,
 		admit: goredis.NewScript(admitScript), settle: goredis.NewScript(settleScript), refresh: goredis.NewScript(refreshScript),
 		live: map[string]string{}, stop: make(chan struct{}), done: make(chan struct{})}

@@ -18,6 +18,7 @@ import (
 type limitConfig struct {
 	defaults grokgate.Limits
 	redisURL string
+	timeout  time.Duration
 	onError  string
 }
 
@@ -31,6 +32,8 @@ func limitFlags(s *settings, c *limitConfig) {
 	}
 	// The URL may carry a password: env only, like XAI_API_KEY.
 	c.redisURL = strings.TrimSpace(s.getenv("GROKGATE_REDIS_URL"))
+	s.Duration(&c.timeout, "redis-timeout", "GROKGATE_REDIS_TIMEOUT", time.Second,
+		"longest one limiter call to Redis may take before GROKGATE_RATELIMIT_ON_ERROR decides")
 	s.String(&c.onError, "ratelimit-on-error", "GROKGATE_RATELIMIT_ON_ERROR", string(gateway.LimitAllow),
 		"when Redis cannot be reached: allow (unlimited) or deny (503)")
 }
@@ -39,6 +42,7 @@ func (c *limitConfig) check(s *settings) {
 	for _, f := range c.defaults.Fields() {
 		s.check(*f.V >= 0, "GROKGATE_DEFAULT_%s must be 0 (unlimited) or more, got %d", strings.ToUpper(f.Name), *f.V)
 	}
+	s.check(c.timeout > 0, "GROKGATE_REDIS_TIMEOUT/--redis-timeout must be positive, got %s", c.timeout)
 	s.check(c.onError == string(gateway.LimitAllow) || c.onError == string(gateway.LimitDeny),
 		"GROKGATE_RATELIMIT_ON_ERROR/--ratelimit-on-error must be allow or deny, got %q", c.onError)
 	if c.redisURL != "" && redis.ParseURL(c.redisURL) != nil {
@@ -52,7 +56,7 @@ func newLimiter(ctx context.Context, c limitConfig, log *slog.Logger) (gateway.L
 	if c.redisURL == "" {
 		return ratelimit.New(time.Now, 0), func() {}, nil
 	}
-	l, err := redis.New(c.redisURL, redis.Options{})
+	l, err := redis.New(c.redisURL, redis.Options{Timeout: c.timeout})
 	if err != nil {
 		return nil, nil, err
 	}
