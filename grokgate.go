@@ -37,6 +37,8 @@ type Key struct {
 	AllowedModels []string
 	// ExpiresAt is the zero time for a key that never expires.
 	ExpiresAt time.Time
+	// Limits caps the key's use (limits.go).
+	Limits Limits
 }
 
 // Active reports whether the key may be used at time now.
@@ -63,6 +65,7 @@ type KeyUpdate struct {
 	Name          *string
 	AllowedModels *[]string  // an empty list allows every model
 	ExpiresAt     *time.Time // the zero time removes the expiry
+	Limits        LimitsUpdate
 }
 
 // ErrNotFound is returned by stores when a looked-up record does not exist.

@@ -42,13 +42,14 @@ type KeyView struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	ExpiresAt     *time.Time `json:"expires_at"`
 	RevokedAt     *time.Time `json:"revoked_at"`
+	Limits        LimitsView `json:"limits"`
 	Key           string     `json:"key,omitempty"`
 }
 
 // ViewKey renders k as of now.
 func ViewKey(k grokgate.Key, now time.Time) KeyView {
 	v := KeyView{Object: "key", ID: k.ID, Name: k.Name, Prefix: k.Prefix, Role: string(k.Role), Status: "active",
-		AllowedModels: k.AllowedModels, CreatedAt: k.CreatedAt}
+		AllowedModels: k.AllowedModels, CreatedAt: k.CreatedAt, Limits: viewLimits(k.Limits)}
 	if v.AllowedModels == nil {
 		v.AllowedModels = []string{}
 	}
@@ -115,6 +116,7 @@ func (s *Server) decodeAdmin(w http.ResponseWriter, r *http.Request, allowed ...
 
 // keyFields are the settable fields of a key, parsed and checked.
 type keyFields struct {
+	limits     grokgate.LimitsUpdate
 	name       *string
 	role       *grokgate.Role
 	models     *[]string
@@ -176,13 +178,15 @@ func parseKeyFields(fields map[string]json.RawMessage, now time.Time) (keyFields
 		}
 		f.expires = &t
 	}
-	return f, nil
+	var e *openai.Error
+	f.limits, e = parseLimitFields(fields)
+	return f, e
 }
 
 // handleCreateKey serves POST /admin/v1/keys. The answer carries the secret,
 // the only time it is ever shown.
 func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
-	fields, e := s.decodeAdmin(w, r, "name", "role", "allowed_models", "expires_at")
+	fields, e := s.decodeAdmin(w, r, append([]string{"name", "role", "allowed_models", "expires_at"}, limitFieldNames()...)...)
 	if e != nil {
 		s.fail(w, r, e, nil)
 		return
@@ -211,6 +215,7 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	if f.expires != nil {
 		k.ExpiresAt = f.expires.UTC()
 	}
+	k.Limits = f.limits.Apply(k.Limits)
 	if err := s.cfg.Admin.CreateKey(r.Context(), k); err != nil {
 		s.fail(w, r, storeFailure(), err)
 		return
@@ -261,7 +266,7 @@ func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request) {
 // handleUpdateKey serves PATCH /admin/v1/keys/{id}: name, allowed_models and
 // expires_at (null removes the expiry); absent fields stay as they are.
 func (s *Server) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
-	fields, e := s.decodeAdmin(w, r, "name", "allowed_models", "expires_at")
+	fields, e := s.decodeAdmin(w, r, append([]string{"name", "allowed_models", "expires_at"}, limitFieldNames()...)...)
 	if e != nil {
 		s.fail(w, r, e, nil)
 		return
@@ -273,7 +278,7 @@ func (s *Server) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	k, err := s.cfg.Admin.UpdateKey(r.Context(), id, grokgate.KeyUpdate{Name: f.name, AllowedModels: f.models, ExpiresAt: f.expires})
+	k, err := s.cfg.Admin.UpdateKey(r.Context(), id, grokgate.KeyUpdate{Name: f.name, AllowedModels: f.models, ExpiresAt: f.expires, Limits: f.limits})
 	switch {
 	case errors.Is(err, grokgate.ErrNotFound):
 		s.fail(w, r, keyNotFound(id), nil)

@@ -39,6 +39,9 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte) 
 		s.fail(w, r, e, nil)
 		return
 	}
+	if !s.admitChat(w, r, req, body) {
+		return
+	}
 	m := meterFrom(r.Context())
 	body = m.prepare(s, body, req.stream, req.includeUsage)
 

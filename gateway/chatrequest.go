@@ -51,6 +51,7 @@ type parsedChat struct {
 	stream       bool
 	includeUsage bool
 	hasImage     bool
+	n, maxTokens int64 // 0 when absent; for the token reservation
 }
 
 // parseChat validates a chat completion body. Every problem it reports names
@@ -114,6 +115,14 @@ func parseChat(body []byte) (parsedChat, *openai.Error) {
 	}{{"max_tokens", req.MaxTokens}, {"max_completion_tokens", req.MaxCompletionTokens}} {
 		if f.v != nil && *f.v < 1 {
 			return p, invalid(f.name, fmt.Sprintf("Invalid value for '%s': %d; expected a positive integer.", f.name, *f.v))
+		}
+	}
+	if req.N != nil {
+		p.n = *req.N
+	}
+	for _, v := range []*int64{req.MaxTokens, req.MaxCompletionTokens} {
+		if v != nil {
+			p.maxTokens = max(p.maxTokens, *v)
 		}
 	}
 	if req.Temperature != nil && (*req.Temperature < 0 || *req.Temperature > 2) {

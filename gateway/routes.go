@@ -11,12 +11,14 @@ import (
 // assume OpenAI's layout post.
 func (s *Server) routes() {
 	for _, base := range []string{"/api/v1", "/v1"} {
-		s.handle(http.MethodPost, base+"/chat/completions", s.authed(s.metered("/chat/completions", s.handleChat)))
-		s.handle(http.MethodGet, base+"/models", s.authed(s.handleModels))
+		// limited (limits.go) wraps metered, so a request is settled
+		// against its limits with the usage its meter found.
+		s.handle(http.MethodPost, base+"/chat/completions", s.authed(s.limited(true, s.metered("/chat/completions", s.handleChat))))
+		s.handle(http.MethodGet, base+"/models", s.authed(s.limited(false, s.handleModels)))
 		// OpenAI's SDKs post to /images/generations; /images/generate is ours.
-		s.handle(http.MethodPost, base+"/images/generations", s.authed(s.handleImages))
-		s.handle(http.MethodPost, base+"/images/generate", s.authed(s.handleImages))
-		s.handle(http.MethodPost, base+"/vision/analyze", s.authed(s.metered("/vision/analyze", s.handleVision)))
+		s.handle(http.MethodPost, base+"/images/generations", s.authed(s.limited(false, s.handleImages)))
+		s.handle(http.MethodPost, base+"/images/generate", s.authed(s.limited(false, s.handleImages)))
+		s.handle(http.MethodPost, base+"/vision/analyze", s.authed(s.limited(true, s.metered("/vision/analyze", s.handleVision))))
 	}
 	if s.cfg.Admin != nil {
 		// The admin API (gateway/admin.go): admin-role keys only.

@@ -77,6 +77,12 @@ type Config struct {
 	// Tracer, when set, traces every request and its xAI exchanges; nil
 	// (the default) costs nothing.
 	Tracer trace.Tracer
+	// Limiter enforces per-key limits (limits.go); nil enforces none.
+	Limiter Limiter
+	// DefaultLimits apply to keys that leave a limit at 0; 0 is unlimited.
+	DefaultLimits grokgate.Limits
+	// LimitOnError decides while the limiter fails; "" means LimitAllow.
+	LimitOnError LimitPolicy
 }
 
 const (
@@ -99,6 +105,8 @@ type Server struct {
 	// bufs recycles SSE read buffers across streams; steady-state relaying
 	// then allocates nothing per event.
 	bufs sync.Pool
+	// limits tracks limiter failures for the failure policy's logs.
+	limits limiterHealth
 }
 
 // NewServer returns the gateway handler.
@@ -126,6 +134,9 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	}
 	if cfg.VisionStream != VisionStreamEmulate && cfg.VisionStream != VisionStreamNative {
 		cfg.VisionStream = VisionStreamFallback
+	}
+	if cfg.LimitOnError != LimitDeny {
+		cfg.LimitOnError = LimitAllow
 	}
 	if cfg.ModelInfoTTL <= 0 {
 		cfg.ModelInfoTTL = defaultModelInfoTTL

@@ -145,6 +145,7 @@ func (m *meter) started(now time.Time) {
 
 // settle builds the request's record and hands it to the recorder, if any.
 func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter, panicked bool) {
+	lim := limitFrom(r.Context())
 	info := infoFrom(r.Context())
 	now := s.cfg.Now()
 	rec := grokgate.Record{
@@ -210,6 +211,7 @@ func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter, panick
 	rec.PromptTokens, rec.CompletionTokens, rec.ReasoningTokens = u.Prompt, u.Completion, u.Reasoning
 	rec.CachedTokens, rec.CostTicks = u.Cached, u.CostTicks
 	info.rec = &rec // for the access log and metrics
+	lim.record(rec)
 	if s.cfg.Usage != nil {
 		s.cfg.Usage.Record(rec)
 	}

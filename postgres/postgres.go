@@ -160,10 +160,11 @@ func (s *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // CreateKey stores a new key.
 func (s *DB) CreateKey(ctx context.Context, k grokgate.Key) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO keys (id, name, prefix, hash, role, created_at, revoked_at, allowed_models, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		l := k.Limits
+		_, err := tx.Exec(ctx, `INSERT INTO keys (`+keyColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 			k.ID, k.Name, k.Prefix, k.Hash[:], string(k.Role), ts(k.CreatedAt), nullTS(k.RevokedAt),
-			models(k.AllowedModels), nullTS(k.ExpiresAt))
+			models(k.AllowedModels), nullTS(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth)
 		return err
 	})
 }
@@ -206,8 +207,11 @@ func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (gr
 				k.ExpiresAt = ts(*u.ExpiresAt)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE keys SET name = $1, allowed_models = $2, expires_at = $3 WHERE id = $4`,
-			k.Name, models(k.AllowedModels), nullTS(k.ExpiresAt), id); err != nil {
+		k.Limits = u.Limits.Apply(k.Limits)
+		l := k.Limits
+		if _, err := tx.Exec(ctx, `UPDATE keys SET name = $1, allowed_models = $2, expires_at = $3,
+			rpm = $4, tpm = $5, max_streams = $6, budget_ticks_per_day = $7, budget_ticks_per_month = $8 WHERE id = $9`,
+			k.Name, models(k.AllowedModels), nullTS(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth, id); err != nil {
 			return err
 		}
 		out = k
@@ -223,7 +227,8 @@ func (s *DB) KeysGeneration(ctx context.Context) (int64, error) {
 	return g, err
 }
 
-const keyColumns = `id, name, prefix, hash, role, created_at, revoked_at, allowed_models, expires_at`
+const keyColumns = `id, name, prefix, hash, role, created_at, revoked_at, allowed_models, expires_at,
+	rpm, tpm, max_streams, budget_ticks_per_day, budget_ticks_per_month`
 
 // ListKeys returns all keys, oldest first.
 func (s *DB) ListKeys(ctx context.Context) ([]grokgate.Key, error) {
@@ -260,7 +265,9 @@ func scanKey(row pgx.Row) (grokgate.Key, error) {
 		role             string
 		revoked, expires *time.Time
 	)
-	err := row.Scan(&k.ID, &k.Name, &k.Prefix, &hash, &role, &k.CreatedAt, &revoked, &k.AllowedModels, &expires)
+	l := &k.Limits
+	err := row.Scan(&k.ID, &k.Name, &k.Prefix, &hash, &role, &k.CreatedAt, &revoked, &k.AllowedModels, &expires,
+		&l.RPM, &l.TPM, &l.MaxStreams, &l.BudgetTicksPerDay, &l.BudgetTicksPerMonth)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return k, grokgate.ErrNotFound
 	} else if err != nil {

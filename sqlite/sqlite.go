@@ -115,10 +115,11 @@ func (s *DB) CreateKey(ctx context.Context, k grokgate.Key) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO keys (id, name, prefix, hash, role, created_at, revoked_at, allowed_models, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		l := k.Limits
+		_, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			k.ID, k.Name, k.Prefix, k.Hash[:], string(k.Role), k.CreatedAt.UnixMicro(), nullTime(k.RevokedAt),
-			models, nullTime(k.ExpiresAt))
+			models, nullTime(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth)
 		return err
 	})
 }
@@ -161,7 +162,8 @@ func (s *DB) KeysGeneration(ctx context.Context) (int64, error) {
 	return g, err
 }
 
-const keyColumns = `id, name, prefix, hash, role, created_at, revoked_at, allowed_models, expires_at`
+const keyColumns = `id, name, prefix, hash, role, created_at, revoked_at, allowed_models, expires_at,
+	rpm, tpm, max_streams, budget_ticks_per_day, budget_ticks_per_month`
 
 // ListKeys returns all keys, oldest first.
 func (s *DB) ListKeys(ctx context.Context) ([]grokgate.Key, error) {
@@ -202,7 +204,9 @@ func scanKey(row scanner) (grokgate.Key, error) {
 		models  string
 		expires sql.NullInt64
 	)
-	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &hash, &role, &created, &revoked, &models, &expires); err != nil {
+	l := &k.Limits
+	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &hash, &role, &created, &revoked, &models, &expires,
+		&l.RPM, &l.TPM, &l.MaxStreams, &l.BudgetTicksPerDay, &l.BudgetTicksPerMonth); err != nil {
 		return k, err
 	}
 	if err := json.Unmarshal([]byte(models), &k.AllowedModels); err != nil {

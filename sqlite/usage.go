@@ -51,12 +51,15 @@ func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (gr
 		if u.ExpiresAt != nil {
 			k.ExpiresAt = u.ExpiresAt.UTC().Truncate(time.Microsecond)
 		}
+		k.Limits = u.Limits.Apply(k.Limits)
 		models, err := modelsJSON(k.AllowedModels)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE keys SET name = ?, allowed_models = ?, expires_at = ? WHERE id = ?`,
-			k.Name, models, nullTime(k.ExpiresAt), id); err != nil {
+		l := k.Limits
+		if _, err := tx.ExecContext(ctx, `UPDATE keys SET name = ?, allowed_models = ?, expires_at = ?,
+			rpm = ?, tpm = ?, max_streams = ?, budget_ticks_per_day = ?, budget_ticks_per_month = ? WHERE id = ?`,
+			k.Name, models, nullTime(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth, id); err != nil {
 			return err
 		}
 		out = k

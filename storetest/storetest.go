@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"KeysRoundTrip", testKeysRoundTrip},
 		{"KeysUnique", testKeysUnique},
 		{"UpdateKey", testUpdateKey},
+		{"KeyLimits", testKeyLimits},
 		{"RevokeKey", testRevokeKey},
 		{"Generation", testGeneration},
 		{"UsageRoundTrip", testUsageRoundTrip},
@@ -93,6 +94,7 @@ func equalKeys(a, b grokgate.Key) bool {
 	}
 	return a.ID == b.ID && a.Name == b.Name && a.Prefix == b.Prefix && a.Hash == b.Hash && a.Role == b.Role &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.RevokedAt.Equal(b.RevokedAt) && a.ExpiresAt.Equal(b.ExpiresAt) &&
+		a.Limits == b.Limits &&
 		reflect.DeepEqual(a.AllowedModels, b.AllowedModels)
 }
 
@@ -103,6 +105,7 @@ func testKeysRoundTrip(t *testing.T, s Store) {
 	full.CreatedAt = base.Add(time.Second)
 	full.AllowedModels = []string{"grok-4.3", "grok-3-mini"}
 	full.ExpiresAt = base.Add(48 * time.Hour)
+	full.Limits = grokgate.Limits{RPM: 60, TPM: 100000, MaxStreams: 2, BudgetTicksPerDay: 5e10, BudgetTicksPerMonth: grokgate.NoLimit}
 	for _, k := range []grokgate.Key{plain, full} {
 		if err := s.CreateKey(c, k); err != nil {
 			t.Fatalf("CreateKey(%s): %v", k.Name, err)
@@ -187,6 +190,44 @@ func testUpdateKey(t *testing.T, s Store) {
 	}
 	if _, err := s.UpdateKey(c, "key_missing", grokgate.KeyUpdate{Name: &name}); !errors.Is(err, grokgate.ErrNotFound) {
 		t.Errorf("UpdateKey(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+// testKeyLimits: limits are stored with the key; an update changes only the
+// limits it names and leaves the other fields alone.
+func testKeyLimits(t *testing.T, s Store) {
+	c := ctx(t)
+	k := mintKey(t, "limited", grokgate.RoleUser)
+	k.Limits = grokgate.Limits{RPM: 60, TPM: 100000, MaxStreams: 2}
+	if err := s.CreateKey(c, k); err != nil {
+		t.Fatal(err)
+	}
+	rpm, day, month := int64(120), int64(1<<40), grokgate.NoLimit
+	got, err := s.UpdateKey(c, k.ID, grokgate.KeyUpdate{Limits: grokgate.LimitsUpdate{RPM: &rpm, BudgetTicksPerDay: &day, BudgetTicksPerMonth: &month}})
+	want := k
+	want.Limits = grokgate.Limits{RPM: 120, TPM: 100000, MaxStreams: 2, BudgetTicksPerDay: 1 << 40, BudgetTicksPerMonth: -1}
+	if err != nil || !equalKeys(got, want) {
+		t.Fatalf("update limits: %+v, %v; want %+v", got.Limits, err, want.Limits)
+	}
+	name := "renamed"
+	got, err = s.UpdateKey(c, k.ID, grokgate.KeyUpdate{Name: &name})
+	want.Name = name
+	if err != nil || !equalKeys(got, want) {
+		t.Fatalf("rename kept limits? %+v, %v; want %+v", got.Limits, err, want.Limits)
+	}
+	zero := int64(0)
+	got, err = s.UpdateKey(c, k.ID, grokgate.KeyUpdate{Limits: grokgate.LimitsUpdate{TPM: &zero}})
+	want.Limits.TPM = 0
+	if err != nil || !equalKeys(got, want) {
+		t.Fatalf("back to default: %+v, %v; want %+v", got.Limits, err, want.Limits)
+	}
+	for _, get := range []func() (grokgate.Key, error){
+		func() (grokgate.Key, error) { return s.KeyByID(c, k.ID) },
+		func() (grokgate.Key, error) { return s.KeyByHash(c, k.Hash) },
+	} {
+		if stored, err := get(); err != nil || stored.Limits != want.Limits {
+			t.Errorf("stored limits %+v, %v; want %+v", stored.Limits, err, want.Limits)
+		}
 	}
 }
 

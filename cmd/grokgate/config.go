@@ -127,6 +127,7 @@ type serveConfig struct {
 	visionStream     gateway.VisionStream
 	flushTimeout     time.Duration
 	obs              obsConfig
+	limits           limitConfig
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -150,6 +151,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.String(&visionStream, "vision-stream", "GROKGATE_VISION_STREAM", string(gateway.VisionStreamFallback),
 		"how a streaming request with image input is answered: fallback (complete JSON), emulate (the complete answer as SSE) or native (stream from xAI)")
 	parseObs(s, &c.obs)
+	limitFlags(s, &c.limits)
 	// The xAI keys are read from the environment only: a flag would show them
 	// in ps. Several keys, comma-separated, are rotated with failover.
 	c.xaiAPIKey = strings.TrimSpace(getenv("XAI_API_KEY"))
@@ -175,6 +177,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.check(c.drainTimeout >= 0, "GROKGATE_DRAIN_TIMEOUT/--drain-timeout must not be negative, got %s", c.drainTimeout)
 	s.check(c.flushTimeout > 0, "GROKGATE_USAGE_FLUSH_TIMEOUT/--usage-flush-timeout must be positive, got %s", c.flushTimeout)
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
+	c.limits.check(s)
 	var err error
 	c.visionStream, err = gateway.ParseVisionStream(visionStream)
 	s.check(err == nil, "GROKGATE_VISION_STREAM/--vision-stream must be fallback, emulate or native, got %q", visionStream)

@@ -17,13 +17,15 @@ import (
 )
 
 const keysUsage = `Usage:
-  grokgate keys create --name NAME [--role user|admin] [--models M1,M2] [--expires TIME] [--db DB]
+  grokgate keys create --name NAME [--role user|admin] [--models M1,M2] [--expires TIME] [LIMITS] [--db DB]
   grokgate keys list [--json] [--db DB]
-  grokgate keys update ID_OR_PREFIX [--name NAME] [--models M1,M2] [--expires TIME|never] [--db DB]
+  grokgate keys update ID_OR_PREFIX [--name NAME] [--models M1,M2] [--expires TIME|never] [LIMITS] [--db DB]
   grokgate keys revoke ID_OR_PREFIX [--db DB]
 
 --models limits the key to those models (an empty list allows every model);
 --expires takes an RFC 3339 time (2027-01-31T00:00:00Z) or a UTC date.
+LIMITS: --rpm N --tpm N --max-streams N --budget-ticks-per-day N
+--budget-ticks-per-month N; 0 is the server default, -1 no limit.
 `
 
 // keysCmd manages keys directly in the database; a running server sees the
@@ -50,6 +52,15 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		s.fs.StringVar(&expires, "expires", "", `RFC 3339 time or UTC date, or "never"`)
 	case "list":
 		s.fs.BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	}
+	var lim grokgate.Limits
+	if sub == "create" || sub == "update" {
+		for _, f := range lim.Fields() {
+			s.fs.Int64Var(f.V, strings.ReplaceAll(f.Name, "_", "-"), 0, f.Name+" for this key; 0: the server default, -1: none")
+		}
+	}
+	switch sub {
+	case "create", "update", "list":
 	case "revoke":
 	default:
 		fmt.Fprintf(stderr, "unknown keys command %q\n\n%s", sub, keysUsage)
@@ -87,6 +98,13 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		list := splitModels(models)
 		upd.AllowedModels = &list
 	}
+	ptrs := []**int64{&upd.Limits.RPM, &upd.Limits.TPM, &upd.Limits.MaxStreams, &upd.Limits.BudgetTicksPerDay, &upd.Limits.BudgetTicksPerMonth}
+	for i, f := range lim.Fields() {
+		if flagName := strings.ReplaceAll(f.Name, "_", "-"); set[flagName] {
+			s.check(*f.V >= grokgate.NoLimit, "--%s must be the limit, 0 for the server default or -1 for none, got %d", flagName, *f.V)
+			*ptrs[i] = f.V
+		}
+	}
 	if set["expires"] {
 		t, err := parseExpiry(expires, sub == "update", now)
 		if err != nil {
@@ -100,7 +118,7 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		s.check(grokgate.Role(role).Valid(), "--role must be user or admin, got %q", role)
 	case "update":
 		s.check(target != "", "say which key to update: its id (key_...) or its prefix (gg-...)")
-		s.check(len(set) > 0 && !(len(set) == 1 && set["db"]), "say what to change: --name, --models or --expires")
+		s.check(len(set) > 0 && !(len(set) == 1 && set["db"]), "say what to change: --name, --models, --expires or a limit (--rpm, --tpm, --max-streams, --budget-ticks-per-day, --budget-ticks-per-month)")
 	case "revoke":
 		s.check(target != "", "say which key to revoke: its id (key_...) or its prefix (gg-...)")
 	}
@@ -124,6 +142,7 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		if upd.ExpiresAt != nil {
 			k.ExpiresAt = *upd.ExpiresAt
 		}
+		k.Limits = upd.Limits.Apply(k.Limits)
 		if err := st.CreateKey(ctx, k); err != nil {
 			return err
 		}
@@ -198,6 +217,7 @@ func describeLimits(k grokgate.Key) string {
 	if !k.ExpiresAt.IsZero() {
 		b.WriteString(", expires " + k.ExpiresAt.Format(time.RFC3339))
 	}
+	b.WriteString(describeKeyLimits(k.Limits))
 	return b.String()
 }
 

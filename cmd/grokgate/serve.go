@@ -112,6 +112,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	go cache.Run(ctx, keysPollInterval)
 
+	limiter, closeLimiter, err := newLimiter(ctx, cfg.limits, log.With("component", "ratelimit"))
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
+
 	// hardStop ends what is still running when the drain deadline passes:
 	// streams get the SSE error event instead of a cut connection.
 	hardStop, endInFlight := context.WithCancel(context.WithoutCancel(ctx))
@@ -131,6 +137,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Observer:          obs,
 		Metrics:           metricsHandler,
 		Tracer:            tracer,
+		Limiter:           limiter,
+		DefaultLimits:     cfg.limits.defaults,
+		LimitOnError:      gateway.LimitPolicy(cfg.limits.onError),
 	}, cache, upstream)
 
 	ln, err := net.Listen("tcp", cfg.addr)

@@ -1,0 +1,212 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/usage"
+)
+
+// Limiter decides per-key limits; package ratelimit (one replica) and
+// package redis (many) implement it.
+type Limiter interface {
+	// Admit checks every limit of a.Limits and, if all allow, takes the
+	// request's share of each, atomically.
+	Admit(ctx context.Context, a grokgate.Admission) (grokgate.Verdict, error)
+	// Settle ends an admitted request: its reservation becomes its real
+	// usage, its stream slot is freed, its cost counts against the budgets.
+	Settle(ctx context.Context, a grokgate.Admission, s grokgate.Settlement) error
+}
+
+// LimitPolicy says what happens when the limiter fails (Redis unreachable).
+type LimitPolicy string
+
+const (
+	// LimitAllow lets requests through unlimited while the limiter fails.
+	LimitAllow LimitPolicy = "allow"
+	// LimitDeny refuses them with 503 limiter_unavailable.
+	LimitDeny LimitPolicy = "deny"
+)
+
+// DefaultMaxTokens is the completion a request without max_tokens or
+// max_completion_tokens reserves against a tokens-per-minute limit.
+const DefaultMaxTokens = 4096
+
+// limitState is one limited request's admission, and what it used, filled
+// by the meter's settle.
+type limitState struct {
+	admitted bool
+	adm      grokgate.Admission
+	used     grokgate.Settlement
+}
+
+type limitKey struct{}
+
+func limitFrom(ctx context.Context) *limitState {
+	st, _ := ctx.Value(limitKey{}).(*limitState)
+	return st
+}
+
+// record takes the real usage from the request's usage record.
+func (st *limitState) record(rec grokgate.Record) {
+	if st != nil {
+		st.used = grokgate.Settlement{Tokens: rec.PromptTokens + rec.CompletionTokens + rec.ReasoningTokens, CostTicks: rec.CostTicks}
+	}
+}
+
+// limiterHealth counts limiter failures and logs when they start and stop,
+// not once per request.
+type limiterHealth struct {
+	failing  atomic.Bool
+	failures atomic.Int64
+}
+
+// limited wraps an authenticated route. Routes whose token use depends on
+// the body (chat, vision) admit late, once the body is parsed (admitChat);
+// the others are admitted here. Either way the request is settled when the
+// handler returns, whatever way it ends, so slots are always freed.
+func (s *Server) limited(late bool, h http.HandlerFunc) http.HandlerFunc {
+	if s.cfg.Limiter == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		st := &limitState{}
+		r = r.WithContext(context.WithValue(r.Context(), limitKey{}, st))
+		defer s.release(r, st)
+		if !late && !s.admit(w, r, false, nil) {
+			return
+		}
+		h(w, r)
+	}
+}
+
+// admitChat admits a parsed chat request, reserving its worst case: the
+// prompt estimate plus n times its completion cap.
+func (s *Server) admitChat(w http.ResponseWriter, r *http.Request, req parsedChat, body []byte) bool {
+	return s.admit(w, r, req.stream, func() int64 {
+		out := req.maxTokens
+		if out <= 0 {
+			out = DefaultMaxTokens
+		}
+		return usage.EstimatePromptTokens(body) + max(req.n, 1)*out
+	})
+}
+
+// admit asks the limiter; on refusal it answers 429 itself and returns false.
+// tokens is called only when the key has a token limit.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, stream bool, tokens func() int64) bool {
+	st := limitFrom(r.Context())
+	info := infoFrom(r.Context())
+	if st == nil || info.key == nil {
+		return true
+	}
+	lim := info.key.Limits.Resolve(s.cfg.DefaultLimits)
+	if !lim.Any() {
+		return true
+	}
+	a := grokgate.Admission{Key: info.key.ID, ID: info.id, Limits: lim, Stream: stream}
+	if lim.TPM > 0 && tokens != nil {
+		a.Tokens = tokens()
+	}
+	v, err := s.cfg.Limiter.Admit(r.Context(), a)
+	if err != nil {
+		s.limiterFailed(err)
+		if s.cfg.LimitOnError == LimitDeny {
+			w.Header().Set("Retry-After", "1")
+			s.fail(w, r, &openai.Error{Status: http.StatusServiceUnavailable, Type: openai.TypeAPI, Code: "limiter_unavailable",
+				Message: "grokgate cannot check this key's rate limits right now; try again shortly"}, err)
+			return false
+		}
+		return true // allow: unlimited, and nothing to settle
+	}
+	s.limiterOK()
+	setLimitHeaders(w.Header(), lim, v)
+	if !v.Allowed {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((v.RetryAfter+time.Second-1)/time.Second), 10))
+		e := refusal(lim, v)
+		s.rateLimited(string(v.Refused), info.key)
+		s.fail(w, r, e, nil)
+		return false
+	}
+	st.admitted, st.adm = true, a
+	return true
+}
+
+// release settles an admitted request. It runs after the handler, on every
+// path: done, upstream error, client gone, panic.
+func (s *Server) release(r *http.Request, st *limitState) {
+	if !st.admitted {
+		return
+	}
+	if err := s.cfg.Limiter.Settle(r.Context(), st.adm, st.used); err != nil {
+		// Redis slots expire on their own; the usage is lost to the window.
+		s.limiterFailed(err)
+	} else {
+		s.limiterOK()
+	}
+}
+
+func (s *Server) limiterFailed(err error) {
+	n := s.limits.failures.Add(1)
+	if !s.limits.failing.Swap(true) {
+		s.log.Error("rate limiter unavailable; applying GROKGATE_RATELIMIT_ON_ERROR", "policy", string(s.cfg.LimitOnError),
+			"err", err, "failures_total", n)
+	}
+}
+
+func (s *Server) limiterOK() {
+	if s.limits.failing.Load() && s.limits.failing.Swap(false) {
+		s.log.Info("rate limiter recovered", "failures_total", s.limits.failures.Load())
+	}
+}
+
+// setLimitHeaders writes OpenAI's x-ratelimit-* headers for the limits the
+// key has.
+func setLimitHeaders(h http.Header, lim grokgate.Limits, v grokgate.Verdict) {
+	if lim.RPM > 0 {
+		h.Set("X-Ratelimit-Limit-Requests", strconv.FormatInt(lim.RPM, 10))
+		h.Set("X-Ratelimit-Remaining-Requests", strconv.FormatInt(v.RequestsRemaining, 10))
+		h.Set("X-Ratelimit-Reset-Requests", resetText(v.RequestsReset))
+	}
+	if lim.TPM > 0 {
+		h.Set("X-Ratelimit-Limit-Tokens", strconv.FormatInt(lim.TPM, 10))
+		h.Set("X-Ratelimit-Remaining-Tokens", strconv.FormatInt(v.TokensRemaining, 10))
+		h.Set("X-Ratelimit-Reset-Tokens", resetText(v.TokensReset))
+	}
+}
+
+// resetText formats a reset as OpenAI does ("1s", "6m0s", "20ms"): Go's
+// duration syntax, rounded up to the millisecond.
+func resetText(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	return ((d + time.Millisecond - 1) / time.Millisecond * time.Millisecond).String()
+}
+
+// refusal is the 429 for a limit; its code says which limit, and always
+// starts with rate_limit_ or is budget_exceeded, unlike xAI's own 429s.
+func refusal(lim grokgate.Limits, v grokgate.Verdict) *openai.Error {
+	e := &openai.Error{Status: http.StatusTooManyRequests, Type: openai.TypeRateLimit}
+	wait := resetText(v.RetryAfter)
+	switch v.Refused {
+	case grokgate.LimitRequests:
+		e.Code = "rate_limit_requests"
+		e.Message = "Rate limit reached for this key: " + itoa(lim.RPM) + " requests per minute. Try again in " + wait + "."
+	case grokgate.LimitTokens:
+		e.Code = "rate_limit_tokens"
+		e.Message = "Rate limit reached for this key: " + itoa(lim.TPM) + " tokens per minute (a request reserves its prompt plus max_tokens until it ends). Try again in " + wait + ", or lower max_tokens."
+	case grokgate.LimitConcurrency:
+		e.Code = "rate_limit_concurrency"
+		e.Message = "This key already has " + itoa(lim.MaxStreams) + " streams open, its limit. Try again when one has ended."
+	default:
+		e.Code = "budget_exceeded"
+		e.Message = "This key has spent its budget for the period. Try again in " + wait + ", or ask the grokgate operator to raise it."
+	}
+	return e
+}

@@ -1,0 +1,51 @@
+package gateway
+
+import (
+	"encoding/json"
+
+	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/openai"
+)
+
+// limitFieldNames are the admin API's limit fields, as Limits.Fields names
+// them.
+func limitFieldNames() []string {
+	var l grokgate.Limits
+	var names []string
+	for _, f := range l.Fields() {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+// LimitsView is a key's own limits as the admin API shows them: 0 is the
+// server default, -1 none.
+type LimitsView struct {
+	RPM                 int64 `json:"rpm"`
+	TPM                 int64 `json:"tpm"`
+	MaxStreams          int64 `json:"max_streams"`
+	BudgetTicksPerDay   int64 `json:"budget_ticks_per_day"`
+	BudgetTicksPerMonth int64 `json:"budget_ticks_per_month"`
+}
+
+func viewLimits(l grokgate.Limits) LimitsView {
+	return LimitsView{l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth}
+}
+
+// parseLimitFields reads the limit fields present in an admin body.
+func parseLimitFields(fields map[string]json.RawMessage) (grokgate.LimitsUpdate, *openai.Error) {
+	var u grokgate.LimitsUpdate
+	ptrs := []**int64{&u.RPM, &u.TPM, &u.MaxStreams, &u.BudgetTicksPerDay, &u.BudgetTicksPerMonth}
+	for i, name := range limitFieldNames() {
+		raw, ok := fields[name]
+		if !ok {
+			continue
+		}
+		var v int64
+		if json.Unmarshal(raw, &v) != nil || v < grokgate.NoLimit {
+			return u, invalid(name, "'"+name+"' must be a whole number: the limit, 0 for the server default, or -1 for none.")
+		}
+		*ptrs[i] = &v
+	}
+	return u, nil
+}

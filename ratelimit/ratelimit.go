@@ -1,0 +1,199 @@
+// Package ratelimit is grokgate's in-memory limiter, for a single replica:
+// exact per-key request, token, stream and budget limits (README, "Limits").
+//
+// The request and token windows are sliding window logs: every admission
+// within the last window is remembered with its time, so a limit of N admits
+// exactly N in any window, however the requests are spread or bunched (a
+// fixed window would let 2N through across its edge, a token bucket lets a
+// burst plus the refill through). Logs hold at most N requests per key, and
+// one entry per request for tokens, so memory stays bounded by the limits.
+//
+// Keys are spread over shards, each with its own mutex, so requests of
+// different keys do not contend; one key's requests take turns on its shard
+// for the microsecond a decision takes, which is what makes them exact.
+package ratelimit
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/grokgate/grokgate"
+)
+
+// DefaultWindow is the window of the per-minute limits.
+const DefaultWindow = time.Minute
+
+// ConcurrencyRetry is the Retry-After of a refused stream: when a slot frees
+// is unknown, and streams usually last seconds.
+const ConcurrencyRetry = time.Second
+
+const shards = 64
+
+// Limiter keeps every key's windows in memory. The zero value is not ready;
+// use New.
+type Limiter struct {
+	now    func() time.Time
+	window time.Duration
+	seed   maphash.Seed
+	shards [shards]shard
+}
+
+type shard struct {
+	mu   sync.Mutex
+	keys map[string]*state
+}
+
+// state is one key's windows. reqs and toks are in time order: entries are
+// appended at now, and the clock does not go back within a process (a
+// wall-clock step back only makes entries live a little longer).
+type state struct {
+	reqs    []time.Time
+	toks    []tokEntry
+	streams map[string]struct{}
+	budget  Budget
+}
+
+type tokEntry struct {
+	at time.Time
+	id string
+	n  int64
+}
+
+// New returns an in-memory limiter on the clock now; window 0 means
+// DefaultWindow (tests shorten it).
+func New(now func() time.Time, window time.Duration) *Limiter {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	l := &Limiter{now: now, window: window, seed: maphash.MakeSeed()}
+	for i := range l.shards {
+		l.shards[i].keys = map[string]*state{}
+	}
+	return l
+}
+
+func (l *Limiter) lock(key string) (*state, func()) {
+	sh := &l.shards[maphash.String(l.seed, key)%shards]
+	sh.mu.Lock()
+	st := sh.keys[key]
+	if st == nil {
+		st = &state{streams: map[string]struct{}{}}
+		sh.keys[key] = st
+	}
+	return st, sh.mu.Unlock
+}
+
+// prune drops log entries older than the window.
+func (st *state) prune(now time.Time, window time.Duration) {
+	cut := now.Add(-window)
+	i := 0
+	for i < len(st.reqs) && !st.reqs[i].After(cut) {
+		i++
+	}
+	st.reqs = st.reqs[i:]
+	j := 0
+	for j < len(st.toks) && !st.toks[j].at.After(cut) {
+		j++
+	}
+	st.toks = st.toks[j:]
+}
+
+// Admit decides one request; all its limits are checked before any is
+// taken, so a refused request leaves no trace.
+func (l *Limiter) Admit(_ context.Context, a grokgate.Admission) (grokgate.Verdict, error) {
+	now := l.now()
+	st, unlock := l.lock(a.Key)
+	defer unlock()
+	st.prune(now, l.window)
+	lim := a.Limits
+	var used int64
+	for _, e := range st.toks {
+		used += e.n
+	}
+	need := Reservation(a.Tokens, lim.TPM)
+	v := grokgate.Verdict{Allowed: true}
+	switch {
+	case lim.RPM > 0 && int64(len(st.reqs)) >= lim.RPM:
+		v = refuse(grokgate.LimitRequests, st.reqs[0].Add(l.window).Sub(now))
+	case lim.TPM > 0 && used+need > lim.TPM:
+		// Wait until enough of the oldest entries leave the window.
+		wait := l.window
+		free := used + need - lim.TPM
+		for _, e := range st.toks {
+			if free -= e.n; free <= 0 {
+				wait = e.at.Add(l.window).Sub(now)
+				break
+			}
+		}
+		v = refuse(grokgate.LimitTokens, wait)
+	case a.Stream && lim.MaxStreams > 0 && int64(len(st.streams)) >= lim.MaxStreams:
+		v = refuse(grokgate.LimitConcurrency, ConcurrencyRetry)
+	default:
+		if kind, wait, over := st.budget.Over(now, lim); over {
+			v = refuse(kind, wait)
+		}
+	}
+	if v.Allowed {
+		if lim.RPM > 0 {
+			st.reqs = append(st.reqs, now)
+		}
+		if lim.TPM > 0 {
+			st.toks = append(st.toks, tokEntry{now, a.ID, need})
+			used += need
+		}
+		if a.Stream && lim.MaxStreams > 0 {
+			st.streams[a.ID] = struct{}{}
+		}
+	}
+	if n := len(st.reqs); lim.RPM > 0 {
+		v.RequestsRemaining = max(lim.RPM-int64(n), 0)
+		if n > 0 {
+			v.RequestsReset = st.reqs[n-1].Add(l.window).Sub(now)
+		}
+	}
+	if n := len(st.toks); lim.TPM > 0 {
+		v.TokensRemaining = max(lim.TPM-used, 0)
+		if n > 0 {
+			v.TokensReset = st.toks[n-1].at.Add(l.window).Sub(now)
+		}
+	}
+	return v, nil
+}
+
+// Settle replaces the request's token reservation by its real usage, counted
+// from now (it was spent by now, and a window that began with the request
+// may already have passed for a long stream), frees its stream slot and adds
+// its cost to the budgets.
+func (l *Limiter) Settle(_ context.Context, a grokgate.Admission, s grokgate.Settlement) error {
+	now := l.now()
+	st, unlock := l.lock(a.Key)
+	defer unlock()
+	for i, e := range st.toks {
+		if e.id == a.ID {
+			st.toks = append(st.toks[:i], st.toks[i+1:]...)
+			break
+		}
+	}
+	if a.Limits.TPM > 0 && s.Tokens > 0 {
+		st.toks = append(st.toks, tokEntry{now, a.ID, s.Tokens})
+	}
+	delete(st.streams, a.ID)
+	st.budget.Add(now, s.CostTicks)
+	return nil
+}
+
+func refuse(kind grokgate.LimitKind, wait time.Duration) grokgate.Verdict {
+	return grokgate.Verdict{Refused: kind, RetryAfter: max(wait, time.Millisecond)}
+}
+
+// Reservation is what a request reserves against a tokens-per-minute limit:
+// its worst case, but never more than the whole limit, so a request larger
+// than the limit still runs once the window is empty instead of never.
+func Reservation(worst, tpm int64) int64 {
+	if tpm > 0 && worst > tpm {
+		return tpm
+	}
+	return max(worst, 0)
+}
