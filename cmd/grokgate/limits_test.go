@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -252,4 +253,88 @@ func TestLimitsRedisOutage(t *testing.T) {
 	resp := deny.post(t, "/api/v1/chat/completions", fresh, chatBody("hi", false))
 	expect(resp, 200, "")
 	checkRefusal(t, allow.post(t, "/api/v1/chat/completions", fresh, chatBody("hi", false)), "rate_limit_requests")
+}
+
+// TestLimitsTokensThroughAdminAPI: a token limit set through the admin API
+// reserves max_tokens while a request runs and settles to the real usage
+// when it ends; a limit changed later applies within the key reload; and
+// the refusals show in /metrics as the gateway's own.
+func TestLimitsTokensThroughAdminAPI(t *testing.T) {
+	g := startGW(t, nil)
+	admin := func(method, path, body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest(method, g.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+g.AdminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode >= 300 {
+			t.Fatalf("%s %s: %d %v", method, path, resp.StatusCode, out)
+		}
+		return out
+	}
+	created := admin("POST", "/admin/v1/keys", `{"name":"tokens","tpm":1000}`)
+	key, _ := created["key"].(string)
+	id, _ := created["id"].(string)
+	if lim, _ := created["limits"].(map[string]any); lim["tpm"] != float64(1000) || key == "" {
+		t.Fatalf("created %v", created)
+	}
+	sized := func(prompt string, stream bool, maxTokens int) string {
+		b, _ := json.Marshal(map[string]any{"model": "grok-4.3", "stream": stream, "max_tokens": maxTokens,
+			"messages": []map[string]string{{"role": "user", "content": prompt}}})
+		return string(b)
+	}
+	big := func(prompt string, stream bool) string { return sized(prompt, stream, 900) }
+
+	// In flight, the first request holds its worst case: ~900 of 1000.
+	first := g.post(t, "/api/v1/chat/completions", key, big(`first #sim{"chunks":20,"delay_ms":50}`, true))
+	if first.StatusCode != 200 || first.Header.Get("X-Ratelimit-Limit-Tokens") != "1000" {
+		t.Fatalf("first: %d, limit header %q", first.StatusCode, first.Header.Get("X-Ratelimit-Limit-Tokens"))
+	}
+	checkRefusal(t, g.post(t, "/api/v1/chat/completions", key, big("second", false)), "rate_limit_tokens")
+
+	// Once it ends, only its real usage (a few dozen tokens) counts.
+	if b, _ := io.ReadAll(first.Body); !strings.Contains(string(b), "[DONE]") {
+		t.Fatalf("first stream: %q", b)
+	}
+	first.Body.Close()
+	eventually(t, 5*time.Second, "the reservation settled to the real usage", func() bool {
+		resp := g.post(t, "/api/v1/chat/completions", key, big("third", false))
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	admin("PATCH", "/admin/v1/keys/"+id, `{"rpm":1}`)
+	eventually(t, 3*time.Second, "the new request limit applies", func() bool {
+		resp := g.post(t, "/api/v1/chat/completions", key, sized("fourth", false, 10))
+		if resp.StatusCode == 429 {
+			_, code := readError(t, resp, 429)
+			return code == "rate_limit_requests"
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return false
+	})
+
+	req, _ := http.NewRequest("GET", g.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+g.AdminKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`grokgate_rate_limit_refusals_total{limit="tokens",source="gateway"} 1`,
+		`grokgate_rate_limit_refusals_total{limit="requests",source="gateway"}`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
