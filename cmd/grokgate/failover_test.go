@@ -3,10 +3,13 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/grokgate/grokgate/simulator"
 )
 
 func simRequests(t *testing.T, sim string) int64 {
@@ -123,4 +126,32 @@ func TestRetryAfterHonoured(t *testing.T) {
 		t.Fatalf("Retry-After %q passed to the client, want 30", ra)
 	}
 	readError(t, resp, 429)
+}
+
+// TestRetryAfterConnectFailure: a connection xAI never accepted is retried
+// (it cannot have started any work); here xAI comes up while grokgate backs
+// off.
+func TestRetryAfterConnectFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens yet: the first attempt is refused
+	g := startGW(t, map[string]string{"XAI_API_KEY": "xai-a", "XAI_BASE_URL": "http://" + addr + "/v1"})
+
+	up := &http.Server{Handler: simulator.New(simulator.Options{})}
+	defer up.Close()
+	go func() {
+		time.Sleep(200 * time.Millisecond) // backoff is 250ms ±50%, then 500ms ±50%
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return // the port was taken meanwhile; the request then fails and says so
+		}
+		up.Serve(ln)
+	}()
+	okBody(t, g.post(t, "/api/v1/chat/completions", g.AdminKey, chatBody("hello", true)))
+	if !strings.Contains(g.log.String(), `reason="connect failed"`) {
+		t.Fatal("the answer came without a retry after a failed connection")
+	}
 }
