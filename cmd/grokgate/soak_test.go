@@ -152,6 +152,12 @@ func soakOne(client *http.Client, g *gw, rng *rand.Rand, tag string) string {
 	body := chatBody(fmt.Sprintf("soak %s #sim{\"chunks\":%d,\"delay_ms\":%d}%s", tag, 5+rng.IntN(20), 10+rng.IntN(30), fault), true)
 	req, _ := http.NewRequestWithContext(ctx, "POST", g.URL+"/api/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+g.AdminKey)
+	// Like the OpenAI SDKs, which retry connection errors: a keep-alive
+	// connection the server closed just as it was reused (under the race
+	// detector's load) is retried by net/http only for a request it may
+	// replay, which this header declares. Nothing was answered on it, so
+	// a retry hides no gateway failure.
+	req.Header.Set("Idempotency-Key", tag)
 	resp, err := client.Do(req)
 	if err != nil {
 		return "transport: " + err.Error()
