@@ -21,6 +21,7 @@ var (
 	simReady   = regexp.MustCompile(`xAI simulator listening on http://(\S+) `)
 	proxyReady = regexp.MustCompile(`proxy listening on http://(\S+)`)
 	gwReady    = regexp.MustCompile(`grokgate listening on http://(\S+) `)
+	frontReady = regexp.MustCompile(`front listening on https://(\S+)`)
 	keyLine    = regexp.MustCompile(`^gg-[A-Za-z0-9_-]{43}$`)
 )
 
@@ -49,7 +50,7 @@ type phase struct {
 
 func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	progress := func(s string) { fmt.Fprintf(stderr, "%s  %s\n", time.Now().Format("15:04:05"), s) }
-	streams, capNote := cfg.streams, ""
+	streams, capNote, fdLimit := cfg.streams, "", uint64(0)
 	if streams > 0 {
 		// A gateway holds two sockets per stream (client and upstream, which
 		// is HTTP/1.1 to the simulator), plus a few files of its own. The
@@ -58,6 +59,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		const ownFiles = 64
 		need := uint64(2*streams + ownFiles)
 		got, err := raiseNoFile(need)
+		fdLimit = got
 		if got < need {
 			streams = max(0, int(got)-ownFiles) / 2
 			capNote = fmt.Sprintf("%s streams asked for, but RLIMIT_NOFILE is capped at %s here (%v), and a gateway needs two sockets per stream, so %s were opened",
@@ -129,6 +131,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	rep.Features = features(ctx, bin, cfg.gwArgs)
 	rep.GrokgateCommand = strings.ReplaceAll(strings.Join(append([]string{"grokgate"}, gwArgv[1:]...), " "), work, "$WORK")
 
 	body := chatBody(false, "")
@@ -153,7 +156,8 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s does not answer correctly, so nothing was measured: %w (logs in %s)", t.name, err, work)
 		}
 	}
-	progress(fmt.Sprintf("servers up: simulator %s, proxy %s → %s, grokgate %s → %s", simFloor.addr, proxy.addr, simProxy.addr, gw.addr, simGW.addr))
+	progress(fmt.Sprintf("servers up: simulator %s (pid %d), proxy %s (pid %d) → %s, grokgate %s (pid %d) → %s",
+		simFloor.addr, simFloor.pid, proxy.addr, proxy.pid, simProxy.addr, gw.addr, gw.pid, simGW.addr))
 
 	// Capacity first, on fresh processes, so "idle" really is idle.
 	if streams > 0 {
@@ -169,6 +173,16 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 	}
 
+	if streams > 0 && cfg.capH2 {
+		n := min(cfg.streams, int(fdLimit)-256) // one socket per stream, plus a few HTTP/2 connections
+		r, err := capacityH2(ctx, cfg, work, bin, db, key, n, progress)
+		if err != nil {
+			return err
+		}
+		rep.CapacityH2 = r
+		settle(ctx, 200*time.Millisecond+time.Duration(n)*100*time.Microsecond)
+	}
+
 	phases := []phase{
 		{"closed", func(ctx context.Context, t *target) tally { return closedLoop(ctx, t, cfg.concurrency, cfg.duration) }},
 		{"open", func(ctx context.Context, t *target) tally {
@@ -178,6 +192,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return streamLoop(ctx, t, cfg.streamConc, cfg.streamChunks, cfg.duration)
 		}},
 	}
+	phases = slices.DeleteFunc(phases, func(p phase) bool { return !slices.Contains(strings.Split(cfg.phases, ","), p.name) })
 	if cfg.warmup > 0 {
 		for _, t := range targets {
 			progress("warm-up   " + t.name)
@@ -223,6 +238,52 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	progress("wrote " + filepath.Join(cfg.out, "results.md") + ", results.json and latency.svg")
 	return nil
+}
+
+// capacityH2 holds n slow streams through a second grokgate whose upstream
+// is the simulator behind a TLS front that speaks HTTP/2, as xAI does. Its
+// processes are stopped again afterwards.
+func capacityH2(ctx context.Context, cfg config, work, bin, db, key string, n int, progress func(string)) (*capResult, error) {
+	var started []*child
+	defer func() {
+		for _, c := range slices.Backward(started) {
+			c.stop()
+		}
+	}()
+	start := func(name string, argv, env []string, ready *regexp.Regexp) (*child, error) {
+		c, err := startChild(ctx, work, name, argv, env, ready)
+		if err == nil {
+			started = append(started, c)
+		}
+		return c, err
+	}
+	sim, err := start("sim-h2", []string{bin, "simulate", "--addr", "127.0.0.1:0"}, cleanEnv(), simReady)
+	if err != nil {
+		return nil, err
+	}
+	cert := filepath.Join(work, "front.pem")
+	front, err := start("front", append(slices.Clone(cfg.self), "front", "--addr", "127.0.0.1:0", "--upstream", "http://"+sim.addr, "--cert", cert),
+		cleanEnv(cfg.selfEnv...), frontReady)
+	if err != nil {
+		return nil, err
+	}
+	env := cleanEnv(append([]string{"XAI_API_KEY=" + upstreamKey, "XAI_BASE_URL=https://" + front.addr + "/v1", "SSL_CERT_FILE=" + cert}, cfg.gwEnv...)...)
+	gw, err := start("grokgate-h2", append([]string{bin, "serve", "--addr", "127.0.0.1:0", "--db", db}, cfg.gwArgs...), env, gwReady)
+	if err != nil {
+		return nil, err
+	}
+	slowChunks := int((2*time.Minute+cfg.streamHold)/cfg.slowDelay) + 2
+	t := &target{name: "grokgate-h2", addr: gw.addr, proc: gw, up: front, key: key,
+		req:       buildRequest(gw.addr, "/v1/chat/completions", key, chatBody(false, ""), false),
+		streamReq: buildRequest(gw.addr, "/v1/chat/completions", key, chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, cfg.streamChunks, cfg.streamDelay.Milliseconds())), true),
+		slowReq:   buildRequest(gw.addr, "/v1/chat/completions", key, chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, slowChunks, cfg.slowDelay.Milliseconds())), true)}
+	if err := smoke(ctx, t, cfg.streamChunks); err != nil {
+		return nil, fmt.Errorf("grokgate with an HTTP/2 upstream does not answer correctly: %w (logs in %s)", err, work)
+	}
+	progress(fmt.Sprintf("capacity  grokgate with an HTTP/2 upstream: grokgate %s (pid %d) → TLS front %s → simulator %s", gw.addr, gw.pid, front.addr, sim.addr))
+	r := capacity(ctx, t, n, cfg.streamHold, progress)
+	progress(fmt.Sprintf("capacity  %-11s %d/%d held, %d errors, RSS %s → %s, %.1f KiB per stream", t.name, r.Opened, r.Want, r.Errors, kib(r.IdleKiB), kib(r.HeldKiB), r.PerStreamKiB))
+	return &r, nil
 }
 
 func errOr(err error, alt string) string {
@@ -335,6 +396,36 @@ func oneLine(phase string, r tally) string {
 			r.ok, ms(s.pct(.5)), ms(s.pct(.99)), ms(g.pct(.5)), ms(g.pct(.99)), errs)
 	}
 	return fmt.Sprintf("%8.0f req/s  p50 %.3f p90 %.3f p99 %.3f ms%s", rate, ms(s.pct(.5)), ms(s.pct(.9)), ms(s.pct(.99)), errs)
+}
+
+// features says what grokgate runs with. Auth and the access log are
+// always on. Limits and usage recording are switched on by serve flags once
+// they exist: the bench lists any such flags this build has, so a run that
+// leaves them off says so instead of silently measuring less.
+func features(ctx context.Context, bin string, given []string) string {
+	out, _ := exec.CommandContext(ctx, bin, "serve", "-h").CombinedOutput()
+	var found []string
+	for line := range strings.Lines(string(out)) {
+		line = strings.TrimSpace(line)
+		name, _, _ := strings.Cut(line, " ")
+		if !strings.HasPrefix(name, "-") {
+			continue
+		}
+		for _, word := range []string{"limit", "usage", "quota", "metric", "budget"} {
+			if strings.Contains(name, word) {
+				found = append(found, name)
+				break
+			}
+		}
+	}
+	s := "auth (a key checked on every request) and the access log on"
+	if len(given) > 0 {
+		s += "; serve flags given: " + strings.Join(given, " ")
+	}
+	if len(found) == 0 {
+		return s + "; this build has no limit or usage-recording flags yet"
+	}
+	return s + "; this build's limit/usage flags: " + strings.Join(found, ", ") + " (switch them on with --gw-arg)"
 }
 
 // machine describes the host for the report.

@@ -76,6 +76,12 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("%s capacity: %+v", tr.Name, c)
 		}
 	}
+	if c := rep.CapacityH2; c == nil || c.Opened != 20 || c.Errors != 0 {
+		t.Errorf("capacity with an HTTP/2 upstream: %+v", c)
+	}
+	if !strings.Contains(rep.Features, "auth") {
+		t.Errorf("features: %q", rep.Features)
+	}
 	svg, err := os.Open(filepath.Join(out, "latency.svg"))
 	if err != nil {
 		t.Fatal(err)

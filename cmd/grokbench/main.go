@@ -44,8 +44,13 @@ func main() {
 // (with selfEnv added), used to start the proxy as a child process; tests
 // pass their own binary.
 func run(ctx context.Context, args, self, selfEnv []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "proxy" {
-		return proxyMain(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "proxy":
+			return proxyMain(ctx, args[1:], stdout, stderr)
+		case "front":
+			return frontMain(ctx, args[1:], stdout, stderr)
+		}
 	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
@@ -76,6 +81,9 @@ type config struct {
 	streams    int           // capacity: concurrent slow streams; 0 skips
 	streamHold time.Duration // how long they are held open once all are up
 	slowDelay  time.Duration // event interval of a slow stream
+	capH2      bool          // also hold streams through grokgate with an HTTP/2 upstream
+
+	phases string // comma-separated subset of closed,open,stream
 
 	gwArgs multiFlag // extra `grokgate serve` flags, to switch features on
 	gwEnv  multiFlag // extra environment for grokgate serve
@@ -108,6 +116,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.streams, "streams", 10000, "capacity: concurrent slow streams held open through each gateway (0 skips)")
 	fs.DurationVar(&c.streamHold, "stream-hold", 5*time.Second, "capacity: how long all streams stay open before RSS is read")
 	fs.DurationVar(&c.slowDelay, "slow-delay", 3*time.Second, "capacity: pause between the events of a slow stream")
+	fs.BoolVar(&c.capH2, "capacity-h2", true, "capacity: also measure grokgate with an HTTP/2 (TLS) upstream, as xAI's API is, instead of the simulator's HTTP/1.1")
+	fs.StringVar(&c.phases, "phases", "closed,open,stream", "which measurements to run, comma-separated; empty for capacity only")
 	fs.Var(&c.gwArgs, "gw-arg", "extra flag for grokgate serve (repeatable), to switch on features such as limits or usage recording")
 	fs.Var(&c.gwEnv, "gw-env", "extra KEY=VALUE environment for grokgate serve (repeatable)")
 	quick := fs.Bool("quick", false, "smoke run: 1 round of short cells and 1000 streams, under a minute (flags given explicitly still win)")
@@ -140,6 +150,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	check(c.streamChunks >= 2, "--stream-chunks must be at least 2 (gaps need two chunks)")
 	check(c.streamDelay >= time.Millisecond && c.slowDelay >= time.Millisecond, "--stream-delay and --slow-delay are whole milliseconds, at least 1ms")
 	check(c.streams >= 0, "--streams must not be negative")
+	for _, p := range strings.Split(c.phases, ",") {
+		check(p == "" || p == "closed" || p == "open" || p == "stream", fmt.Sprintf("--phases: unknown phase %q (closed, open, stream)", p))
+	}
 	for _, kv := range c.gwEnv {
 		check(strings.Contains(kv, "="), fmt.Sprintf("--gw-env %q must be KEY=VALUE", kv))
 	}

@@ -240,7 +240,7 @@ func gitRevision(dir string) string {
 		return "unknown"
 	}
 	rev := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+	if st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!cmd/grokbench", ":!docs").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
 		rev += " (with uncommitted changes)"
 	}
 	return rev

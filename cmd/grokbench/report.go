@@ -14,6 +14,7 @@ type report struct {
 	Machine         string
 	Grokgate        string // revision of the binary measured
 	GrokgateCommand string
+	Features        string
 	Command         string
 	Targets         []*targetReport
 	Checks          []check
@@ -24,6 +25,8 @@ type report struct {
 	// LoadgenCores is the load generator's own CPU, in cores, during the
 	// measurements.
 	LoadgenCores float64
+	// CapacityH2 is grokgate holding streams with an HTTP/2 upstream.
+	CapacityH2 *capResult `json:",omitempty"`
 	// CapacityNote says why fewer streams were opened than asked for.
 	CapacityNote string `json:",omitempty"`
 
@@ -67,8 +70,11 @@ type check struct {
 func newReport(cfg config, bin string) *report {
 	r := &report{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Machine: machine(), Grokgate: revision(bin), cfg: cfg}
 	r.Command = "go run ./cmd/grokbench"
-	if len(cfg.args) > 0 {
-		r.Command += " " + strings.Join(cfg.args, " ")
+	for _, a := range cfg.args {
+		if a == "" || strings.ContainsAny(a, " \t'\"") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		r.Command += " " + a
 	}
 	for _, n := range [][2]string{{"floor", "simulator (floor)"}, {"proxy", "bare proxy (baseline)"}, {"grokgate", "grokgate"}} {
 		r.Targets = append(r.Targets, &targetReport{Name: n[0], Label: n[1],
@@ -161,7 +167,13 @@ func (r *report) checks() []check {
 		add("streaming time to first byte added over the floor ≤ 0.2 ms median",
 			fmt.Sprintf("%s ms (%s vs %s ms)", msf(added), msf(gw.Stream.P50), msf(floor.Stream.P50)), added <= 0.2)
 	}
-	if c := gw.Capacity; c != nil {
+	if c := r.CapacityH2; c != nil && c.Want >= 10000 {
+		m := fmt.Sprintf("%s of %s open, %d errors, %.1f KiB each, with an HTTP/2 upstream", thousands(float64(c.Opened)), thousands(float64(c.Want)), c.Errors, c.PerStreamKiB)
+		if h1 := gw.Capacity; h1 != nil {
+			m += fmt.Sprintf("; %.1f KiB each over HTTP/1.1 (%s streams)", h1.PerStreamKiB, thousands(float64(h1.Opened)))
+		}
+		add("10,000 open streams, ≤ 32 KiB RSS each, no errors", m, c.Opened == c.Want && c.Errors == 0 && c.PerStreamKiB <= 32)
+	} else if c := gw.Capacity; c != nil {
 		m := fmt.Sprintf("%s of %s open, %d errors, %.1f KiB each", thousands(float64(c.Opened)), thousands(float64(c.Want)), c.Errors, c.PerStreamKiB)
 		if c.Want < 10000 {
 			why := "only " + thousands(float64(c.Want)) + " tried"
@@ -192,7 +204,7 @@ func (r *report) markdown() string {
 	cfg := r.cfg
 	fmt.Fprintf(&b, "## grokbench results, %s\n\n", r.Date)
 	fmt.Fprintf(&b, "- machine: %s; load generator and all servers share it\n", r.Machine)
-	fmt.Fprintf(&b, "- grokgate %s: `%s`\n", r.Grokgate, r.GrokgateCommand)
+	fmt.Fprintf(&b, "- grokgate %s: `%s`; %s\n", r.Grokgate, r.GrokgateCommand, r.Features)
 	fmt.Fprintf(&b, "- command: `%s`\n", r.Command)
 	fmt.Fprintf(&b, "- %d interleaved rounds of %s per target and phase; load generator used %.2f cores, other processes on the machine %.2f cores on average (worst measurement %.2f)\n\n",
 		cfg.rounds, cfg.duration, r.LoadgenCores, r.OutsideCores, r.OutsideMaxCores)
@@ -250,35 +262,44 @@ func (r *report) markdown() string {
 		})
 	}
 
-	section(fmt.Sprintf("non-streaming, closed loop, %d connections", cfg.concurrency))
-	row("throughput, req/s (slowest–fastest round)", val("closed", rounds), ratio("closed", func(p *phaseReport) float64 { return p.RPS }))
-	row("latency p50 / p90 / p99, ms", val("closed", lat3), lat3ratio("closed"))
-	row("CPU s per 1,000 requests, server process", val("closed", cpu), ratio("closed", func(p *phaseReport) float64 { return p.CPUPer1k }))
-	row("errors", errs("closed"), "")
-	section(fmt.Sprintf("non-streaming, open loop, %s req/s offered", thousands(cfg.rate)))
-	row("achieved, req/s", val("open", func(p *phaseReport) string { return thousands(p.RPS) }), ratio("open", func(p *phaseReport) float64 { return p.RPS }))
-	row("latency from intended send p50 / p90 / p99, ms", val("open", lat3), lat3ratio("open"))
-	row("latency p99.9 / max, ms", val("open", func(p *phaseReport) string { return msf(p.P999) + " / " + msf(p.Max) }), ratio("open", func(p *phaseReport) float64 { return p.P999 }))
-	row("of which the generator sent late p50 / p99, ms", val("open", func(p *phaseReport) string { return msf(p.LagP50) + " / " + msf(p.LagP99) }), "")
-	row("CPU s per 1,000 requests, server process", val("open", cpu), ratio("open", func(p *phaseReport) float64 { return p.CPUPer1k }))
-	row("errors", errs("open"), "")
-	section(fmt.Sprintf("streaming, %d concurrent streams of %d chunks %s apart", cfg.streamConc, cfg.streamChunks, cfg.streamDelay))
-	row("time to first event p50 / p99, ms", val("stream", func(p *phaseReport) string { return msf(p.P50) + " / " + msf(p.P99) }), "")
-	added := func(f func(*phaseReport) float64) func(*targetReport) string {
-		return func(t *targetReport) string {
-			if t == floor || t.Stream == nil || floor.Stream == nil {
-				return "–"
+	ran := func(phase string) bool {
+		return get(gw, phase) != nil || get(proxy, phase) != nil || get(floor, phase) != nil
+	}
+	if ran("closed") {
+		section(fmt.Sprintf("non-streaming, closed loop, %d connections", cfg.concurrency))
+		row("throughput, req/s (slowest–fastest round)", val("closed", rounds), ratio("closed", func(p *phaseReport) float64 { return p.RPS }))
+		row("latency p50 / p90 / p99, ms", val("closed", lat3), lat3ratio("closed"))
+		row("CPU s per 1,000 requests, server process", val("closed", cpu), ratio("closed", func(p *phaseReport) float64 { return p.CPUPer1k }))
+		row("errors", errs("closed"), "")
+	}
+	if ran("open") {
+		section(fmt.Sprintf("non-streaming, open loop, %s req/s offered", thousands(cfg.rate)))
+		row("achieved, req/s", val("open", func(p *phaseReport) string { return thousands(p.RPS) }), ratio("open", func(p *phaseReport) float64 { return p.RPS }))
+		row("latency from intended send p50 / p90 / p99, ms", val("open", lat3), lat3ratio("open"))
+		row("latency p99.9 / max, ms", val("open", func(p *phaseReport) string { return msf(p.P999) + " / " + msf(p.Max) }), ratio("open", func(p *phaseReport) float64 { return p.P999 }))
+		row("of which the generator sent late p50 / p99, ms", val("open", func(p *phaseReport) string { return msf(p.LagP50) + " / " + msf(p.LagP99) }), "")
+		row("CPU s per 1,000 requests, server process", val("open", cpu), ratio("open", func(p *phaseReport) float64 { return p.CPUPer1k }))
+		row("errors", errs("open"), "")
+	}
+	if ran("stream") {
+		section(fmt.Sprintf("streaming, %d concurrent streams of %d chunks %s apart", cfg.streamConc, cfg.streamChunks, cfg.streamDelay))
+		row("time to first event p50 / p99, ms", val("stream", func(p *phaseReport) string { return msf(p.P50) + " / " + msf(p.P99) }), "")
+		added := func(f func(*phaseReport) float64) func(*targetReport) string {
+			return func(t *targetReport) string {
+				if t == floor || t.Stream == nil || floor.Stream == nil {
+					return "–"
+				}
+				return fmt.Sprintf("%+.3f", f(t.Stream)-f(floor.Stream))
 			}
-			return fmt.Sprintf("%+.3f", f(t.Stream)-f(floor.Stream))
 		}
+		both := func(a, c func(*targetReport) string) func(*targetReport) string {
+			return func(t *targetReport) string { return a(t) + " / " + c(t) }
+		}
+		row("time to first event added over floor p50 / p99, ms", both(added(func(p *phaseReport) float64 { return p.P50 }), added(func(p *phaseReport) float64 { return p.P99 })), "")
+		row("gap between chunks p50 / p99, ms", val("stream", func(p *phaseReport) string { return msf(p.GapP50) + " / " + msf(p.GapP99) }), "")
+		row("gap added over floor p50 / p99, ms", both(added(func(p *phaseReport) float64 { return p.GapP50 }), added(func(p *phaseReport) float64 { return p.GapP99 })), "")
+		row("errors", errs("stream"), "")
 	}
-	both := func(a, c func(*targetReport) string) func(*targetReport) string {
-		return func(t *targetReport) string { return a(t) + " / " + c(t) }
-	}
-	row("time to first event added over floor p50 / p99, ms", both(added(func(p *phaseReport) float64 { return p.P50 }), added(func(p *phaseReport) float64 { return p.P99 })), "")
-	row("gap between chunks p50 / p99, ms", val("stream", func(p *phaseReport) string { return msf(p.GapP50) + " / " + msf(p.GapP99) }), "")
-	row("gap added over floor p50 / p99, ms", both(added(func(p *phaseReport) float64 { return p.GapP50 }), added(func(p *phaseReport) float64 { return p.GapP99 })), "")
-	row("errors", errs("stream"), "")
 	if proxy.Capacity != nil || gw.Capacity != nil {
 		n := cfg.streams
 		if gw.Capacity != nil {
@@ -302,6 +323,20 @@ func (r *report) markdown() string {
 		row("streams open / errors", capv(func(c *capResult) string { return fmt.Sprintf("%s / %d", thousands(float64(c.Opened)), c.Errors) }), "")
 		row("RSS idle → all open", capv(func(c *capResult) string { return kib(c.IdleKiB) + " → " + kib(c.HeldKiB) }), "")
 		row("RSS per open stream, KiB", capv(func(c *capResult) string { return fmt.Sprintf("%.1f", c.PerStreamKiB) }), capRatio(func(c *capResult) float64 { return c.PerStreamKiB }))
+	}
+	if c := r.CapacityH2; c != nil {
+		section(fmt.Sprintf("capacity, %s slow streams, grokgate with an HTTP/2 (TLS) upstream as xAI's", thousands(float64(c.Want))))
+		only := func(v string) func(*targetReport) string {
+			return func(t *targetReport) string {
+				if t == gw {
+					return v
+				}
+				return "–"
+			}
+		}
+		row("streams open / errors", only(fmt.Sprintf("%s / %d", thousands(float64(c.Opened)), c.Errors)), "")
+		row("RSS idle → all open", only(kib(c.IdleKiB)+" → "+kib(c.HeldKiB)), "")
+		row("RSS per open stream, KiB", only(fmt.Sprintf("%.1f", c.PerStreamKiB)), "")
 	}
 	b.WriteString("\nCPU is user+system time of the server process from /proc/PID/stat (the floor's is the simulator's; \"upstream\" is the simulator behind a gateway). ")
 	b.WriteString("Latency is measured by the load generator, from send (closed loop, streams) or from the scheduled send time (open loop) to the last byte or the first event.\n\n")
