@@ -5,6 +5,7 @@ import (
 	"context"
 	"debug/buildinfo"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,12 +18,13 @@ import (
 	"time"
 )
 
-var (
-	simReady   = regexp.MustCompile(`xAI simulator listening on http://(\S+) `)
-	proxyReady = regexp.MustCompile(`proxy listening on http://(\S+)`)
-	gwReady    = regexp.MustCompile(`grokgate listening on http://(\S+) `)
-	frontReady = regexp.MustCompile(`front listening on https://(\S+)`)
-	keyLine    = regexp.MustCompile(`^gg-[A-Za-z0-9_-]{43}$`)
+// Lines the servers print once they listen; the group is the address.
+const (
+	simReady   = `xAI simulator listening on http://(\S+) `
+	proxyReady = `proxy listening on http://(\S+)`
+	gwReady    = `grokgate listening on http://(\S+) `
+	frontReady = `front listening on https://(\S+)`
+	keyLine    = `^gg-[A-Za-z0-9_-]{43}$`
 )
 
 // upstreamKey is what the simulators are sent; they accept any key.
@@ -50,6 +52,9 @@ type phase struct {
 
 func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	progress := func(s string) { fmt.Fprintf(stderr, "%s  %s\n", time.Now().Format("15:04:05"), s) }
+	if runtime.GOOS != "linux" {
+		return errors.New("grokbench reads each server's CPU and memory from /proc, so it runs on Linux only")
+	}
 	streams, capNote, fdLimit := cfg.streams, "", uint64(0)
 	if streams > 0 {
 		// A gateway holds two sockets per stream (client and upstream, which
@@ -95,8 +100,8 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			c.stop()
 		}
 	}()
-	start := func(name string, argv, env []string, ready *regexp.Regexp) (*child, error) {
-		c, err := startChild(ctx, work, name, argv, env, ready)
+	start := func(name string, argv, env []string, ready string) (*child, error) {
+		c, err := startChild(ctx, work, name, argv, env, regexp.MustCompile(ready))
 		if err == nil {
 			children = append(children, c)
 		}
@@ -250,8 +255,8 @@ func capacityH2(ctx context.Context, cfg config, work, bin, db, key string, n in
 			c.stop()
 		}
 	}()
-	start := func(name string, argv, env []string, ready *regexp.Regexp) (*child, error) {
-		c, err := startChild(ctx, work, name, argv, env, ready)
+	start := func(name string, argv, env []string, ready string) (*child, error) {
+		c, err := startChild(ctx, work, name, argv, env, regexp.MustCompile(ready))
 		if err == nil {
 			started = append(started, c)
 		}
@@ -311,7 +316,7 @@ func createKey(ctx context.Context, bin, db string) (string, error) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	key := strings.TrimSpace(lines[len(lines)-1])
-	if !keyLine.MatchString(key) {
+	if !regexp.MustCompile(keyLine).MatchString(key) {
 		return "", fmt.Errorf("grokgate keys create printed no key: %q", out)
 	}
 	return key, nil
@@ -330,7 +335,7 @@ func smoke(ctx context.Context, t *target, chunks int) error {
 	if err != nil {
 		return err
 	}
-	if status != 200 || !bytes.Contains(b, choicesKey) {
+	if status != 200 || !bytes.Contains(b, []byte(choicesKey)) {
 		return fmt.Errorf("status %d: %.300s", status, b)
 	}
 	if c.nc == nil {

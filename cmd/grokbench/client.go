@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,8 +21,6 @@ type conn struct {
 	br   *bufio.Reader
 	body []byte // reused for non-streaming response bodies
 }
-
-var errStatus = errors.New("unexpected HTTP status")
 
 func dial(addr string, readBuf int) (*conn, error) {
 	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)

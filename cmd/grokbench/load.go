@@ -51,7 +51,8 @@ func (t *tally) merge(o *tally) {
 	}
 }
 
-var choicesKey = []byte(`"choices"`)
+// choicesKey is in every completion and in no error body.
+const choicesKey = `"choices"`
 
 // drainGrace bounds how long requests sent within a measurement may take to
 // finish after it; a request still unanswered then counts as an error.
@@ -84,7 +85,7 @@ func closedLoop(ctx context.Context, t *target, conc int, dur time.Duration) tal
 				case err != nil:
 					r.fail("%v", err)
 					time.Sleep(10 * time.Millisecond) // no hot loop against a dead server
-				case status != 200 || !bytes.Contains(body, choicesKey):
+				case status != 200 || !bytes.Contains(body, []byte(choicesKey)):
 					r.fail("status %d: %.200s", status, body)
 				default:
 					r.ok++
@@ -146,7 +147,7 @@ func openLoop(ctx context.Context, t *target, rate float64, dur time.Duration, m
 				switch {
 				case err != nil:
 					r.fail("%v", err)
-				case status != 200 || !bytes.Contains(body, choicesKey):
+				case status != 200 || !bytes.Contains(body, []byte(choicesKey)):
 					r.fail("status %d: %.200s", status, body)
 				default:
 					r.ok++
@@ -227,8 +228,6 @@ func streamLoop(ctx context.Context, t *target, conc, chunks int, dur time.Durat
 	return out
 }
 
-var doneData = []byte("[DONE]")
-
 // stream sends one streaming request and reads it to the end: content
 // chunks, the finish chunk, [DONE].
 func (c *conn) stream(req, buf []byte, chunks int) (ttfb time.Duration, gaps []int64, err error) {
@@ -251,7 +250,7 @@ func (c *conn) stream(req, buf []byte, chunks int) (ttfb time.Duration, gaps []i
 	for sc.Scan() {
 		now := time.Now()
 		data, _ := sse.Data(sc.Event())
-		if bytes.Equal(data, doneData) {
+		if string(data) == "[DONE]" {
 			done = true
 			continue
 		}
