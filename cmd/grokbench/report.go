@@ -1,0 +1,389 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// report is the outcome of a run; it is also written as results.json.
+type report struct {
+	Date            string
+	Machine         string
+	Grokgate        string // revision of the binary measured
+	GrokgateCommand string
+	Features        string
+	Command         string
+	Targets         []*targetReport
+	Checks          []check
+	// OutsideCores is the CPU, in cores, that processes other than the
+	// bench and its servers used during the measurements (mean and worst
+	// measurement): other people's jobs on a shared machine.
+	OutsideCores, OutsideMaxCores float64
+	// LoadgenCores is the load generator's own CPU, in cores, during the
+	// measurements.
+	LoadgenCores float64
+	// CapacityH2 is grokgate holding streams with an HTTP/2 upstream.
+	CapacityH2 *capResult `json:",omitempty"`
+	// CapacityNote says why fewer streams were opened than asked for.
+	CapacityNote string `json:",omitempty"`
+
+	cfg     config
+	measure usage
+}
+
+type targetReport struct {
+	Name, Label string
+	Closed      *phaseReport `json:",omitempty"`
+	Open        *phaseReport `json:",omitempty"`
+	Stream      *phaseReport `json:",omitempty"`
+	Capacity    *capResult   `json:",omitempty"`
+
+	raw map[string]*tally
+	use map[string]usage
+	rps map[string][]float64
+}
+
+// phaseReport summarises one phase over all rounds. Latencies are in ms.
+type phaseReport struct {
+	Requests, Errors     int64
+	FirstErr             string `json:",omitempty"`
+	RPS                  float64
+	RoundRPS             []float64
+	P50, P90, P99, P999  float64
+	Max                  float64
+	GapP50, GapP99       float64 `json:",omitempty"`
+	LagP50, LagP99       float64 `json:",omitempty"` // open loop: the generator's own lateness
+	CPUPer1k             float64 // server process CPU seconds per 1000 requests
+	UpstreamCPUPer1k     float64 `json:",omitempty"`
+	sorted, sortedGaps   samples
+	measuredCPU, elapsed float64
+}
+
+type check struct {
+	Target, Measured string
+	Pass             *bool // nil: not measured by this run
+}
+
+func newReport(cfg config, bin string) *report {
+	r := &report{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Machine: machine(), Grokgate: revision(bin), cfg: cfg}
+	r.Command = "go run ./cmd/grokbench"
+	for _, a := range cfg.args {
+		if a == "" || strings.ContainsAny(a, " \t'\"") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		r.Command += " " + a
+	}
+	for _, n := range [][2]string{{"floor", "simulator (floor)"}, {"proxy", "bare proxy (baseline)"}, {"grokgate", "grokgate"}} {
+		r.Targets = append(r.Targets, &targetReport{Name: n[0], Label: n[1],
+			raw: map[string]*tally{}, use: map[string]usage{}, rps: map[string][]float64{}})
+	}
+	return r
+}
+
+func (r *report) target(name string) *targetReport {
+	for _, t := range r.Targets {
+		if t.Name == name {
+			return t
+		}
+	}
+	panic("unknown target " + name)
+}
+
+// add records one measurement.
+func (r *report) add(target, phase string, res tally, u usage) {
+	t := r.target(target)
+	if t.raw[phase] == nil {
+		t.raw[phase] = &tally{}
+	}
+	t.raw[phase].merge(&res)
+	t.raw[phase].elapsed += res.elapsed
+	t.use[phase] = t.use[phase].add(u)
+	t.rps[phase] = append(t.rps[phase], float64(res.ok)/res.elapsed.Seconds())
+	r.measure = r.measure.add(u)
+	r.OutsideMaxCores = max(r.OutsideMaxCores, u.outside())
+}
+
+// finish turns the raw measurements into the summary and the checks.
+func (r *report) finish() {
+	for _, t := range r.Targets {
+		for phase, raw := range t.raw {
+			u := t.use[phase]
+			p := &phaseReport{Requests: raw.ok, Errors: raw.errs, FirstErr: raw.firstErr, RoundRPS: t.rps[phase],
+				sorted: raw.lat.sorted(), sortedGaps: raw.gaps.sorted(), measuredCPU: u.Proc, elapsed: raw.elapsed.Seconds()}
+			p.RPS = float64(raw.ok) / raw.elapsed.Seconds()
+			p.P50, p.P90, p.P99, p.P999 = ms(p.sorted.pct(.5)), ms(p.sorted.pct(.9)), ms(p.sorted.pct(.99)), ms(p.sorted.pct(.999))
+			p.Max = ms(p.sorted.pct(1))
+			if len(p.sortedGaps) > 0 {
+				p.GapP50, p.GapP99 = ms(p.sortedGaps.pct(.5)), ms(p.sortedGaps.pct(.99))
+			}
+			if lag := raw.lag.sorted(); len(lag) > 0 {
+				p.LagP50, p.LagP99 = ms(lag.pct(.5)), ms(lag.pct(.99))
+			}
+			if raw.ok > 0 {
+				p.CPUPer1k = u.Proc / float64(raw.ok) * 1000
+				if t.Name != "floor" {
+					p.UpstreamCPUPer1k = u.Up / float64(raw.ok) * 1000
+				}
+			}
+			switch phase {
+			case "closed":
+				t.Closed = p
+			case "open":
+				t.Open = p
+			case "stream":
+				t.Stream = p
+			}
+		}
+	}
+	if r.measure.Wall > 0 {
+		r.OutsideCores = r.measure.outside()
+		r.LoadgenCores = r.measure.Self / r.measure.Wall
+	}
+	r.Checks = r.checks()
+}
+
+func (r *report) checks() []check {
+	floor, proxy, gw := r.target("floor"), r.target("proxy"), r.target("grokgate")
+	var out []check
+	add := func(target, measured string, pass bool) {
+		out = append(out, check{Target: target, Measured: measured, Pass: &pass})
+	}
+	if gw.Closed != nil && proxy.Closed != nil {
+		ratio := gw.Closed.RPS / proxy.Closed.RPS
+		add("non-streaming throughput ≥ 1.0× bare proxy", fmt.Sprintf("%.2f× (%s vs %s req/s at %d connections)",
+			ratio, thousands(gw.Closed.RPS), thousands(proxy.Closed.RPS), r.cfg.concurrency), ratio >= 1.0)
+		add(fmt.Sprintf("non-streaming p99 ≤ bare proxy's, %d connections", r.cfg.concurrency),
+			fmt.Sprintf("%s vs %s ms", msf(gw.Closed.P99), msf(proxy.Closed.P99)), gw.Closed.P99 <= proxy.Closed.P99)
+	}
+	if gw.Open != nil && proxy.Open != nil {
+		add(fmt.Sprintf("non-streaming p99 ≤ bare proxy's, %s req/s offered", thousands(r.cfg.rate)),
+			fmt.Sprintf("%s vs %s ms", msf(gw.Open.P99), msf(proxy.Open.P99)), gw.Open.P99 <= proxy.Open.P99)
+	}
+	if gw.Stream != nil && floor.Stream != nil {
+		added := gw.Stream.P50 - floor.Stream.P50
+		add("streaming time to first byte added over the floor ≤ 0.2 ms median",
+			fmt.Sprintf("%s ms (%s vs %s ms)", msf(added), msf(gw.Stream.P50), msf(floor.Stream.P50)), added <= 0.2)
+	}
+	if c := r.CapacityH2; c != nil && c.Want >= 10000 {
+		m := fmt.Sprintf("%s of %s open, %d errors, %.1f KiB each, with an HTTP/2 upstream", thousands(float64(c.Opened)), thousands(float64(c.Want)), c.Errors, c.PerStreamKiB)
+		if h1 := gw.Capacity; h1 != nil {
+			m += fmt.Sprintf("; %.1f KiB each over HTTP/1.1 (%s streams)", h1.PerStreamKiB, thousands(float64(h1.Opened)))
+		}
+		add("10,000 open streams, ≤ 32 KiB RSS each, no errors", m, c.Opened == c.Want && c.Errors == 0 && c.PerStreamKiB <= 32)
+	} else if c := gw.Capacity; c != nil {
+		m := fmt.Sprintf("%s of %s open, %d errors, %.1f KiB each", thousands(float64(c.Opened)), thousands(float64(c.Want)), c.Errors, c.PerStreamKiB)
+		if c.Want < 10000 {
+			why := "only " + thousands(float64(c.Want)) + " tried"
+			if r.CapacityNote != "" {
+				why = r.CapacityNote
+			}
+			out = append(out, check{Target: "10,000 open streams, ≤ 32 KiB RSS each, no errors", Measured: m + " (" + why + ")"})
+		} else {
+			add("10,000 open streams, ≤ 32 KiB RSS each, no errors", m, c.Opened == c.Want && c.Errors == 0 && c.PerStreamKiB <= 32)
+		}
+	}
+	var errs int64
+	for _, p := range []*phaseReport{gw.Closed, gw.Open, gw.Stream} {
+		if p != nil {
+			errs += p.Errors
+		}
+	}
+	add("grokgate answers every request without error", fmt.Sprintf("%d errors", errs), errs == 0)
+	out = append(out, check{Target: "0 allocations per relayed SSE event",
+		Measured: "measured by `go test -run '^$' -bench Relay -benchmem ./gateway`, not by this command"})
+	return out
+}
+
+// markdown renders the report as the table docs/benchmarks.md shows.
+func (r *report) markdown() string {
+	var b strings.Builder
+	floor, proxy, gw := r.target("floor"), r.target("proxy"), r.target("grokgate")
+	cfg := r.cfg
+	fmt.Fprintf(&b, "## grokbench results, %s\n\n", r.Date)
+	fmt.Fprintf(&b, "- machine: %s; load generator and all servers share it\n", r.Machine)
+	fmt.Fprintf(&b, "- grokgate %s: `%s`; %s\n", r.Grokgate, r.GrokgateCommand, r.Features)
+	fmt.Fprintf(&b, "- command: `%s`\n", r.Command)
+	fmt.Fprintf(&b, "- %d interleaved rounds of %s per target and phase; load generator used %.2f cores, other processes on the machine %.2f cores on average (worst measurement %.2f)\n\n",
+		cfg.rounds, cfg.duration, r.LoadgenCores, r.OutsideCores, r.OutsideMaxCores)
+
+	b.WriteString("| | simulator (floor) | bare proxy (baseline) | grokgate | grokgate ÷ proxy |\n|---|--:|--:|--:|--:|\n")
+	row := func(label string, f func(*targetReport) string, ratio string) {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", label, f(floor), f(proxy), f(gw), ratio)
+	}
+	section := func(s string) { fmt.Fprintf(&b, "| **%s** | | | | |\n", s) }
+	get := func(t *targetReport, phase string) *phaseReport {
+		switch phase {
+		case "closed":
+			return t.Closed
+		case "open":
+			return t.Open
+		}
+		return t.Stream
+	}
+	val := func(phase string, f func(*phaseReport) string) func(*targetReport) string {
+		return func(t *targetReport) string {
+			if p := get(t, phase); p != nil {
+				return f(p)
+			}
+			return "–"
+		}
+	}
+	ratio := func(phase string, f func(*phaseReport) float64) string {
+		p, g := get(proxy, phase), get(gw, phase)
+		if p == nil || g == nil || f(p) == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", f(g)/f(p))
+	}
+	lat3 := func(p *phaseReport) string { return msf(p.P50) + " / " + msf(p.P90) + " / " + msf(p.P99) }
+	lat3ratio := func(phase string) string {
+		return strings.Join([]string{ratio(phase, func(p *phaseReport) float64 { return p.P50 }),
+			ratio(phase, func(p *phaseReport) float64 { return p.P90 }), ratio(phase, func(p *phaseReport) float64 { return p.P99 })}, " / ")
+	}
+	rounds := func(p *phaseReport) string {
+		if len(p.RoundRPS) < 2 {
+			return thousands(p.RPS)
+		}
+		return fmt.Sprintf("%s (%s–%s)", thousands(p.RPS), thousands(slices.Min(p.RoundRPS)), thousands(slices.Max(p.RoundRPS)))
+	}
+	cpu := func(p *phaseReport) string {
+		s := fmt.Sprintf("%.3f", p.CPUPer1k)
+		if p.UpstreamCPUPer1k > 0 {
+			s += fmt.Sprintf(" (+%.3f upstream)", p.UpstreamCPUPer1k)
+		}
+		return s
+	}
+	errs := func(phase string) func(*targetReport) string {
+		return val(phase, func(p *phaseReport) string {
+			return fmt.Sprintf("%d of %s", p.Errors, thousands(float64(p.Requests+p.Errors)))
+		})
+	}
+
+	ran := func(phase string) bool {
+		return get(gw, phase) != nil || get(proxy, phase) != nil || get(floor, phase) != nil
+	}
+	if ran("closed") {
+		section(fmt.Sprintf("non-streaming, closed loop, %d connections", cfg.concurrency))
+		row("throughput, req/s (slowest–fastest round)", val("closed", rounds), ratio("closed", func(p *phaseReport) float64 { return p.RPS }))
+		row("latency p50 / p90 / p99, ms", val("closed", lat3), lat3ratio("closed"))
+		row("CPU s per 1,000 requests, server process", val("closed", cpu), ratio("closed", func(p *phaseReport) float64 { return p.CPUPer1k }))
+		row("errors", errs("closed"), "")
+	}
+	if ran("open") {
+		section(fmt.Sprintf("non-streaming, open loop, %s req/s offered", thousands(cfg.rate)))
+		row("achieved, req/s", val("open", func(p *phaseReport) string { return thousands(p.RPS) }), ratio("open", func(p *phaseReport) float64 { return p.RPS }))
+		row("latency from intended send p50 / p90 / p99, ms", val("open", lat3), lat3ratio("open"))
+		row("latency p99.9 / max, ms", val("open", func(p *phaseReport) string { return msf(p.P999) + " / " + msf(p.Max) }), ratio("open", func(p *phaseReport) float64 { return p.P999 }))
+		row("of which the generator sent late p50 / p99, ms", val("open", func(p *phaseReport) string { return msf(p.LagP50) + " / " + msf(p.LagP99) }), "")
+		row("CPU s per 1,000 requests, server process", val("open", cpu), ratio("open", func(p *phaseReport) float64 { return p.CPUPer1k }))
+		row("errors", errs("open"), "")
+	}
+	if ran("stream") {
+		section(fmt.Sprintf("streaming, %d concurrent streams of %d chunks %s apart", cfg.streamConc, cfg.streamChunks, cfg.streamDelay))
+		row("time to first event p50 / p99, ms", val("stream", func(p *phaseReport) string { return msf(p.P50) + " / " + msf(p.P99) }), "")
+		added := func(f func(*phaseReport) float64) func(*targetReport) string {
+			return func(t *targetReport) string {
+				if t == floor || t.Stream == nil || floor.Stream == nil {
+					return "–"
+				}
+				return fmt.Sprintf("%+.3f", f(t.Stream)-f(floor.Stream))
+			}
+		}
+		both := func(a, c func(*targetReport) string) func(*targetReport) string {
+			return func(t *targetReport) string { return a(t) + " / " + c(t) }
+		}
+		row("time to first event added over floor p50 / p99, ms", both(added(func(p *phaseReport) float64 { return p.P50 }), added(func(p *phaseReport) float64 { return p.P99 })), "")
+		row("gap between chunks p50 / p99, ms", val("stream", func(p *phaseReport) string { return msf(p.GapP50) + " / " + msf(p.GapP99) }), "")
+		row("gap added over floor p50 / p99, ms", both(added(func(p *phaseReport) float64 { return p.GapP50 }), added(func(p *phaseReport) float64 { return p.GapP99 })), "")
+		row("errors", errs("stream"), "")
+	}
+	if proxy.Capacity != nil || gw.Capacity != nil {
+		n := cfg.streams
+		if gw.Capacity != nil {
+			n = gw.Capacity.Want
+		}
+		section(fmt.Sprintf("capacity, %s slow streams held open (one event per %s)", thousands(float64(n)), cfg.slowDelay))
+		capv := func(f func(*capResult) string) func(*targetReport) string {
+			return func(t *targetReport) string {
+				if t.Capacity == nil {
+					return "–"
+				}
+				return f(t.Capacity)
+			}
+		}
+		capRatio := func(f func(*capResult) float64) string {
+			if proxy.Capacity == nil || gw.Capacity == nil || f(proxy.Capacity) == 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%.2f×", f(gw.Capacity)/f(proxy.Capacity))
+		}
+		row("streams open / errors", capv(func(c *capResult) string { return fmt.Sprintf("%s / %d", thousands(float64(c.Opened)), c.Errors) }), "")
+		row("RSS idle → all open", capv(func(c *capResult) string { return kib(c.IdleKiB) + " → " + kib(c.HeldKiB) }), "")
+		row("RSS per open stream, KiB", capv(func(c *capResult) string { return fmt.Sprintf("%.1f", c.PerStreamKiB) }), capRatio(func(c *capResult) float64 { return c.PerStreamKiB }))
+	}
+	if c := r.CapacityH2; c != nil {
+		section(fmt.Sprintf("capacity, %s slow streams, grokgate with an HTTP/2 (TLS) upstream as xAI's", thousands(float64(c.Want))))
+		only := func(v string) func(*targetReport) string {
+			return func(t *targetReport) string {
+				if t == gw {
+					return v
+				}
+				return "–"
+			}
+		}
+		row("streams open / errors", only(fmt.Sprintf("%s / %d", thousands(float64(c.Opened)), c.Errors)), "")
+		row("RSS idle → all open", only(kib(c.IdleKiB)+" → "+kib(c.HeldKiB)), "")
+		row("RSS per open stream, KiB", only(fmt.Sprintf("%.1f", c.PerStreamKiB)), "")
+	}
+	b.WriteString("\nCPU is user+system time of the server process from /proc/PID/stat (the floor's is the simulator's; \"upstream\" is the simulator behind a gateway). ")
+	b.WriteString("Latency is measured by the load generator, from send (closed loop, streams) or from the scheduled send time (open loop) to the last byte or the first event.\n\n")
+	b.WriteString("| target | measured | holds |\n|---|---|---|\n")
+	for _, c := range r.Checks {
+		v := "not checked"
+		if c.Pass != nil {
+			v = map[bool]string{true: "yes", false: "**no**"}[*c.Pass]
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", c.Target, c.Measured, v)
+	}
+	for _, t := range r.Targets {
+		for _, p := range []*phaseReport{t.Closed, t.Open, t.Stream} {
+			if p != nil && p.FirstErr != "" {
+				fmt.Fprintf(&b, "\nfirst error from %s: %s\n", t.Name, p.FirstErr)
+				break
+			}
+		}
+		if c := t.Capacity; c != nil && c.FirstErr != "" {
+			fmt.Fprintf(&b, "\nfirst capacity error from %s: %s\n", t.Name, c.FirstErr)
+		}
+	}
+	return b.String()
+}
+
+// msf formats milliseconds with the precision that suits them.
+func msf(v float64) string {
+	switch a := math.Abs(v); {
+	case a < 1:
+		return fmt.Sprintf("%.3f", v)
+	case a < 10:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.1f", v)
+	}
+}
+
+// thousands formats a count with thousands separators.
+func thousands(v float64) string {
+	s := fmt.Sprintf("%.0f", v)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
