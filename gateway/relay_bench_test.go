@@ -107,10 +107,10 @@ func (r *relayRig) serve(tb testing.TB) {
 	}
 }
 
-// BenchmarkRelay relays streams of 1 and 1000 chat chunks, each flushed on
+// BenchmarkRelayHandler relays streams, through the whole handler, of 1 and 1000 chat chunks, each flushed on
 // its own. The difference between the two allocs/op is what every relayed
-// event costs; TestRelayAllocsPerEvent holds it at zero.
-func BenchmarkRelay(b *testing.B) {
+// event costs; TestHandlerRelayAllocsPerEvent holds it at zero.
+func BenchmarkRelayHandler(b *testing.B) {
 	for _, events := range []int{1, 1000} {
 		b.Run(fmt.Sprintf("events=%d", events), func(b *testing.B) {
 			rig := newRelayRig(events)
@@ -124,9 +124,9 @@ func BenchmarkRelay(b *testing.B) {
 	}
 }
 
-// TestRelayAllocsPerEvent: relaying a long stream allocates no more than a
+// TestHandlerRelayAllocsPerEvent: relaying, through the whole handler, a long stream allocates no more than a
 // short one, so the steady-state path allocates nothing per event.
-func TestRelayAllocsPerEvent(t *testing.T) {
+func TestHandlerRelayAllocsPerEvent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation counting")
 	}

@@ -10,19 +10,19 @@ import (
 	"github.com/grokgate/grokgate"
 )
 
-// memSource is a store with a fixed set of keys.
-type memSource struct{ keys []grokgate.Key }
+// benchSource is a store with a fixed set of keys.
+type benchSource struct{ keys []grokgate.Key }
 
-func (m *memSource) KeysGeneration(context.Context) (int64, error)    { return 1, nil }
-func (m *memSource) ListKeys(context.Context) ([]grokgate.Key, error) { return m.keys, nil }
-func (m *memSource) KeyByHash(context.Context, [32]byte) (grokgate.Key, error) {
+func (m *benchSource) KeysGeneration(context.Context) (int64, error)    { return 1, nil }
+func (m *benchSource) ListKeys(context.Context) ([]grokgate.Key, error) { return m.keys, nil }
+func (m *benchSource) KeyByHash(context.Context, [32]byte) (grokgate.Key, error) {
 	return grokgate.Key{}, grokgate.ErrNotFound
 }
 
 // BenchmarkAuthenticate is the per-request key check: a valid key among
 // 10,000, and a well-formed unknown key (which also asks the store).
 func BenchmarkAuthenticate(b *testing.B) {
-	src := &memSource{}
+	src := &benchSource{}
 	var secret string
 	for i := range 10000 {
 		k, s, err := Mint(rand.Reader, "bench", grokgate.RoleUser, time.Now())

@@ -106,26 +106,3 @@ func TestCache(t *testing.T) {
 		t.Fatalf("unknown: %v", err)
 	}
 }
-
-func BenchmarkAuthenticate(b *testing.B) {
-	ctx := context.Background()
-	src := &fakeSource{}
-	var list []grokgate.Key
-	var secret string
-	for i := 0; i < 1000; i++ {
-		k, s, _ := Mint(rand.Reader, "k", grokgate.RoleUser, time.Now())
-		list = append(list, k)
-		secret = s
-	}
-	src.keys.Store(&list)
-	c := NewCache(src, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	c.Load(ctx)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := c.Authenticate(ctx, secret); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
