@@ -23,6 +23,11 @@ type Options struct {
 	QueueSize int
 	// BatchSize bounds one insert (default 256).
 	BatchSize int
+	// Linger is how long the writer waits for a batch to fill once its first
+	// record arrived (default 100ms; negative: not at all). Under load one
+	// commit per record would cost more CPU than the requests themselves;
+	// a record still reaches the database within Linger plus a write.
+	Linger time.Duration
 	// MaxBlock is how long Record waits for room in a full queue before it
 	// drops the record (default 50ms).
 	MaxBlock time.Duration
@@ -74,6 +79,9 @@ func NewRecorder(sink Sink, log *slog.Logger, opts Options) *Recorder {
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 256
+	}
+	if opts.Linger == 0 {
+		opts.Linger = 100 * time.Millisecond
 	}
 	if opts.MaxBlock <= 0 {
 		opts.MaxBlock = 50 * time.Millisecond
@@ -152,23 +160,44 @@ func (r *Recorder) run() {
 	defer r.cancelAbandon()
 	batch := make([]grokgate.Record, 0, r.opts.BatchSize)
 	for rec := range r.queue {
-		// Take whatever else is already waiting: batches grow with load and
-		// a lone record is written at once.
-		batch = append(batch[:0], rec)
-	fill:
+		// Gather more for up to Linger, so a busy gateway commits a few
+		// large batches a second instead of one per request.
+		batch = r.fill(append(batch[:0], rec))
+		r.write(batch)
+	}
+}
+
+// fill adds queued records to batch until it is full, the queue is closed
+// (a stop: write what there is at once), or Linger has passed.
+func (r *Recorder) fill(batch []grokgate.Record) []grokgate.Record {
+	if r.opts.Linger < 0 {
 		for len(batch) < r.opts.BatchSize {
 			select {
 			case more, ok := <-r.queue:
 				if !ok {
-					break fill
+					return batch
 				}
 				batch = append(batch, more)
 			default:
-				break fill
+				return batch
 			}
 		}
-		r.write(batch)
+		return batch
 	}
+	t := time.NewTimer(r.opts.Linger)
+	defer t.Stop()
+	for len(batch) < r.opts.BatchSize {
+		select {
+		case more, ok := <-r.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, more)
+		case <-t.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (r *Recorder) write(batch []grokgate.Record) {
