@@ -41,10 +41,18 @@ func infoFrom(ctx context.Context) *requestInfo {
 	return &requestInfo{}
 }
 
-// newRequestID returns 96 random bits, enough to be unique across replicas.
-func newRequestID() string {
-	var b [12]byte
-	rand.Read(b[:])
+// newRequestID returns 48 bits of the time in milliseconds followed by 64
+// random bits: unique across replicas, and in time order, so the usage
+// ledger (keyed by request id) appends to its index instead of inserting at
+// random places, which under load cost more than the requests themselves.
+func newRequestID(now time.Time) string {
+	var b [14]byte
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	rand.Read(b[6:])
 	return "req_" + hex.EncodeToString(b[:])
 }
 
@@ -52,7 +60,8 @@ func newRequestID() string {
 // when the request ends writes its access-log line and metrics (finish).
 func (s *Server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info := &requestInfo{id: newRequestID(), start: s.cfg.Now()}
+		now := s.cfg.Now()
+		info := &requestInfo{id: newRequestID(now), start: now}
 		w.Header().Set("X-Request-Id", info.id)
 		sw := &statusWriter{ResponseWriter: w}
 		inner := r.WithContext(context.WithValue(r.Context(), infoKey{}, info))

@@ -100,7 +100,7 @@ func (s *Server) emulateStream(w http.ResponseWriter, r *http.Request, ctx conte
 	}
 	m := meterFrom(r.Context())
 	m.completion(body)
-	events, err := streamEvents(body, includeUsage)
+	events, err := streamEvents(body, includeUsage, infoFrom(r.Context()).id)
 	if err != nil {
 		s.fail(w, r, badUpstream("a chat completion"), err)
 		return
@@ -122,7 +122,7 @@ var errNoChoices = errors.New("completion has no choices")
 // per choice the finish chunk, the usage chunk only if asked for, and
 // [DONE]. One id throughout, the completion's, as the SDKs' accumulators
 // require.
-func streamEvents(body []byte, includeUsage bool) ([]byte, error) {
+func streamEvents(body []byte, includeUsage bool, requestID string) ([]byte, error) {
 	var c completionIn
 	if err := json.Unmarshal(body, &c); err != nil {
 		return nil, err
@@ -131,7 +131,7 @@ func streamEvents(body []byte, includeUsage bool) ([]byte, error) {
 		return nil, errNoChoices
 	}
 	if c.ID == "" {
-		c.ID = "chatcmpl-" + strings.TrimPrefix(newRequestID(), "req_")
+		c.ID = "chatcmpl-" + strings.TrimPrefix(requestID, "req_")
 	}
 	base := chunkOut{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: c.Model,
 		SystemFingerprint: nullToNil(c.SystemFingerprint)}
