@@ -49,15 +49,19 @@ type shard struct {
 // appended at now, and the clock does not go back within a process (a
 // wall-clock step back only makes entries live a little longer).
 type state struct {
-	reqs    []time.Time
-	toks    []tokEntry
-	streams map[string]struct{}
-	budget  Budget
+	reqs []time.Time
+	toks []*tokEntry
+	// used is the sum of toks' n, kept as entries come and go so a decision
+	// costs the same with 10 entries in the window as with 100,000.
+	used int64
+	// reserved finds an unsettled reservation by request id without a scan.
+	reserved map[string]*tokEntry
+	streams  map[string]struct{}
+	budget   Budget
 }
 
 type tokEntry struct {
 	at time.Time
-	id string
 	n  int64
 }
 
@@ -79,7 +83,7 @@ func (l *Limiter) lock(key string) (*state, func()) {
 	sh.mu.Lock()
 	st := sh.keys[key]
 	if st == nil {
-		st = &state{streams: map[string]struct{}{}}
+		st = &state{streams: map[string]struct{}{}, reserved: map[string]*tokEntry{}}
 		sh.keys[key] = st
 	}
 	return st, sh.mu.Unlock
@@ -95,6 +99,9 @@ func (st *state) prune(now time.Time, window time.Duration) {
 	st.reqs = st.reqs[i:]
 	j := 0
 	for j < len(st.toks) && !st.toks[j].at.After(cut) {
+		st.used -= st.toks[j].n
+		st.toks[j].n = 0 // an unsettled reservation leaving: Settle must not subtract it again
+		st.toks[j] = nil
 		j++
 	}
 	st.toks = st.toks[j:]
@@ -108,10 +115,7 @@ func (l *Limiter) Admit(_ context.Context, a grokgate.Admission) (grokgate.Verdi
 	defer unlock()
 	st.prune(now, l.window)
 	lim := a.Limits
-	var used int64
-	for _, e := range st.toks {
-		used += e.n
-	}
+	used := st.used
 	need := Reservation(a.Tokens, lim.TPM)
 	v := grokgate.Verdict{Allowed: true}
 	switch {
@@ -140,7 +144,10 @@ func (l *Limiter) Admit(_ context.Context, a grokgate.Admission) (grokgate.Verdi
 			st.reqs = append(st.reqs, now)
 		}
 		if lim.TPM > 0 {
-			st.toks = append(st.toks, tokEntry{now, a.ID, need})
+			e := &tokEntry{now, need}
+			st.toks = append(st.toks, e)
+			st.reserved[a.ID] = e
+			st.used += need
 			used += need
 		}
 		if a.Stream && lim.MaxStreams > 0 {
@@ -170,14 +177,16 @@ func (l *Limiter) Settle(_ context.Context, a grokgate.Admission, s grokgate.Set
 	now := l.now()
 	st, unlock := l.lock(a.Key)
 	defer unlock()
-	for i, e := range st.toks {
-		if e.id == a.ID {
-			st.toks = append(st.toks[:i], st.toks[i+1:]...)
-			break
-		}
+	if e := st.reserved[a.ID]; e != nil {
+		// The reservation stays in the log at its place but weighs nothing
+		// (or drops out with the window first, if the request outlived it).
+		st.used -= e.n
+		e.n = 0
+		delete(st.reserved, a.ID)
 	}
 	if a.Limits.TPM > 0 && s.Tokens > 0 {
-		st.toks = append(st.toks, tokEntry{now, a.ID, s.Tokens})
+		st.toks = append(st.toks, &tokEntry{now, s.Tokens})
+		st.used += s.Tokens
 	}
 	delete(st.streams, a.ID)
 	st.budget.Add(now, s.CostTicks)
