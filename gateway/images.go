@@ -2,14 +2,12 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/grokgate/grokgate/openai"
 )
@@ -169,20 +167,31 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(headerStreamFallback, "true")
 	}
 
-	ctx, cancel := context.WithCancelCause(r.Context())
+	ctx, cancel, timer := s.upstreamContext(r)
 	defer cancel(nil)
-	timer := time.AfterFunc(s.cfg.UpstreamTimeout, func() { cancel(errUpstreamTimeout) })
 	defer timer.Stop()
+	m := meterFrom(r.Context())
+	if m != nil {
+		m.upstream, m.body = true, up
+	}
 	resp, err := s.up.Do(ctx, http.MethodPost, "/images/generations", up)
 	if err != nil {
+		m.sendFailed(ctx, r.Context())
 		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
 		return
 	}
 	defer resp.Body.Close()
+	m.answered(resp.StatusCode)
 	answer, e, cause := upstreamAnswer(r, ctx, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return
+	}
+	if m != nil {
+		// xAI bills images by cost alone; with no usage in the answer there
+		// are no tokens to estimate either, so the record holds zeros.
+		m.completion(answer)
+		m.hasBodyUsage = true
 	}
 	var in imagesIn
 	if err := json.Unmarshal(answer, &in); err != nil || in.Data == nil {
@@ -222,7 +231,9 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	w.Write(append(b, '\n'))
+	if _, err := w.Write(append(b, '\n')); err == nil {
+		m.complete()
+	}
 }
 
 func stripDataPrefix(s string) string {

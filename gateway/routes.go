@@ -16,8 +16,8 @@ func (s *Server) routes() {
 		s.handle(http.MethodPost, base+"/chat/completions", s.authed(s.limited(true, s.metered("/chat/completions", s.handleChat))))
 		s.handle(http.MethodGet, base+"/models", s.authed(s.limited(false, s.handleModels)))
 		// OpenAI's SDKs post to /images/generations; /images/generate is ours.
-		s.handle(http.MethodPost, base+"/images/generations", s.authed(s.limited(false, s.handleImages)))
-		s.handle(http.MethodPost, base+"/images/generate", s.authed(s.limited(false, s.handleImages)))
+		s.handle(http.MethodPost, base+"/images/generations", s.authed(s.limited(false, s.metered("/images/generations", s.handleImages))))
+		s.handle(http.MethodPost, base+"/images/generate", s.authed(s.limited(false, s.metered("/images/generations", s.handleImages))))
 		s.handle(http.MethodPost, base+"/vision/analyze", s.authed(s.limited(true, s.metered("/vision/analyze", s.handleVision))))
 	}
 	if s.cfg.Admin != nil {

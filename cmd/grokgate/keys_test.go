@@ -178,3 +178,39 @@ func TestConfigProblemsReportedTogether(t *testing.T) {
 		t.Fatalf("flag did not win: %s", g.URL)
 	}
 }
+
+// TestImagesAreInTheLedger: an image generation is a billed request like a
+// chat completion, so it has its usage record and its cost.
+func TestImagesAreInTheLedger(t *testing.T) {
+	g := startGW(t, nil)
+	resp := g.post(t, "/api/v1/images/generations", g.AdminKey, `{"prompt":"a lighthouse","n":2,"response_format":"b64_json"}`)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("generate: %d", resp.StatusCode)
+	}
+	eventually(t, 5*time.Second, "the image request's record, with its cost", func() bool {
+		req, _ := http.NewRequest("GET", g.URL+"/admin/v1/usage?group_by=model", nil)
+		req.Header.Set("Authorization", "Bearer "+g.AdminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Data []struct {
+				Model    string `json:"model"`
+				Requests int64  `json:"requests"`
+				Cost     int64  `json:"cost_in_usd_ticks"`
+			} `json:"data"`
+		}
+		json.NewDecoder(resp.Body).Decode(&out)
+		for _, row := range out.Data {
+			// The simulator prices grok-imagine-image at 2e8 ticks an image.
+			if row.Model == "grok-imagine-image" && row.Requests == 1 && row.Cost == 4e8 {
+				return true
+			}
+		}
+		return false
+	})
+}
