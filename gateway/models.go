@@ -2,12 +2,13 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 )
 
 // handleModels serves GET /models: xAI's list, which already has OpenAI's
-// shape, passed through.
+// shape, passed through; for a key limited to some models, only those.
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel, timer := s.upstreamContext(r)
 	defer cancel(nil)
@@ -18,7 +19,37 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
-	s.forwardJSON(w, r, ctx, resp, false)
+	k := infoFrom(r.Context()).key
+	if k == nil || len(k.AllowedModels) == 0 {
+		s.forwardJSON(w, r, ctx, resp, false)
+		return
+	}
+	body, e, cause := upstreamAnswer(r, ctx, resp)
+	if e != nil {
+		s.fail(w, r, e, cause)
+		return
+	}
+	// Keep every field of the list and of each model; drop the models the
+	// key may not use.
+	var list map[string]json.RawMessage
+	var models []json.RawMessage
+	if json.Unmarshal(body, &list) != nil || json.Unmarshal(list["data"], &models) != nil {
+		s.fail(w, r, badUpstream("a model list"), nil)
+		return
+	}
+	kept := models[:0]
+	for _, m := range models {
+		var id struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(m, &id) == nil && k.Allows(id.ID) {
+			kept = append(kept, m)
+		}
+	}
+	list["data"], _ = json.Marshal(kept)
+	out, _ := json.Marshal(list)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(out, '\n'))
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {

@@ -214,3 +214,48 @@ func TestImagesAreInTheLedger(t *testing.T) {
 		return false
 	})
 }
+
+// TestModelsListHonoursAllowedModels: a key limited to some models sees only
+// those in GET /models; an unlimited key sees them all.
+func TestModelsListHonoursAllowedModels(t *testing.T) {
+	g := startGW(t, nil)
+	out, err := cli(t, nil, "keys", "create", "--name", "narrow", "--models", "grok-4.3,grok-3", "--db", g.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	narrow := lines[len(lines)-1]
+	ids := func(key string) []string {
+		req, _ := http.NewRequest("GET", g.URL+"/api/v1/models", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var list struct {
+			Object string `json:"object"`
+			Data   []struct {
+				ID      string `json:"id"`
+				OwnedBy string `json:"owned_by"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || list.Object != "list" {
+			t.Fatalf("models: %v %+v", err, list)
+		}
+		var out []string
+		for _, m := range list.Data {
+			if m.OwnedBy == "" {
+				t.Fatalf("a model lost its fields: %+v", m)
+			}
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	if got := ids(narrow); strings.Join(got, ",") != "grok-4.3,grok-3" && strings.Join(got, ",") != "grok-3,grok-4.3" {
+		t.Fatalf("narrow key sees %v", got)
+	}
+	if got := ids(g.AdminKey); len(got) < 5 {
+		t.Fatalf("unlimited key sees %v", got)
+	}
+}
