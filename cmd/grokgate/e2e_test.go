@@ -40,19 +40,16 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-var (
-	listeningRE = regexp.MustCompile(`grokgate listening on (http://[0-9.:]+)`)
-	secretRE    = regexp.MustCompile(`gg-[A-Za-z0-9_-]{43}`)
-)
+// secretRE finds a gateway key in a command's output.
+var secretRE = regexp.MustCompile(`gg-[A-Za-z0-9_-]{43}`)
 
-// gatewayRun is one `grokgate serve` running in-process through run().
+// gatewayRun is one `grokgate serve` running in-process through run(): the
+// shared harness (startGW) with the defaults these tests want.
 type gatewayRun struct {
+	*gw
 	base     string
 	adminKey string // printed on first start, if it was
-	stderr   *syncBuffer
-	cancel   context.CancelFunc
-	done     chan error
-	stopped  bool
+	stderr   *testWriter
 }
 
 func newSimulator(t *testing.T) (*simulator.Simulator, string) {
@@ -62,54 +59,26 @@ func newSimulator(t *testing.T) (*simulator.Simulator, string) {
 	return sim, srv.URL + "/v1"
 }
 
+// startGateway runs serve against an upstream given in env (XAI_BASE_URL),
+// logging JSON; env's GROKGATE_DB, when set, names the store.
 func startGateway(t *testing.T, env map[string]string) *gatewayRun {
 	t.Helper()
-	full := map[string]string{"GROKGATE_ADDR": "127.0.0.1:0", "XAI_API_KEY": "xai-test", "GROKGATE_LOG_FORMAT": "json"}
+	full := map[string]string{"XAI_API_KEY": "xai-test", "GROKGATE_LOG_FORMAT": "json"}
 	for k, v := range env {
 		full[k] = v
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &gatewayRun{stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	var stdout syncBuffer
-	go func() {
-		g.done <- run(ctx, []string{"serve"}, func(k string) string { return full[k] }, strings.NewReader(""), &stdout, g.stderr)
-	}()
-	deadline := time.After(20 * time.Second)
-	for g.base == "" {
-		select {
-		case err := <-g.done:
-			t.Fatalf("serve ended at start: %v\n%s", err, g.stderr)
-		case <-deadline:
-			t.Fatalf("serve did not start:\n%s", g.stderr)
-		case <-time.After(5 * time.Millisecond):
-		}
-		if m := listeningRE.FindStringSubmatch(stdout.String()); m != nil {
-			g.base = m[1]
-			g.adminKey = secretRE.FindString(stdout.String())
-		}
-	}
-	t.Cleanup(func() { g.stop(t) })
-	return g
+	g := startGW(t, full)
+	return &gatewayRun{gw: g, base: g.URL, adminKey: g.AdminKey, stderr: g.log}
 }
 
 // stop is a SIGTERM: run's context ends; stop waits for run to return.
 func (g *gatewayRun) stop(t *testing.T) {
 	t.Helper()
-	if g.stopped {
-		return
-	}
-	g.stopped = true
 	// A connection the client dialled but never used holds http.Server's
 	// Shutdown for 5s; a real client's would too, a test need not wait.
 	client.CloseIdleConnections()
-	g.cancel()
-	select {
-	case err := <-g.done:
-		if err != nil {
-			t.Errorf("serve returned %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("serve did not stop:\n%s", g.stderr)
+	if err := g.gw.stop(t); err != nil {
+		t.Errorf("serve returned %v", err)
 	}
 }
 

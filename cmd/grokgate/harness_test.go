@@ -41,7 +41,11 @@ func startGW(t *testing.T, env map[string]string, args ...string) *gw {
 	t.Helper()
 	g := &gw{DB: filepath.Join(t.TempDir(), "grokgate.db"), done: make(chan error, 1)}
 	getenv := func(k string) string { return env[k] }
-	full := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", g.DB}, args...)
+	full := []string{"serve", "--addr", "127.0.0.1:0", "--db", g.DB}
+	if db := env["GROKGATE_DB"]; db != "" {
+		full, g.DB = full[:3], db // the store named by the environment, as a user would
+	}
+	full = append(full, args...)
 	for i, a := range args {
 		if a == "--db" && i+1 < len(args) {
 			g.DB = args[i+1]
