@@ -138,6 +138,9 @@ func skipSpace(b []byte, i int) int {
 // ParseCompletion reads the id, resolved model and usage of a non-streaming
 // chat completion body. ok is false when the body has no usage object.
 func ParseCompletion(body []byte) (id, model string, u Usage, ok bool) {
+	if id, model, u, ok := parseCompletionFast(body); ok {
+		return id, model, u, true
+	}
 	var c struct {
 		ID    string     `json:"id"`
 		Model string     `json:"model"`
@@ -150,6 +153,60 @@ func ParseCompletion(body []byte) (id, model string, u Usage, ok bool) {
 		u, ok = c.Usage.usage(), true
 	}
 	return c.ID, c.Model, u, ok
+}
+
+// parseCompletionFast reads the fields where xAI writes them (id and model
+// first, usage last) without decoding the generated text in between, which
+// for a long answer is most of the body. A raw `"usage":` can only be a key:
+// inside a string its quotes would be escaped. It reports false when the
+// body is not shaped so; ParseCompletion then decodes it whole.
+func parseCompletionFast(body []byte) (id, model string, u Usage, ok bool) {
+	key := []byte(`"usage":`)
+	i := bytes.LastIndex(body, key)
+	if i < 0 {
+		return "", "", u, false
+	}
+	j := skipSpace(body, i+len(key))
+	if j >= len(body) || body[j] != '{' {
+		return "", "", u, false
+	}
+	var w wireUsage
+	if json.NewDecoder(bytes.NewReader(body[j:])).Decode(&w) != nil {
+		return "", "", u, false
+	}
+	id, okID := firstString(body, `"id":`)
+	model, okModel := firstString(body, `"model":`)
+	if !okID || !okModel {
+		return "", "", u, false
+	}
+	return id, model, w.usage(), true
+}
+
+// firstString decodes the string value after the first occurrence of key.
+func firstString(body []byte, key string) (string, bool) {
+	i := bytes.Index(body, []byte(key))
+	if i < 0 {
+		return "", false
+	}
+	j := skipSpace(body, i+len(key))
+	if j >= len(body) || body[j] != '"' {
+		return "", false
+	}
+	end := j + 1
+	for end < len(body) && body[end] != '"' {
+		if body[end] == '\\' {
+			end++
+		}
+		end++
+	}
+	if end >= len(body) {
+		return "", false
+	}
+	var v string
+	if json.Unmarshal(body[j:end+1], &v) != nil {
+		return "", false
+	}
+	return v, true
 }
 
 // GeneratedBytes counts the generated text in a completion body the way

@@ -105,3 +105,31 @@ func BenchmarkStreamMeterObserve(b *testing.B) {
 		m.Observe(ev)
 	}
 }
+
+// TestParseCompletionFastMatchesFull: the shortcut reads what a full decode
+// reads, for xAI's layout and for bodies built to mislead it.
+func TestParseCompletionFastMatchesFull(t *testing.T) {
+	full := func(body []byte) (string, string, Usage, bool) {
+		var c struct {
+			ID    string     `json:"id"`
+			Model string     `json:"model"`
+			Usage *wireUsage `json:"usage"`
+		}
+		if json.Unmarshal(body, &c) != nil || c.Usage == nil {
+			return "", "", Usage{}, false
+		}
+		return c.ID, c.Model, c.Usage.usage(), true
+	}
+	bodies := []string{
+		`{"id":"c1","object":"chat.completion","model":"grok-4.3","choices":[{"index":0,"message":{"role":"assistant","content":"say \"usage\": {\"prompt_tokens\": 99} and \"id\":\"x\""}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":9,"prompt_tokens_details":{"cached_tokens":1},"completion_tokens_details":{"reasoning_tokens":2},"cost_in_usd_ticks":77}}`,
+		`{"id":"c\u0032","model":"m","usage":{"prompt_tokens":1}}`,
+		`{"model":"m","id":"late","choices":[{"message":{"tool_calls":[{"id":"call_1"}]}}],"usage":{"completion_tokens":3}}`,
+	}
+	for _, b := range bodies {
+		id, model, u, ok := ParseCompletion([]byte(b))
+		fid, fmodel, fu, fok := full([]byte(b))
+		if id != fid || model != fmodel || u != fu || ok != fok {
+			t.Errorf("%s:\nfast %q %q %+v %v\nfull %q %q %+v %v", b, id, model, u, ok, fid, fmodel, fu, fok)
+		}
+	}
+}
