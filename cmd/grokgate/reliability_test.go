@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -94,6 +95,7 @@ type proc struct {
 	cmd  *exec.Cmd
 	url  string
 	key  string
+	db   string
 	done chan error
 }
 
@@ -107,7 +109,7 @@ func startProc(t *testing.T, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, db: db, done: make(chan error, 1)}
 	sc := bufio.NewScanner(stdout)
 	var out strings.Builder
 	for sc.Scan() {
@@ -176,6 +178,28 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("process did not exit")
+	}
+	// Every stream that finished during the drain has its usage record.
+	out, err := cli(t, nil, "usage", "--json", "--db", p.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ledger struct {
+		Data []struct {
+			Requests          int64 `json:"requests"`
+			CompletedRequests int64 `json:"completed_requests"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(out), &ledger); err != nil {
+		t.Fatalf("usage --json: %v\n%s", err, out)
+	}
+	var requests, completed int64
+	for _, row := range ledger.Data {
+		requests += row.Requests
+		completed += row.CompletedRequests
+	}
+	if requests != n || completed != n {
+		t.Fatalf("ledger after the drain: %d requests, %d completed; want %d of each", requests, completed, n)
 	}
 
 	t.Run("past the drain deadline", func(t *testing.T) {
