@@ -5,6 +5,7 @@
 package xai
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -83,8 +84,8 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*htt
 	var last *poolKey
 	for attempt := 1; ; attempt++ {
 		k := c.pool.pick(c.now(), last)
-		resp, err := c.send(ctx, k, method, path, body)
-		verdict, retryAfter := classify(resp, err)
+		resp, jsonErr, err := c.send(ctx, k, method, path, body)
+		verdict, retryAfter := classify(resp, jsonErr, err)
 		c.observe(ctx, verdict, resp, err)
 		switch verdict {
 		case ok:
@@ -99,7 +100,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*htt
 		}
 		// With another key to try, this key's Retry-After does not apply (it
 		// keeps the key cooling instead); with one key, honour it or give up.
-		others := c.pool.pick(c.now(), k) != k
+		others := c.pool.hasOther(c.now(), k)
 		wait := c.backoff(attempt)
 		switch {
 		case verdict == keyRejected && others:
@@ -114,7 +115,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*htt
 			return resp, err
 		}
 		c.log.Info("retrying xAI request", "attempt", attempt+1, "after", wait.String(), "failed_key", k.label,
-			"reason", reason(resp, err))
+			"reason", reason(resp, jsonErr, err))
 		if resp != nil {
 			// Keep the failed answer readable: if the wait is cut short (the
 			// gateway's deadline), it is still the best thing to report.
@@ -132,14 +133,16 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*htt
 	}
 }
 
-func (c *Client) send(ctx context.Context, k *poolKey, method, path string, body []byte) (*http.Response, error) {
+// send makes one attempt. jsonErr reports xAI's 200-with-JSON-error, which
+// it can send even to a streaming request.
+func (c *Client) send(ctx context.Context, k *poolKey, method, path string, body []byte) (resp *http.Response, jsonErr bool, err error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, rd)
 	if err != nil {
-		return nil, fmt.Errorf("xai: build request: %w", err)
+		return nil, false, fmt.Errorf("xai: build request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+k.secret)
 	if body != nil {
@@ -149,33 +152,33 @@ func (c *Client) send(ctx context.Context, k *poolKey, method, path string, body
 	if c.hooks.Header != nil {
 		c.hooks.Header(ctx, req.Header)
 	}
-	resp, err := c.http.Do(req)
+	resp, err = c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	// xAI may answer 200 with a JSON error body, even to a streaming request.
-	// Buffer such bodies (they are small) so classify can look inside.
-	if resp.StatusCode == http.StatusOK {
-		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" && method == http.MethodPost {
-			b, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-			resp.Body.Close()
-			if rerr != nil {
-				return nil, rerr
-			}
-			resp.Body = io.NopCloser(bytes.NewReader(b))
-			if !bytes.Contains(b, []byte(`"choices"`)) {
-				if _, _, isErr := ParseError(b); isErr {
-					resp.Header.Set(jsonErrorHeader, "1")
-				}
-			}
-		}
+	if resp.StatusCode != http.StatusOK || method != http.MethodPost {
+		return resp, false, nil
 	}
-	return resp, nil
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
+		return resp, false, nil
+	}
+	// An error body is a few dozen bytes: peek at the start of the answer
+	// instead of reading it all, so a completion still streams through to
+	// the gateway once, uncopied.
+	br := bufio.NewReaderSize(resp.Body, errorPeek)
+	head, _ := br.Peek(errorPeek)
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, resp.Body}
+	if len(head) < errorPeek && !bytes.Contains(head, []byte(`"choices"`)) {
+		_, _, jsonErr = ParseError(head)
+	}
+	return resp, jsonErr, nil
 }
 
-// jsonErrorHeader marks, inside grokgate only, a 200 response whose body is
-// an xAI error.
-const jsonErrorHeader = "X-Grokgate-Upstream-Json-Error"
+// errorPeek bounds the look at a 200 answer for xAI's JSON error body.
+const errorPeek = 1024
 
 type verdict int
 
@@ -186,7 +189,7 @@ const (
 	final
 )
 
-func classify(resp *http.Response, err error) (verdict, time.Duration) {
+func classify(resp *http.Response, jsonErr bool, err error) (verdict, time.Duration) {
 	if err != nil {
 		// Only a connection that was never made is surely safe to repeat: a
 		// request that reached xAI may be generating (and billing) already.
@@ -198,7 +201,7 @@ func classify(resp *http.Response, err error) (verdict, time.Duration) {
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		if resp.Header.Get(jsonErrorHeader) != "" {
+		if jsonErr {
 			return retryable, 0
 		}
 		return ok, 0
@@ -223,14 +226,11 @@ func classify(resp *http.Response, err error) (verdict, time.Duration) {
 	return final, 0
 }
 
-// IsJSONError reports whether resp is xAI's 200-with-JSON-error.
-func IsJSONError(resp *http.Response) bool { return resp.Header.Get(jsonErrorHeader) != "" }
-
-func reason(resp *http.Response, err error) string {
+func reason(resp *http.Response, jsonErr bool, err error) string {
 	if err != nil {
 		return "connect failed"
 	}
-	if IsJSONError(resp) {
+	if jsonErr {
 		return "200 with JSON error"
 	}
 	return "status " + strconv.Itoa(resp.StatusCode)

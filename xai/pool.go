@@ -74,6 +74,17 @@ const (
 	failingAfter     = 3 // consecutive retryable failures before a key cools down
 )
 
+// hasOther reports whether a key other than k is available now, without
+// moving the rotation.
+func (p *keyPool) hasOther(now time.Time, k *poolKey) bool {
+	for _, o := range p.keys {
+		if o != k && o.until.Load() <= now.UnixNano() {
+			return true
+		}
+	}
+	return false
+}
+
 func (k *poolKey) succeeded() { k.fails.Store(0) }
 
 // failed records a retryable failure; retryAfter, when upstream sent one,
