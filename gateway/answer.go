@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -16,8 +17,9 @@ const headerStreamFallback = "X-Stream-Fallback"
 
 // upstreamAnswer reads a non-streaming upstream answer and maps every
 // failure (transport, size, status, xAI's 200-with-error body) to the error
-// the client sees; cause is internal detail for the log.
-func upstreamAnswer(r *http.Request, ctx context.Context, resp *http.Response) (body []byte, e *openai.Error, cause error) {
+// the client sees; cause is internal detail for the log. On an error status
+// it passes xAI's Retry-After on, which tells the client's SDK when to retry.
+func upstreamAnswer(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response) (body []byte, e *openai.Error, cause error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
 	if err != nil {
 		return nil, upstreamFailure(ctx, r.Context(), err), err
@@ -27,10 +29,18 @@ func upstreamAnswer(r *http.Request, ctx context.Context, resp *http.Response) (
 			Message: "xAI's answer was larger than the gateway can relay."}, nil
 	}
 	if resp.StatusCode != http.StatusOK {
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
 		return nil, xai.StatusError(resp.StatusCode, body), nil
 	}
-	if _, _, isErr := xai.ParseError(body); isErr {
-		return nil, xai.StatusError(http.StatusOK, body), nil
+	// A completion always has "choices" and an xAI error body never does:
+	// the cheap check spares a JSON parse of every good chat answer.
+	if !bytes.Contains(body, []byte(`"choices"`)) {
+		if _, _, isErr := xai.ParseError(body); isErr {
+			meterFrom(r.Context()).refusedBody()
+			return nil, xai.StatusError(http.StatusOK, body), nil
+		}
 	}
 	return body, nil, nil
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate/openai"
-	"github.com/grokgate/grokgate/xai"
 )
 
 // handleChat serves POST /chat/completions: validate, forward the client's
@@ -149,39 +148,18 @@ func tooLarge(limit int64) *openai.Error {
 // stream says the client asked to stream, in which case a JSON answer can
 // only be xAI's 200-with-error.
 func (s *Server) forwardJSON(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response, stream bool) {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
-	if err != nil {
-		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
+	body, e, cause := upstreamAnswer(w, r, ctx, resp)
+	if e != nil {
+		s.fail(w, r, e, cause)
 		return
-	}
-	if len(body) > maxUpstreamBody {
-		s.fail(w, r, &openai.Error{Status: http.StatusBadGateway, Code: "upstream_response_too_large",
-			Message: "xAI's answer was larger than the gateway can relay."}, nil)
-		return
-	}
-	if resp.StatusCode != http.StatusOK {
-		// xAI's Retry-After (on 429 and 503) tells the client's SDK when to retry.
-		if ra := resp.Header.Get("Retry-After"); ra != "" {
-			w.Header().Set("Retry-After", ra)
-		}
-		s.fail(w, r, xai.StatusError(resp.StatusCode, body), nil)
-		return
-	}
-	// A completion always has "choices"; an xAI error body never does. The
-	// cheap check spares a JSON parse of every good answer.
-	if !bytes.Contains(body, []byte(`"choices"`)) {
-		if _, _, isErr := xai.ParseError(body); isErr || stream {
-			meterFrom(r.Context()).refusedBody()
-			e := xai.StatusError(http.StatusOK, body)
-			if !isErr {
-				e = &openai.Error{Status: http.StatusBadGateway, Code: "upstream_bad_response",
-					Message: "xAI answered a streaming request with " + quote(resp.Header.Get("Content-Type")) + " instead of an event stream."}
-			}
-			s.fail(w, r, e, nil)
-			return
-		}
 	}
 	m := meterFrom(r.Context())
+	if stream && !bytes.Contains(body, []byte(`"choices"`)) {
+		m.refusedBody()
+		s.fail(w, r, &openai.Error{Status: http.StatusBadGateway, Code: "upstream_bad_response",
+			Message: "xAI answered a streaming request with " + quote(resp.Header.Get("Content-Type")) + " instead of an event stream."}, nil)
+		return
+	}
 	m.completion(body)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

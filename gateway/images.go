@@ -182,7 +182,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	m.answered(resp.StatusCode)
-	answer, e, cause := upstreamAnswer(r, ctx, resp)
+	answer, e, cause := upstreamAnswer(w, r, ctx, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return

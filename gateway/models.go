@@ -24,7 +24,7 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 		s.forwardJSON(w, r, ctx, resp, false)
 		return
 	}
-	body, e, cause := upstreamAnswer(r, ctx, resp)
+	body, e, cause := upstreamAnswer(w, r, ctx, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return

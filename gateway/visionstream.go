@@ -93,7 +93,7 @@ type chunkChoiceOut struct {
 // answer, in the framing xAI's own streams have. Upstream errors are still
 // answered with their HTTP status, since no byte was sent yet.
 func (s *Server) emulateStream(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response, includeUsage bool) {
-	body, e, cause := upstreamAnswer(r, ctx, resp)
+	body, e, cause := upstreamAnswer(w, r, ctx, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return

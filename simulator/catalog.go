@@ -205,6 +205,7 @@ func (s *Simulator) handleModel(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	writeError(w, s.notFoundModel(r, id))
 }
 
 func (s *Simulator) handleLanguageModels(w http.ResponseWriter, r *http.Request) {
