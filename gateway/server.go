@@ -103,7 +103,9 @@ type Server struct {
 	// models caches upstream's model metadata for the vision checks.
 	models *modelCatalog
 	// bufs recycles SSE read buffers across streams; steady-state relaying
-	// then allocates nothing per event.
+	// then allocates nothing per event. They start at 1 KiB, a few chat
+	// chunks, because an open stream holds its buffer while it waits for
+	// xAI; the scanner grows one for a larger event.
 	bufs sync.Pool
 	// limits tracks limiter failures for the failure policy's logs.
 	limits limiterHealth
@@ -144,7 +146,7 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux()}
 	s.models = newModelCatalog(up, cfg.ModelInfoTTL, cfg.Now, log)
 	s.up = observedUpstream{s: s, up: up} // after the catalog, whose fetches belong to no one request
-	s.bufs.New = func() any { b := make([]byte, 4096); return &b }
+	s.bufs.New = func() any { b := make([]byte, 1<<10); return &b }
 	s.routes()
 	h := s.withRequestID(s.withRecovery(s.withCleanPath(s.mux)))
 	if cfg.Tracer != nil {

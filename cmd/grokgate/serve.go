@@ -218,7 +218,10 @@ func firstKey(ctx context.Context, store store, stdout io.Writer) error {
 
 // newTransport is tuned for one upstream host taking many parallel
 // requests: Go's default of 2 idle connections per host would make most
-// requests open a fresh TLS connection to xAI.
+// requests open a fresh TLS connection to xAI. Over HTTP/1.1 every open
+// stream holds a connection and its buffers for minutes, so they are smaller
+// than Go's 4 KiB: a request is written once, and a response head fits in
+// 2 KiB (a longer one is still read, in more calls).
 func newTransport(connectTimeout time.Duration) *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -229,6 +232,8 @@ func newTransport(connectTimeout time.Duration) *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   connectTimeout,
 		ExpectContinueTimeout: time.Second,
+		WriteBufferSize:       1 << 10,
+		ReadBufferSize:        2 << 10,
 	}
 }
 
