@@ -45,12 +45,7 @@ type limitState struct {
 	used     grokgate.Settlement
 }
 
-type limitKey struct{}
-
-func limitFrom(ctx context.Context) *limitState {
-	st, _ := ctx.Value(limitKey{}).(*limitState)
-	return st
-}
+func limitFrom(ctx context.Context) *limitState { return infoFrom(ctx).limit }
 
 // record takes the real usage from the request's usage record.
 func (st *limitState) record(rec grokgate.Record) {
@@ -76,7 +71,7 @@ func (s *Server) limited(late bool, h http.HandlerFunc) http.HandlerFunc {
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		st := &limitState{}
-		r = r.WithContext(context.WithValue(r.Context(), limitKey{}, st))
+		infoFrom(r.Context()).limit = st
 		defer s.release(r, st)
 		if !late && !s.admit(w, r, false, nil) {
 			return

@@ -29,7 +29,12 @@ type requestInfo struct {
 	errMsg    string // what the client was told
 	cause     error  // internal detail, for the log only
 	streamErr bool
-	obsInfo   // metrics, access log and tracing (observe.go)
+	// The limiter's and the meter's state for this request, nil on routes
+	// without them. Kept here rather than in context values of their own:
+	// each of those would copy the request.
+	limit   *limitState
+	meter   *meter
+	obsInfo // metrics, access log and tracing (observe.go)
 }
 
 type infoKey struct{}

@@ -64,7 +64,7 @@ var (
 
 func relayServer() *Server {
 	s := &Server{log: slog.New(slog.DiscardHandler), cfg: Config{Now: time.Now, UpstreamTimeout: time.Minute, StreamIdleTimeout: time.Minute, Heartbeat: 15 * time.Second}}
-	s.bufs.New = func() any { b := make([]byte, 4096); return &b }
+	s.bufs.New = func() any { b := make([]byte, 1<<10); return &b }
 	return s
 }
 
@@ -72,7 +72,7 @@ func relayServer() *Server {
 // metered request whose client did not ask for usage.
 func relayStream(s *Server, w *sinkWriter, n int) *meter {
 	m := &meter{route: "/chat/completions", upstream: true}
-	ctx := context.WithValue(context.WithValue(context.Background(), infoKey{}, &requestInfo{}), meterKey{}, m)
+	ctx := context.WithValue(context.Background(), infoKey{}, &requestInfo{meter: m})
 	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil).WithContext(ctx)
 	resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(&streamBody{event: relayEvent, left: n, tail: relayTail})}
 	timer := time.AfterFunc(time.Hour, func() {})

@@ -38,12 +38,7 @@ type meter struct {
 	bodyReason   int64
 }
 
-type meterKey struct{}
-
-func meterFrom(ctx context.Context) *meter {
-	m, _ := ctx.Value(meterKey{}).(*meter)
-	return m
-}
+func meterFrom(ctx context.Context) *meter { return infoFrom(ctx).meter }
 
 // metered wraps a usage-bearing handler so that the request, whatever its
 // outcome, ends as exactly one usage record. It sits inside authed, so only
@@ -51,7 +46,7 @@ func meterFrom(ctx context.Context) *meter {
 func (s *Server) metered(route string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		m := &meter{route: route}
-		r = r.WithContext(context.WithValue(r.Context(), meterKey{}, m))
+		infoFrom(r.Context()).meter = m
 		panicked := true
 		defer func() { s.settle(w, r, m, panicked) }()
 		h(w, r)
