@@ -124,6 +124,7 @@ type serveConfig struct {
 	upstreamAttempts int64
 	drainTimeout     time.Duration
 	logFormat        string
+	logFlush         time.Duration
 	visionStream     gateway.VisionStream
 	flushTimeout     time.Duration
 	obs              obsConfig
@@ -147,6 +148,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Duration(&c.drainTimeout, "drain-timeout", "GROKGATE_DRAIN_TIMEOUT", 30*time.Second, "how long a stop waits for requests in flight")
 	s.Duration(&c.flushTimeout, "usage-flush-timeout", "GROKGATE_USAGE_FLUSH_TIMEOUT", 15*time.Second, "how long a stop waits to write the last usage records")
 	s.String(&c.logFormat, "log-format", "GROKGATE_LOG_FORMAT", "text", "log format: text or json")
+	s.Duration(&c.logFlush, "log-flush-interval", "GROKGATE_LOG_FLUSH_INTERVAL", 100*time.Millisecond, "longest a log line waits to be written with others; 0 writes each line at once")
 	var visionStream string
 	s.String(&visionStream, "vision-stream", "GROKGATE_VISION_STREAM", string(gateway.VisionStreamFallback),
 		"how a streaming request with image input is answered: fallback (complete JSON), emulate (the complete answer as SSE) or native (stream from xAI)")
@@ -175,6 +177,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.check(c.connectTimeout > 0, "GROKGATE_CONNECT_TIMEOUT/--connect-timeout must be positive, got %s", c.connectTimeout)
 	s.check(c.upstreamAttempts >= 1 && c.upstreamAttempts <= 10, "GROKGATE_UPSTREAM_ATTEMPTS/--upstream-attempts must be 1 to 10, got %d", c.upstreamAttempts)
 	s.check(c.drainTimeout >= 0, "GROKGATE_DRAIN_TIMEOUT/--drain-timeout must not be negative, got %s", c.drainTimeout)
+	s.check(c.logFlush >= 0, "GROKGATE_LOG_FLUSH_INTERVAL/--log-flush-interval must not be negative, got %s", c.logFlush)
 	s.check(c.flushTimeout > 0, "GROKGATE_USAGE_FLUSH_TIMEOUT/--usage-flush-timeout must be positive, got %s", c.flushTimeout)
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
 	c.limits.check(s)

@@ -278,6 +278,16 @@ func TestObservabilityMix(t *testing.T) {
 		}
 	}
 
+	// Log lines are written in batches, within the flush interval.
+	eventually(t, 5*time.Second, "an access-log line for every request", func() bool {
+		log := g.log.String()
+		for id := range ids {
+			if !strings.Contains(log, id) {
+				return false
+			}
+		}
+		return true
+	})
 	checkAccessLog(t, g.log.String(), ids, key)
 
 	// /metrics on the main listener: admin keys only.

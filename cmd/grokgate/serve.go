@@ -33,7 +33,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.logFormat, stderr)
+	logw := newLogWriter(stderr, cfg.logFlush)
+	defer logw.Close() // first deferred, so it runs last: every line is written
+	log := newLogger(cfg.logFormat, logw)
 
 	store, err := openStore(ctx, cfg.db)
 	if err != nil {
