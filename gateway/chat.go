@@ -47,9 +47,8 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte) 
 	// The upstream context derives from the client's, so a client that goes
 	// away cancels the upstream request at once; the timer adds the deadline
 	// for xAI to start answering, stopped once it has.
-	ctx, cancel, timer := s.upstreamContext(r)
+	ctx, cancel, wd := s.upstreamContext(r)
 	defer cancel(nil)
-	defer timer.Stop()
 
 	stream, body, e := s.visionStreaming(w, req, body)
 	if e != nil {
@@ -68,7 +67,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte) 
 	defer resp.Body.Close()
 	m.answered(resp.StatusCode)
 	if stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
-		s.relay(w, r, ctx, cancel, resp, timer)
+		s.relay(w, r, ctx, resp, wd)
 		return
 	}
 	if req.stream && !stream && s.cfg.VisionStream == VisionStreamEmulate {
@@ -81,17 +80,16 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte) 
 // upstreamContext derives the context of an upstream exchange from the
 // client's, so a client that goes away cancels the upstream request at once.
 // The cause it is cancelled with tells the timeouts and a shutdown apart.
-// The returned timer is the first-byte deadline; stop it once xAI answers.
-func (s *Server) upstreamContext(r *http.Request) (context.Context, context.CancelCauseFunc, *time.Timer) {
+// The watchdog enforces the timeouts; cancel stops it.
+func (s *Server) upstreamContext(r *http.Request) (context.Context, context.CancelCauseFunc, *watchdog) {
 	ctx, cancel := context.WithCancelCause(r.Context())
-	ctx, stopTotal := context.WithTimeoutCause(ctx, s.cfg.TotalTimeout, errTotal)
 	stopShutdown := context.AfterFunc(s.cfg.Shutdown, func() { cancel(errStopped) })
-	timer := time.AfterFunc(s.cfg.UpstreamTimeout, func() { cancel(errUpstreamTimeout) })
+	wd := newWatchdog(cancel, s.cfg.UpstreamTimeout, s.cfg.StreamIdleTimeout, s.cfg.TotalTimeout)
 	return ctx, func(cause error) {
-		cancel(cause) // first: the cause must reach ctx before stopTotal's plain Canceled
-		stopTotal()
+		cancel(cause)
+		wd.stop()
 		stopShutdown()
-	}, timer
+	}, wd
 }
 
 // readBody reads the request body within the configured limit.

@@ -167,9 +167,8 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(headerStreamFallback, "true")
 	}
 
-	ctx, cancel, timer := s.upstreamContext(r)
+	ctx, cancel, _ := s.upstreamContext(r)
 	defer cancel(nil)
-	defer timer.Stop()
 	m := meterFrom(r.Context())
 	if m != nil {
 		m.upstream, m.body = true, up

@@ -10,9 +10,8 @@ import (
 // handleModels serves GET /models: xAI's list, which already has OpenAI's
 // shape, passed through; for a key limited to some models, only those.
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel, timer := s.upstreamContext(r)
+	ctx, cancel, _ := s.upstreamContext(r)
 	defer cancel(nil)
-	defer timer.Stop()
 	resp, err := s.up.Do(ctx, http.MethodGet, "/models", nil)
 	if err != nil {
 		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)

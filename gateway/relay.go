@@ -32,27 +32,24 @@ var (
 // heartbeat): until then an upstream failure can still be answered with a
 // proper HTTP status. After it, failures end the stream with one SSE error
 // event and no [DONE].
-func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Context, cancel context.CancelCauseFunc, resp *http.Response, firstByte *time.Timer) {
+func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response, wd *watchdog) {
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
 	sc := sse.NewScanner(resp.Body, *bp, 0)
-	out := &sseOut{s: s, w: w, rc: http.NewResponseController(w), firstByte: firstByte, m: meterFrom(r.Context())}
+	out := &sseOut{s: s, w: w, rc: http.NewResponseController(w), wd: wd, m: meterFrom(r.Context())}
 	defer out.close()
 	if s.cfg.Heartbeat > 0 {
 		out.mu.Lock() // beat reads the field; it may fire before the assignment otherwise
 		out.heartbeat = time.AfterFunc(s.cfg.Heartbeat, out.beat)
 		out.mu.Unlock()
 	}
-	// The idle clock starts with the first event; before it, firstByte rules.
-	idle := time.AfterFunc(time.Duration(1<<63-1), func() { cancel(errIdle) })
-	defer idle.Stop()
 	clock := s.streamClock(r) // metrics: TTFT, gaps, open streams
 	defer clock.end()
 
 	var scratch []byte // only for events that are not a single data line
 	for sc.Scan() {
 		ev := sc.Event()
-		idle.Reset(s.cfg.StreamIdleTimeout)
+		wd.event() // the idle clock starts with the first event
 		clock.event()
 		data, ok := sse.Data(ev)
 		if !ok {
@@ -127,7 +124,7 @@ type sseOut struct {
 	s         *Server
 	w         http.ResponseWriter
 	rc        *http.ResponseController
-	firstByte *time.Timer
+	wd        *watchdog
 	heartbeat *time.Timer // nil when heartbeats are off
 	m         *meter      // usage metering of this request
 	metered   bool        // m knows the first event was sent
@@ -147,7 +144,7 @@ func (o *sseOut) claim() bool {
 		return false
 	}
 	o.closed = true
-	o.firstByte.Stop()
+	o.wd.stop()
 	if o.heartbeat != nil {
 		o.heartbeat.Stop()
 	}
@@ -163,7 +160,6 @@ func (o *sseOut) write(ev []byte, flush bool) bool {
 		return false
 	}
 	if !o.started {
-		o.firstByte.Stop()
 		o.start()
 	}
 	if _, err := o.w.Write(ev); err != nil {

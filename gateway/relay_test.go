@@ -75,10 +75,11 @@ func relayStream(s *Server, w *sinkWriter, n int) *meter {
 	ctx := context.WithValue(context.Background(), infoKey{}, &requestInfo{meter: m})
 	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil).WithContext(ctx)
 	resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(&streamBody{event: relayEvent, left: n, tail: relayTail})}
-	timer := time.AfterFunc(time.Hour, func() {})
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	s.relay(w, r, ctx, cancel, resp, timer)
+	wd := newWatchdog(cancel, time.Hour, time.Hour, time.Hour)
+	defer wd.stop()
+	s.relay(w, r, ctx, resp, wd)
 	return m
 }
 
