@@ -144,7 +144,7 @@ func (c *Client) send(ctx context.Context, k *poolKey, method, path string, body
 	if err != nil {
 		return nil, false, fmt.Errorf("xai: build request: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+k.secret)
+	req.Header.Set("Authorization", k.auth)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
