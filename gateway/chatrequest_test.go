@@ -70,3 +70,30 @@ func FuzzParseChat(f *testing.F) {
 		}
 	})
 }
+
+// TestParseChatFieldMessages pins the exact param and message of the errors
+// that name a message or a content part by index.
+func TestParseChatFieldMessages(t *testing.T) {
+	for _, c := range []struct{ body, param, msg string }{
+		{`{"model":"m","messages":[{"role":"user","content":"x"},{"content":"x"}]}`, "messages[1].role", "Missing required parameter: 'messages[1].role'."},
+		{`{"model":"m","messages":[{"role":"user","content":"x"},{"role":"robot","content":"x"}]}`, "messages[1].role", "Invalid value for 'messages[1].role': \"robot\"; expected one of system, developer, user, assistant, tool."},
+		{`{"model":"m","messages":[{"role":"user","content":"x"},{"role":"user","content":"x"},{"role":"user"}]}`, "messages[2].content", "Missing required parameter: 'messages[2].content' (a string or an array of content parts)."},
+		{`{"model":"m","messages":[{"role":"user","content":null}]}`, "messages[0].content", "Missing required parameter: 'messages[0].content' (a string or an array of content parts)."},
+		{`{"model":"m","messages":[{"role":"user","content":true}]}`, "messages[0].content", "Invalid type for 'messages[0].content': expected a string or an array of content parts."},
+		{`{"model":"m","messages":[{"role":"user","content":{"type":"text"}}]}`, "messages[0].content", "Invalid type for 'messages[0].content': expected a string or an array of content parts."},
+		{`{"model":"m","messages":[{"role":"user","content":"x"},{"role":"user","content":[{"type":"text","text":"a"},"x"]}]}`, "messages[1].content[1]", "Invalid 'messages[1].content[1]': each content part must be an object with a string \"type\"."},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"text":"b"}]}]}`, "messages[0].content[1].type", "Missing required parameter: 'messages[0].content[1].type'."},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":null}]}]}`, "messages[0].content[1].type", "Missing required parameter: 'messages[0].content[1].type'."},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":7}]}]}`, "messages[0].content[1]", "Invalid 'messages[0].content[1]': each content part must be an object with a string \"type\"."},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},null]}]}`, "messages[0].content[1].type", "Missing required parameter: 'messages[0].content[1].type'."},
+	} {
+		_, e := parseChat([]byte(c.body))
+		if e == nil {
+			t.Errorf("%s: accepted", c.body)
+			continue
+		}
+		if e.Param != c.param || e.Message != c.msg {
+			t.Errorf("%s:\n got %q %q\nwant %q %q", c.body, e.Param, e.Message, c.param, c.msg)
+		}
+	}
+}
