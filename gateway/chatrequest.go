@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -87,14 +88,15 @@ func parseChat(body []byte) (parsedChat, *openai.Error) {
 		return p, invalid("messages", "'messages' must contain at least one message.")
 	}
 	for i, m := range req.Messages {
-		field := fmt.Sprintf("messages[%d]", i)
 		if m.Role == nil {
+			field := messageField(i)
 			return p, invalid(field+".role", "Missing required parameter: '"+field+".role'.")
 		}
 		if !validRoles[*m.Role] {
+			field := messageField(i)
 			return p, invalid(field+".role", fmt.Sprintf("Invalid value for '%s.role': %q; expected one of system, developer, user, assistant, tool.", field, *m.Role))
 		}
-		img, e := checkContent(field, *m.Role, m.Content)
+		img, e := checkContent(i, *m.Role, m.Content)
 		if e != nil {
 			return p, e
 		}
@@ -134,15 +136,24 @@ func parseChat(body []byte) (parsedChat, *openai.Error) {
 	return p, nil
 }
 
-// checkContent validates one message's content and reports whether it holds
-// an image part.
-func checkContent(field, role string, raw json.RawMessage) (bool, *openai.Error) {
-	field += ".content"
+// The field names in errors are built only when there is an error to
+// report: for a valid body (nearly all of them) they would be garbage.
+
+// messageField names messages[i].
+func messageField(i int) string { return "messages[" + strconv.Itoa(i) + "]" }
+
+// partField names messages[i].content[j].
+func partField(i, j int) string { return messageField(i) + ".content[" + strconv.Itoa(j) + "]" }
+
+// checkContent validates the content of messages[i] and reports whether it
+// holds an image part.
+func checkContent(i int, role string, raw json.RawMessage) (bool, *openai.Error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		if role == "assistant" {
 			return false, nil // an assistant turn that only made tool calls
 		}
+		field := messageField(i) + ".content"
 		return false, invalid(field, "Missing required parameter: '"+field+"' (a string or an array of content parts).")
 	}
 	switch raw[0] {
@@ -150,20 +161,23 @@ func checkContent(field, role string, raw json.RawMessage) (bool, *openai.Error)
 		return false, nil
 	case '[':
 	default:
+		field := messageField(i) + ".content"
 		return false, invalid(field, "Invalid type for '"+field+"': expected a string or an array of content parts.")
 	}
 	var parts []json.RawMessage
 	if err := json.Unmarshal(raw, &parts); err != nil {
+		field := messageField(i) + ".content"
 		return false, invalid(field, "Invalid '"+field+"': "+err.Error())
 	}
 	hasImage := false
 	for j, rawPart := range parts {
-		pf := fmt.Sprintf("%s[%d]", field, j)
 		var part contentPart
 		if err := json.Unmarshal(rawPart, &part); err != nil {
+			pf := partField(i, j)
 			return false, invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
 		}
 		if part.Type == nil {
+			pf := partField(i, j)
 			return false, invalid(pf+".type", "Missing required parameter: '"+pf+".type'.")
 		}
 		if *part.Type == "image_url" {
