@@ -38,7 +38,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte) 
 		s.fail(w, r, e, nil)
 		return
 	}
-	if !s.admitChat(w, r, req, body) {
+	if !s.admitChat(w, r, req) {
 		return
 	}
 	m := meterFrom(r.Context())

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/usage"
 )
 
 // jsonUpstream answers every request with the same completion from memory.
@@ -100,11 +99,11 @@ func BenchmarkParseChat(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		_, e := parseChat(body)
+		p, e := parseChat(body)
 		if e != nil {
 			b.Fatal(e.Message)
 		}
-		if usage.EstimatePromptTokens(body) == 0 {
+		if p.promptTokens == 0 {
 			b.Fatal("no estimate")
 		}
 	}

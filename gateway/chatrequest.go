@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/usage"
 )
 
 // chatRequest holds only the fields grokgate checks or acts on. The body
@@ -42,6 +43,7 @@ type chatMessage struct {
 type contentPart struct {
 	Type     *string         `json:"type"`
 	ImageURL json.RawMessage `json:"image_url"`
+	Text     usage.PartText  `json:"text"` // for the prompt estimate; never an error
 }
 
 var validRoles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
@@ -53,6 +55,9 @@ type parsedChat struct {
 	includeUsage bool
 	hasImage     bool
 	n, maxTokens int64 // 0 when absent; for the token reservation
+	// promptTokens is usage.EstimatePromptTokens of the body, added up
+	// while validating so the body is not decoded a second time.
+	promptTokens int64
 }
 
 // parseChat validates a chat completion body. Every problem it reports names
@@ -96,11 +101,12 @@ func parseChat(body []byte) (parsedChat, *openai.Error) {
 			field := messageField(i)
 			return p, invalid(field+".role", fmt.Sprintf("Invalid value for '%s.role': %q; expected one of system, developer, user, assistant, tool.", field, *m.Role))
 		}
-		img, e := checkContent(i, *m.Role, m.Content)
+		img, tokens, e := checkContent(i, *m.Role, m.Content)
 		if e != nil {
 			return p, e
 		}
 		p.hasImage = p.hasImage || img
+		p.promptTokens += tokens
 	}
 	if req.Stream != nil {
 		p.stream = *req.Stream
@@ -145,46 +151,48 @@ func messageField(i int) string { return "messages[" + strconv.Itoa(i) + "]" }
 // partField names messages[i].content[j].
 func partField(i, j int) string { return messageField(i) + ".content[" + strconv.Itoa(j) + "]" }
 
-// checkContent validates the content of messages[i] and reports whether it
-// holds an image part.
-func checkContent(i int, role string, raw json.RawMessage) (bool, *openai.Error) {
+// checkContent validates the content of messages[i], reports whether it
+// holds an image part, and estimates the message's prompt tokens.
+func checkContent(i int, role string, raw json.RawMessage) (hasImage bool, tokens int64, _ *openai.Error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		if role == "assistant" {
-			return false, nil // an assistant turn that only made tool calls
+			// an assistant turn that only made tool calls
+			return false, usage.MessageTokens(raw), nil
 		}
 		field := messageField(i) + ".content"
-		return false, invalid(field, "Missing required parameter: '"+field+"' (a string or an array of content parts).")
+		return false, 0, invalid(field, "Missing required parameter: '"+field+"' (a string or an array of content parts).")
 	}
 	switch raw[0] {
 	case '"':
-		return false, nil
+		return false, usage.MessageTokens(raw), nil
 	case '[':
 	default:
 		field := messageField(i) + ".content"
-		return false, invalid(field, "Invalid type for '"+field+"': expected a string or an array of content parts.")
+		return false, 0, invalid(field, "Invalid type for '"+field+"': expected a string or an array of content parts.")
 	}
 	var parts []json.RawMessage
 	if err := json.Unmarshal(raw, &parts); err != nil {
 		field := messageField(i) + ".content"
-		return false, invalid(field, "Invalid '"+field+"': "+err.Error())
+		return false, 0, invalid(field, "Invalid '"+field+"': "+err.Error())
 	}
-	hasImage := false
+	var est usage.Parts
 	for j, rawPart := range parts {
 		var part contentPart
 		if err := json.Unmarshal(rawPart, &part); err != nil {
 			pf := partField(i, j)
-			return false, invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
+			return false, 0, invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
 		}
 		if part.Type == nil {
 			pf := partField(i, j)
-			return false, invalid(pf+".type", "Missing required parameter: '"+pf+".type'.")
+			return false, 0, invalid(pf+".type", "Missing required parameter: '"+pf+".type'.")
 		}
 		if *part.Type == "image_url" {
 			hasImage = true
 		}
+		est.Add(*part.Type, part.Text)
 	}
-	return hasImage, nil
+	return hasImage, est.MessageTokens(), nil
 }
 
 func invalid(param, msg string) *openai.Error {

@@ -3,6 +3,8 @@ package gateway
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/grokgate/grokgate/usage"
 )
 
 var parseCases = []struct {
@@ -57,6 +59,9 @@ func FuzzParseChat(f *testing.F) {
 	for _, c := range parseCases {
 		f.Add([]byte(c.body))
 	}
+	for _, b := range estimateBodies {
+		f.Add([]byte(b))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p, e := parseChat(body)
 		if e != nil {
@@ -68,7 +73,50 @@ func FuzzParseChat(f *testing.F) {
 		if p.model == "" || !json.Valid(body) {
 			t.Fatalf("accepted %q as %+v", body, p)
 		}
+		if want := usage.EstimatePromptTokens(body); p.promptTokens != want {
+			t.Fatalf("%q: prompt estimate %d, want %d", body, p.promptTokens, want)
+		}
 	})
+}
+
+// TestParseChatPromptTokens: the estimate parseChat adds up while validating
+// is the one usage.EstimatePromptTokens makes of the same body.
+func TestParseChatPromptTokens(t *testing.T) {
+	for _, b := range append(estimateBodies, string(benchConversation())) {
+		p, e := parseChat([]byte(b))
+		if e != nil {
+			t.Errorf("%s: %s", b, e.Message)
+			continue
+		}
+		if want := usage.EstimatePromptTokens([]byte(b)); p.promptTokens != want || want == 0 {
+			t.Errorf("%s: prompt estimate %d, want %d", b, p.promptTokens, want)
+		}
+	}
+}
+
+// estimateBodies are valid chat bodies whose prompt estimate is easy to get
+// wrong: escapes, surrogates, arrays of parts, null and absent content,
+// parts whose "text" is not a string, duplicated keys, whitespace.
+var estimateBodies = []string{
+	`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+	`{"model":"m","messages":[{"role":"user","content":""},{"role":"user","content":"12345"},{"role":"user","content":"1234"}]}`,
+	`{"model":"m","messages":[{"role":"user","content":"line\nline\ttab \"quoted\" back\\slash \/ \b\f\r"}]}`,
+	`{"model":"m","messages":[{"role":"user","content":"\u0000\u0041\u00e9\u20AC\uFFFD \ud83d\ude00 \ud800 \udc00 \ud800\u0041 \udbff\udfff\ud800"}]}`,
+	`{"model":"m","messages":[{"role":"user","content":"héllo ✓ 😀 \\"}]}`,
+	" { \"model\" : \"m\" , \"messages\" : [ { \"role\" : \"user\" , \"content\" : \n [ {\"type\" : \"text\", \"text\" :\r\n \"abcde\" } ]  } ] } ",
+	` {"model":"m","messages":[{"role":"system","content":  "a b c d e"  }]}`,
+	`{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c"}]},{"role":"assistant"},{"role":"user","content":"x"}]}`,
+	`{"model":"m","messages":[{"role":"user","content":[]}]}`,
+	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"abcdefgh"},{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}`,
+	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"},{"type":"text","text":"c\n\u00e9"}]}]}`,
+	`{"model":"m","messages":[{"role":"user","content":[{"type":"text"},{"type":"text","text":null},{"type":"image_url","text":"not counted"},{"type":"input_audio","text":"nor this"}]}]}`,
+	`{"model":"m","messages":[{"role":"user","content":[{"type":"Text","TEXT":"case-insensitive key"},{"TYPE":"text","Text":"abcd"}]}]}`,
+	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"abc"},{"type":"image_url","image_url":{}},{"type":"text","text":5}]},{"role":"user","content":"next"}]}`,
+	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":{"a":"b"}}]},{"role":"user","content":[{"type":"image_url","text":true}]}]}`,
+	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":1,"text":"abcdefgh"}]}]}`,
+	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"abcdefgh","text":null},{"type":"text","text":"abcdefgh","text":"ab"}]}]}`,
+	`{"model":"m","messages":[{"role":"user","content":"first","content":"second, longer"}]}`,
+	`{"model":"m","messages":[{"role":"user","content":[{"type":null,"type":"text","text":"abcde"}]}]}`,
 }
 
 // TestParseChatFieldMessages pins the exact param and message of the errors

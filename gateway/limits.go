@@ -9,7 +9,6 @@ import (
 
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/openai"
-	"github.com/grokgate/grokgate/usage"
 )
 
 // Limiter decides per-key limits; package ratelimit (one replica) and
@@ -81,14 +80,14 @@ func (s *Server) limited(late bool, h http.HandlerFunc) http.HandlerFunc {
 }
 
 // admitChat admits a parsed chat request, reserving its worst case: the
-// prompt estimate plus n times its completion cap.
-func (s *Server) admitChat(w http.ResponseWriter, r *http.Request, req parsedChat, body []byte) bool {
+// prompt estimate (made by parseChat) plus n times its completion cap.
+func (s *Server) admitChat(w http.ResponseWriter, r *http.Request, req parsedChat) bool {
 	return s.admit(w, r, req.stream, func() int64 {
 		out := req.maxTokens
 		if out <= 0 {
 			out = DefaultMaxTokens
 		}
-		return usage.EstimatePromptTokens(body) + max(req.n, 1)*out
+		return req.promptTokens + max(req.n, 1)*out
 	})
 }
 
