@@ -10,6 +10,7 @@ package usage
 import (
 	"bytes"
 	"encoding/json"
+	"unicode/utf8"
 )
 
 // Usage is the part of xAI's usage object grokgate keeps. Completion
@@ -170,8 +171,14 @@ func parseCompletionFast(body []byte) (id, model string, u Usage, ok bool) {
 	if j >= len(body) || body[j] != '{' {
 		return "", "", u, false
 	}
+	// Only the usage object is decoded: a Decoder on the rest of the body
+	// cost an allocation and a copy of it for the same result.
+	end := valueEnd(body, j)
+	if end < 0 {
+		return "", "", u, false
+	}
 	var w wireUsage
-	if json.NewDecoder(bytes.NewReader(body[j:])).Decode(&w) != nil {
+	if json.Unmarshal(body[j:end], &w) != nil {
 		return "", "", u, false
 	}
 	id, okID := firstString(body, `"id":`)
@@ -180,6 +187,31 @@ func parseCompletionFast(body []byte) (id, model string, u Usage, ok bool) {
 		return "", "", u, false
 	}
 	return id, model, w.usage(), true
+}
+
+// valueEnd returns the index just past the object or array that starts at
+// body[i], or -1 if it does not end. It matches brackets, skipping strings,
+// and checks nothing else: the caller decodes the slice, which validates it.
+func valueEnd(body []byte, i int) int {
+	depth := 0
+	for ; i < len(body); i++ {
+		switch body[i] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case '"':
+			for i++; i < len(body) && body[i] != '"'; i++ {
+				if body[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // firstString decodes the string value after the first occurrence of key.
@@ -191,6 +223,18 @@ func firstString(body []byte, key string) (string, bool) {
 	j := skipSpace(body, i+len(key))
 	if j >= len(body) || body[j] != '"' {
 		return "", false
+	}
+	// Printable ASCII without escapes (every id and model xAI sends) is
+	// the string itself; anything else is left to encoding/json, which
+	// also rejects control characters and replaces invalid UTF-8.
+	for k := j + 1; k < len(body); k++ {
+		c := body[k]
+		if c == '"' {
+			return string(body[j+1 : k]), true
+		}
+		if c == '\\' || c < ' ' || c >= utf8.RuneSelf {
+			break
+		}
 	}
 	end := j + 1
 	for end < len(body) && body[end] != '"' {
