@@ -169,3 +169,11 @@ func FuzzParseCompletion(f *testing.F) {
 		}
 	})
 }
+
+func TestLastIndex(t *testing.T) {
+	for _, b := range []string{"", `"`, `"usage"`, `"usage":`, `x"usage":`, `"usage":"usage":`, `""usage":`, `"usage""usage":x`, `"usag"usage:`} {
+		if got, want := lastIndex([]byte(b), `"usage":`), bytes.LastIndex([]byte(b), []byte(`"usage":`)); got != want {
+			t.Errorf("%q: %d, want %d", b, got, want)
+		}
+	}
+}

@@ -162,8 +162,8 @@ func ParseCompletion(body []byte) (id, model string, u Usage, ok bool) {
 // inside a string its quotes would be escaped. It reports false when the
 // body is not shaped so; ParseCompletion then decodes it whole.
 func parseCompletionFast(body []byte) (id, model string, u Usage, ok bool) {
-	key := []byte(`"usage":`)
-	i := bytes.LastIndex(body, key)
+	const key = `"usage":`
+	i := lastIndex(body, key)
 	if i < 0 {
 		return "", "", u, false
 	}
@@ -187,6 +187,23 @@ func parseCompletionFast(body []byte) (id, model string, u Usage, ok bool) {
 		return "", "", u, false
 	}
 	return id, model, w.usage(), true
+}
+
+// lastIndex is bytes.LastIndex(b, key). Stepping back from one quote to
+// the previous one and comparing there takes about half the time of
+// LastIndex's rolling hash for a key like "usage": near the end of a body.
+func lastIndex(b []byte, key string) int {
+	for end := len(b) - len(key) + 1; end > 0; {
+		i := bytes.LastIndexByte(b[:end], key[0])
+		if i < 0 {
+			return -1
+		}
+		if string(b[i:i+len(key)]) == key {
+			return i
+		}
+		end = i
+	}
+	return -1
 }
 
 // valueEnd returns the index just past the object or array that starts at
