@@ -60,25 +60,6 @@ type limiterHealth struct {
 	failures atomic.Int64
 }
 
-// limited wraps an authenticated route. Routes whose token use depends on
-// the body (chat, vision) admit late, once the body is parsed (admitChat);
-// the others are admitted here. Either way the request is settled when the
-// handler returns, whatever way it ends, so slots are always freed.
-func (s *Server) limited(late bool, h http.HandlerFunc) http.HandlerFunc {
-	if s.cfg.Limiter == nil {
-		return h
-	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		st := &limitState{}
-		infoFrom(r.Context()).limit = st
-		defer s.release(r, st)
-		if !late && !s.admit(w, r, false, nil) {
-			return
-		}
-		h(w, r)
-	}
-}
-
 // admitChat admits a parsed chat request, reserving its worst case: the
 // prompt estimate (made by parseChat) plus n times its completion cap.
 func (s *Server) admitChat(w http.ResponseWriter, r *http.Request, req parsedChat) bool {

@@ -33,24 +33,17 @@ var (
 // proper HTTP status. After it, failures end the stream with one SSE error
 // event and no [DONE].
 func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response, wd *watchdog) {
+	out := s.newSSEOut(w, r, wd)
+	defer out.close()
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
 	sc := sse.NewScanner(resp.Body, *bp, 0)
-	out := &sseOut{s: s, w: w, rc: http.NewResponseController(w), wd: wd, m: meterFrom(r.Context())}
-	defer out.close()
-	if s.cfg.Heartbeat > 0 {
-		out.mu.Lock() // beat reads the field; it may fire before the assignment otherwise
-		out.heartbeat = time.AfterFunc(s.cfg.Heartbeat, out.beat)
-		out.mu.Unlock()
-	}
-	clock := s.streamClock(r) // metrics: TTFT, gaps, open streams
-	defer clock.end()
 
 	var scratch []byte // only for events that are not a single data line
 	for sc.Scan() {
 		ev := sc.Event()
 		wd.event() // the idle clock starts with the first event
-		clock.event()
+		out.clock.event()
 		data, ok := sse.Data(ev)
 		if !ok {
 			scratch, _ = sse.AppendData(scratch[:0], ev)
@@ -63,16 +56,8 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 			drain(sc)
 			return
 		}
-		if bytes.Contains(data, errorKey) {
-			if msg, isErr := eventError(data); isErr {
-				noteStreamEnd(r, nil)
-				if out.claim() {
-					s.fail(w, r, xai.StatusError(http.StatusOK, data), nil)
-				} else {
-					out.fail(r, msg, nil)
-				}
-				return
-			}
+		if bytes.Contains(data, errorKey) && s.relayErrorEvent(w, r, out, data) {
+			return
 		}
 		if out.m.observe(data) {
 			// The usage chunk the client did not ask for: withheld, but
@@ -86,7 +71,29 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 			return // the client is gone; its context cancels upstream
 		}
 	}
-	err := sc.Err()
+	s.relayEnded(w, r, ctx, out, sc.Err())
+}
+
+// relayErrorEvent ends the stream if data is xAI's error object: with its
+// HTTP error if nothing was sent yet, else with the SSE error event.
+func (s *Server) relayErrorEvent(w http.ResponseWriter, r *http.Request, out *sseOut, data []byte) bool {
+	msg, isErr := eventError(data)
+	if !isErr {
+		return false
+	}
+	noteStreamEnd(r, nil)
+	if out.claim() {
+		s.fail(w, r, xai.StatusError(http.StatusOK, data), nil)
+	} else {
+		out.fail(r, msg, nil)
+	}
+	return true
+}
+
+// relayEnded answers for a stream that ended without [DONE]: an HTTP error
+// if nothing was sent yet, else the SSE error event. Apart from relay, whose
+// frame stays on the stack while a stream is open.
+func (s *Server) relayEnded(w http.ResponseWriter, r *http.Request, ctx context.Context, out *sseOut, err error) {
 	if err == nil {
 		err = errNoDone
 	}
@@ -128,11 +135,25 @@ type sseOut struct {
 	heartbeat *time.Timer // nil when heartbeats are off
 	m         *meter      // usage metering of this request
 	metered   bool        // m knows the first event was sent
+	clock     streamClock // metrics: TTFT, gaps, open streams; used by the relay loop only
 
 	mu      sync.Mutex
 	started bool
 	closed  bool
 	broken  bool // a write failed: the client is gone
+}
+
+// newSSEOut starts the client side of a stream: its heartbeat and its
+// metrics clock. (Set up here rather than in relay, whose frame stays on the
+// stack while the stream is open.)
+func (s *Server) newSSEOut(w http.ResponseWriter, r *http.Request, wd *watchdog) *sseOut {
+	out := &sseOut{s: s, w: w, rc: http.NewResponseController(w), wd: wd, m: meterFrom(r.Context()), clock: s.streamClock(r)}
+	if s.cfg.Heartbeat > 0 {
+		out.mu.Lock() // beat reads the field; it may fire before the assignment otherwise
+		out.heartbeat = time.AfterFunc(s.cfg.Heartbeat, out.beat)
+		out.mu.Unlock()
+	}
+	return out
 }
 
 // claim takes the response for an ordinary HTTP error if no byte of the
@@ -233,14 +254,15 @@ func (o *sseOut) fail(r *http.Request, msg string, cause error) {
 }
 
 // close stops the heartbeat; after it no write happens, so the handler may
-// return and net/http reuse the writer.
+// return and net/http reuse the writer. The stream's metrics end with it.
 func (o *sseOut) close() {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	o.closed = true
 	if o.heartbeat != nil {
 		o.heartbeat.Stop()
 	}
+	o.mu.Unlock()
+	o.clock.end()
 }
 
 // drain reads what follows [DONE] (normally just the end of the body) so the

@@ -10,15 +10,16 @@ import (
 // /api/v1 (grokgate's documented base URL) and at /v1, where clients that
 // assume OpenAI's layout post.
 func (s *Server) routes() {
+	const late = true
 	for _, base := range []string{"/api/v1", "/v1"} {
-		// limited (limits.go) wraps metered, so a request is settled
-		// against its limits with the usage its meter found.
-		s.handle(http.MethodPost, base+"/chat/completions", s.authed(s.limited(true, s.metered("/chat/completions", s.handleChat))))
-		s.handle(http.MethodGet, base+"/models", s.authed(s.limited(false, s.handleModels)))
+		// keyed (middleware.go): key check, limits (admitted late: once
+		// the body is parsed), usage metering under the route's name.
+		s.handle(http.MethodPost, base+"/chat/completions", s.keyed(late, "/chat/completions", (*Server).handleChat))
+		s.handle(http.MethodGet, base+"/models", s.keyed(!late, "", (*Server).handleModels))
 		// OpenAI's SDKs post to /images/generations; /images/generate is ours.
-		s.handle(http.MethodPost, base+"/images/generations", s.authed(s.limited(false, s.metered("/images/generations", s.handleImages))))
-		s.handle(http.MethodPost, base+"/images/generate", s.authed(s.limited(false, s.metered("/images/generations", s.handleImages))))
-		s.handle(http.MethodPost, base+"/vision/analyze", s.authed(s.limited(true, s.metered("/vision/analyze", s.handleVision))))
+		s.handle(http.MethodPost, base+"/images/generations", s.keyed(!late, "/images/generations", (*Server).handleImages))
+		s.handle(http.MethodPost, base+"/images/generate", s.keyed(!late, "/images/generations", (*Server).handleImages))
+		s.handle(http.MethodPost, base+"/vision/analyze", s.keyed(late, "/vision/analyze", (*Server).handleVision))
 	}
 	if s.cfg.Admin != nil {
 		// The admin API (gateway/admin.go): admin-role keys only.

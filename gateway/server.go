@@ -107,6 +107,8 @@ type Server struct {
 	// chunks, because an open stream holds its buffer while it waits for
 	// xAI; the scanner grows one for a larger event.
 	bufs sync.Pool
+	// logAttrs recycles the access log's attribute slices (observe.go).
+	logAttrs sync.Pool
 	// limits tracks limiter failures for the failure policy's logs.
 	limits limiterHealth
 }
@@ -147,8 +149,9 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	s.models = newModelCatalog(up, cfg.ModelInfoTTL, cfg.Now, log)
 	s.up = observedUpstream{s: s, up: up} // after the catalog, whose fetches belong to no one request
 	s.bufs.New = func() any { b := make([]byte, 1<<10); return &b }
+	s.logAttrs.New = func() any { a := make([]slog.Attr, 0, 28); return &a }
 	s.routes()
-	h := s.withRequestID(s.withRecovery(s.withCleanPath(s.mux)))
+	var h http.Handler = s
 	if cfg.Tracer != nil {
 		h = s.withTracing(h)
 	}

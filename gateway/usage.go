@@ -22,6 +22,7 @@ type UsageRecorder interface {
 // receiver, so handlers work unmetered too.
 type meter struct {
 	route        string
+	returned     bool   // the handler returned (settle runs otherwise for a panic)
 	upstream     bool   // the request was sent to xAI
 	body         []byte // what was sent, for a prompt estimate
 	clientUsage  bool   // the client asked for stream usage itself
@@ -39,20 +40,6 @@ type meter struct {
 }
 
 func meterFrom(ctx context.Context) *meter { return infoFrom(ctx).meter }
-
-// metered wraps a usage-bearing handler so that the request, whatever its
-// outcome, ends as exactly one usage record. It sits inside authed, so only
-// requests with a valid key (someone to bill) are recorded.
-func (s *Server) metered(route string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		m := &meter{route: route}
-		infoFrom(r.Context()).meter = m
-		panicked := true
-		defer func() { s.settle(w, r, m, panicked) }()
-		h(w, r)
-		panicked = false
-	}
-}
 
 // markFallback notes that a stream request was answered without an upstream
 // stream (the gateway synthesised the events).
@@ -139,7 +126,8 @@ func (m *meter) started(now time.Time) {
 }
 
 // settle builds the request's record and hands it to the recorder, if any.
-func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter, panicked bool) {
+func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter) {
+	panicked := !m.returned
 	lim := limitFrom(r.Context())
 	info := infoFrom(r.Context())
 	now := s.cfg.Now()

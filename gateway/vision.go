@@ -104,7 +104,12 @@ func (s *Server) handleVision(w http.ResponseWriter, r *http.Request) {
 			Message: "internal error; report the X-Request-Id to the grokgate operator"}, err)
 		return
 	}
-	s.serveChat(w, r, body)
+	chat, e := parseChat(body)
+	if e != nil {
+		s.fail(w, r, e, nil)
+		return
+	}
+	s.serveChat(w, r, body, &chat)
 }
 
 func isMultipart(ct string) bool {

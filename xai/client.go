@@ -87,41 +87,13 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*htt
 		resp, jsonErr, err := c.send(ctx, k, method, path, body)
 		verdict, retryAfter := classify(resp, jsonErr, err)
 		c.observe(ctx, verdict, resp, err)
-		switch verdict {
-		case ok:
+		if verdict == ok {
 			k.succeeded()
 			return resp, nil
-		case keyRejected:
-			k.rejected(c.now())
-			c.log.Warn("xAI rejected an upstream key; taking it out of rotation", "key", k.label,
-				"status", resp.StatusCode, "for", rejectedCooldown.String())
-		case retryable:
-			k.failed(c.now(), retryAfter)
 		}
-		// With another key to try, this key's Retry-After does not apply (it
-		// keeps the key cooling instead); with one key, honour it or give up.
-		others := c.pool.hasOther(c.now(), k)
-		wait := c.backoff(attempt)
-		switch {
-		case verdict == keyRejected && others:
-			wait = 0
-		case !others && retryAfter > wait:
-			wait = retryAfter
-		}
-		stop := verdict == final || attempt >= c.retry.MaxAttempts || ctx.Err() != nil ||
-			wait > c.retry.MaxBackoff || c.now().Add(wait).Sub(start) > c.retry.Budget ||
-			(verdict == keyRejected && !others)
+		wait, stop := c.failed(ctx, k, attempt, start, verdict, retryAfter, resp, jsonErr, err)
 		if stop {
 			return resp, err
-		}
-		c.log.Info("retrying xAI request", "attempt", attempt+1, "after", wait.String(), "failed_key", k.label,
-			"reason", reason(resp, jsonErr, err))
-		if resp != nil {
-			// Keep the failed answer readable: if the wait is cut short (the
-			// gateway's deadline), it is still the best thing to report.
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-			resp.Body = io.NopCloser(bytes.NewReader(b))
 		}
 		if !sleep(ctx, wait) {
 			return resp, err
@@ -131,6 +103,48 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*htt
 		}
 		last = k
 	}
+}
+
+// failed notes a failed attempt on its key and decides whether to try again
+// and after what wait; if so, a failed answer is kept readable. Apart from
+// Do because a stream's goroutine keeps Do's frame on its stack through the
+// whole exchange; the retry path's logging belongs in a frame that is gone.
+func (c *Client) failed(ctx context.Context, k *poolKey, attempt int, start time.Time, verdict verdict, retryAfter time.Duration,
+	resp *http.Response, jsonErr bool, err error) (wait time.Duration, stop bool) {
+	switch verdict {
+	case keyRejected:
+		k.rejected(c.now())
+		c.log.Warn("xAI rejected an upstream key; taking it out of rotation", "key", k.label,
+			"status", resp.StatusCode, "for", rejectedCooldown.String())
+	case retryable:
+		k.failed(c.now(), retryAfter)
+	}
+	// With another key to try, this key's Retry-After does not apply (it
+	// keeps the key cooling instead); with one key, honour it or give up.
+	others := c.pool.hasOther(c.now(), k)
+	wait = c.backoff(attempt)
+	switch {
+	case verdict == keyRejected && others:
+		wait = 0
+	case !others && retryAfter > wait:
+		wait = retryAfter
+	}
+	stop = verdict == final || attempt >= c.retry.MaxAttempts || ctx.Err() != nil ||
+		wait > c.retry.MaxBackoff || c.now().Add(wait).Sub(start) > c.retry.Budget ||
+		(verdict == keyRejected && !others)
+	if stop {
+		return wait, true
+	}
+	c.log.Info("retrying xAI request", "attempt", attempt+1, "after", wait.String(), "failed_key", k.label,
+		"reason", reason(resp, jsonErr, err))
+	if resp != nil {
+		// Keep the failed answer readable: if the wait is cut short (the
+		// gateway's deadline), it is still the best thing to report.
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	return wait, false
 }
 
 // send makes one attempt. jsonErr reports xAI's 200-with-JSON-error, which
