@@ -177,9 +177,12 @@ func parseCompletionFast(body []byte) (id, model string, u Usage, ok bool) {
 	if end < 0 {
 		return "", "", u, false
 	}
-	var w wireUsage
-	if json.Unmarshal(body[j:end], &w) != nil {
-		return "", "", u, false
+	w, ok := readUsage(body[j:end])
+	if !ok {
+		w = wireUsage{}
+		if json.Unmarshal(body[j:end], &w) != nil {
+			return "", "", u, false
+		}
 	}
 	id, okID := firstString(body, `"id":`)
 	model, okModel := firstString(body, `"model":`)
