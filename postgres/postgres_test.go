@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/grokgate/grokgate/internal/pgtest"
 	"github.com/grokgate/grokgate/postgres"
 	"github.com/grokgate/grokgate/storetest"
@@ -24,8 +26,37 @@ func open(t *testing.T, dsn string) *postgres.DB {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, pgtest.Schema(t)) })
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		dsn := pgtest.Schema(t)
+		return poisonable{open(t, dsn), dsn}
+	})
 }
+
+// poisonable lets the suite make a usage insert fail: a trigger, added from
+// another connection, rejects one request id.
+type poisonable struct {
+	*postgres.DB
+	dsn string
+}
+
+func (p poisonable) PoisonUsage(ctx context.Context, requestID string) error {
+	conn, err := pgx.Connect(ctx, p.dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, `CREATE FUNCTION poison_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.request_id = `+quote(requestID)+` THEN
+				RAISE EXCEPTION 'poisoned request id';
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER poison BEFORE INSERT ON usage_records FOR EACH ROW EXECUTE FUNCTION poison_usage();`)
+	return err
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // TestConcurrentOpen: replicas starting at once on an empty schema must not
 // trip over each other's migrations (the advisory lock serialises them).

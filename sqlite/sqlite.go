@@ -27,6 +27,8 @@ var migrations embed.FS
 // DB is the SQLite store.
 type DB struct {
 	db *sql.DB
+	// insertUsage[k] writes 1<<k usage records (prepareInsertUsage).
+	insertUsage [usageChunkShift + 1]*sql.Stmt
 }
 
 // Open opens (creating if needed) the database file at path and applies any
@@ -47,11 +49,22 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
+	if err := s.prepareInsertUsage(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
 	return s, nil
 }
 
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	for _, stmt := range s.insertUsage {
+		if stmt != nil {
+			stmt.Close()
+		}
+	}
+	return s.db.Close()
+}
 
 // Ping checks that the database answers.
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

@@ -33,6 +33,14 @@ type Store interface {
 	Close() error
 }
 
+// UsagePoisoner is implemented by a test's wrapper around a store that can
+// make the store fail to write the usage record with one request id (with a
+// trigger, say). The suite then checks that a batch holding that record
+// stores nothing; without it that case is skipped.
+type UsagePoisoner interface {
+	PoisonUsage(ctx context.Context, requestID string) error
+}
+
 // Run runs the suite. open must return a new, empty store for each call;
 // the suite closes it.
 func Run(t *testing.T, open func(t *testing.T) Store) {
@@ -49,6 +57,9 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"UsageRoundTrip", testUsageRoundTrip},
 		{"UsageIdempotent", testUsageIdempotent},
 		{"UsageConcurrent", testUsageConcurrent},
+		{"UsageBatchSizes", testUsageBatchSizes},
+		{"UsageBatchDuplicates", testUsageBatchDuplicates},
+		{"UsageBatchAtomic", testUsageBatchAtomic},
 		{"UsageSummary", testUsageSummary},
 		{"UsageSummaryEmpty", testUsageSummaryEmpty},
 	}
@@ -404,6 +415,166 @@ func testUsageConcurrent(t *testing.T, s Store) {
 	if err != nil || len(sum) != 1 || sum[0].Requests != writers*batches*per {
 		t.Errorf("summary %+v, %v; want %d requests", sum, err, writers*batches*per)
 	}
+}
+
+// batchSizes are the batch sizes the suite writes: either side of the chunk
+// sizes a store may split a batch into (SQLite: up to 32 rows a statement,
+// the rest in powers of two), and the recorder's largest batch.
+var batchSizes = []int{1, 2, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 67, 131, 256}
+
+// checkUsage fails t unless the ledger holds exactly want, field for field.
+func checkUsage(t *testing.T, s Store, want []grokgate.Record) {
+	t.Helper()
+	got, err := s.UsageRecords(ctx(t), time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append([]grokgate.Record(nil), want...)
+	sort.Slice(want, func(i, j int) bool {
+		if !want[i].Time.Equal(want[j].Time) {
+			return want[i].Time.Before(want[j].Time)
+		}
+		return want[i].RequestID < want[j].RequestID
+	})
+	if len(got) != len(want) {
+		t.Fatalf("%d records stored, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g := got[i]
+		if g.Time.Equal(want[i].Time) {
+			g.Time = want[i].Time
+		}
+		if g != want[i] {
+			t.Fatalf("record %d:\n got %+v\nwant %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// testUsageBatchSizes: every record of a batch is stored, whatever its size.
+func testUsageBatchSizes(t *testing.T, s Store) {
+	c := ctx(t)
+	var all []grokgate.Record
+	for _, size := range batchSizes {
+		batch := make([]grokgate.Record, size)
+		for i := range batch {
+			n := len(all) + i
+			batch[i] = record(n, base.Add(time.Duration(n)*time.Millisecond), fmt.Sprintf("key_%d", size), "grok-4.3")
+		}
+		if err := s.InsertUsage(c, batch); err != nil {
+			t.Fatalf("batch of %d: %v", size, err)
+		}
+		all = append(all, batch...)
+		checkUsage(t, s, all)
+	}
+}
+
+// testUsageBatchDuplicates: in a batch spanning several chunks, a record
+// whose request id is stored, or came earlier in the batch (in the same
+// chunk or another), is skipped: the first one written wins.
+func testUsageBatchDuplicates(t *testing.T, s Store) {
+	c := ctx(t)
+	at := func(n int) time.Time { return base.Add(time.Duration(n) * time.Millisecond) }
+	var stored []grokgate.Record
+	for n := range 40 {
+		stored = append(stored, record(n, at(n), "key_a", "grok-4.3"))
+	}
+	if err := s.InsertUsage(c, stored); err != nil {
+		t.Fatal(err)
+	}
+	// other is a different record under request n's id.
+	other := func(n int) grokgate.Record {
+		r := record(n, at(n), "key_b", "grok-3")
+		r.PromptTokens, r.Outcome, r.Estimated = 999999, grokgate.OutcomeUpstreamError, true
+		return r
+	}
+	var batch []grokgate.Record
+	for n := 30; n < 130; n++ { // 30..39 are stored
+		batch = append(batch, record(n, at(n), "key_c", "grok-4.5"))
+	}
+	batch[0] = other(30)
+	batch = append(batch,
+		other(35),                               // stored
+		other(40),                               // first in this batch at 10
+		other(41),                               // ... at 11
+		other(129),                              // ... at 99
+		record(200, at(200), "key_c", "grok-4"), // new
+		other(200),                              // just before
+		other(5),                                // stored, from another chunk
+	)
+	batch = append(batch[:50], append([]grokgate.Record{other(45), other(31)}, batch[50:]...)...)
+	if len(batch) <= 100 {
+		t.Fatalf("the batch should exceed 100 records, has %d", len(batch))
+	}
+	if err := s.InsertUsage(c, batch); err != nil {
+		t.Fatalf("batch with duplicates: %v", err)
+	}
+	want := append([]grokgate.Record(nil), stored...)
+	seen := map[string]bool{}
+	for _, r := range stored {
+		seen[r.RequestID] = true
+	}
+	for _, r := range batch {
+		if !seen[r.RequestID] {
+			seen[r.RequestID] = true
+			want = append(want, r)
+		}
+	}
+	checkUsage(t, s, want)
+	// Retrying the same batch changes nothing.
+	if err := s.InsertUsage(c, batch); err != nil {
+		t.Fatalf("retried batch: %v", err)
+	}
+	checkUsage(t, s, want)
+}
+
+// testUsageBatchAtomic: a batch that fails on one record stores none of
+// its records, wherever that record is; the batch without it then stores.
+func testUsageBatchAtomic(t *testing.T, s Store) {
+	p, ok := s.(UsagePoisoner)
+	if !ok {
+		t.Skip("the store's test does not implement storetest.UsagePoisoner")
+	}
+	c := ctx(t)
+	const poison = "req_poison"
+	if err := p.PoisonUsage(c, poison); err != nil {
+		t.Fatal(err)
+	}
+	at := func(n int) time.Time { return base.Add(time.Duration(n) * time.Millisecond) }
+	var stored []grokgate.Record
+	for n := range 10 {
+		stored = append(stored, record(n, at(n), "key_a", "grok-4.3"))
+	}
+	if err := s.InsertUsage(c, stored); err != nil {
+		t.Fatal(err)
+	}
+	bad := record(1000, at(1000), "key_a", "grok-4.3")
+	bad.RequestID = poison
+	next := 10
+	for _, size := range []int{1, 2, 33, 67, 131} {
+		for _, pos := range []int{0, size / 2, size - 1} {
+			batch := []grokgate.Record{}
+			for range size - 1 {
+				batch = append(batch, record(next, at(next), "key_b", "grok-4.3"))
+				next++
+			}
+			batch = append(batch[:pos], append([]grokgate.Record{bad}, batch[pos:]...)...)
+			batch = append(batch, stored[pos%len(stored)]) // a stored one, skipped
+			if err := s.InsertUsage(c, batch); err == nil {
+				t.Fatalf("a batch of %d with the failing record at %d was stored", len(batch), pos)
+			}
+			checkUsage(t, s, stored)
+		}
+	}
+	// A batch without the failing record goes in whole.
+	var batch []grokgate.Record
+	for range 67 {
+		batch = append(batch, record(next, at(next), "key_b", "grok-4.3"))
+		next++
+	}
+	if err := s.InsertUsage(c, batch); err != nil {
+		t.Fatal(err)
+	}
+	checkUsage(t, s, append(stored, batch...))
 }
 
 func testUsageSummary(t *testing.T, s Store) {
