@@ -70,8 +70,19 @@ func (s *DB) Close() error {
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 func (s *DB) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	// The first connection to a new file switches it to WAL, which SQLite
+	// can refuse with SQLITE_BUSY at once, without its busy timeout, while
+	// another process does the same; it is tried again for a while.
+	err := s.createMigrationsTable(ctx)
+	for try := 0; err != nil && strings.Contains(err.Error(), "SQLITE_BUSY") && try < 200; try++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+		err = s.createMigrationsTable(ctx)
+	}
+	if err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	names, err := fs.Glob(migrations, "migrations/*.sql")
@@ -94,6 +105,19 @@ func (s *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+func (s *DB) createMigrationsTable(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // apply runs one migration in a transaction unless it is already recorded;
