@@ -20,7 +20,7 @@ const headerStreamFallback = "X-Stream-Fallback"
 // the client sees; cause is internal detail for the log. On an error status
 // it passes xAI's Retry-After on, which tells the client's SDK when to retry.
 func upstreamAnswer(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response) (body []byte, e *openai.Error, cause error) {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+	body, err := readAll(io.LimitReader(resp.Body, maxUpstreamBody+1), resp.ContentLength)
 	if err != nil {
 		return nil, upstreamFailure(ctx, r.Context(), err), err
 	}

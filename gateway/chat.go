@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -120,7 +119,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *open
 	}
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(s.cfg.Now().Add(s.cfg.BodyReadTimeout))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		// The deadline stays: net/http discards an unread body before it
 		// answers, and must not wait for one that never ends.
