@@ -403,10 +403,11 @@ func oneLine(phase string, r tally) string {
 	return fmt.Sprintf("%8.0f req/s  p50 %.3f p90 %.3f p99 %.3f ms%s", rate, ms(s.pct(.5)), ms(s.pct(.9)), ms(s.pct(.99)), errs)
 }
 
-// features says what grokgate runs with. Auth and the access log are
-// always on. Limits and usage recording are switched on by serve flags once
-// they exist: the bench lists any such flags this build has, so a run that
-// leaves them off says so instead of silently measuring less.
+// features says what grokgate runs with. Auth, the access log, the usage
+// ledger and metrics are always on in grokgate serve; limits are switched on
+// by the serve flags given (--limits adds every kind). The bench lists the
+// limit and usage flags this build has, so a run that leaves them off says
+// so instead of silently measuring less.
 func features(ctx context.Context, bin string, given []string) string {
 	out, _ := exec.CommandContext(ctx, bin, "serve", "-h").CombinedOutput()
 	var found []string
@@ -423,7 +424,7 @@ func features(ctx context.Context, bin string, given []string) string {
 			}
 		}
 	}
-	s := "auth (a key checked on every request) and the access log on"
+	s := "auth (a key checked on every request), access log, usage ledger (SQLite) and Prometheus metrics on"
 	if len(given) > 0 {
 		s += "; serve flags given: " + strings.Join(given, " ")
 	}

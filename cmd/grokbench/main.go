@@ -97,6 +97,11 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
+// allLimits are grokgate serve flags giving every key every limit kind,
+// too high to refuse anything: the limiter's whole cost, no refusals.
+var allLimits = []string{"--default-rpm=1000000000", "--default-tpm=1000000000000",
+	"--default-max-streams=1000000", "--default-budget-ticks-per-day=1000000000000000"}
+
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("grokbench", flag.ContinueOnError)
@@ -118,7 +123,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.slowDelay, "slow-delay", 3*time.Second, "capacity: pause between the events of a slow stream")
 	fs.BoolVar(&c.capH2, "capacity-h2", true, "capacity: also measure grokgate with an HTTP/2 (TLS) upstream, as xAI's API is, instead of the simulator's HTTP/1.1")
 	fs.StringVar(&c.phases, "phases", "closed,open,stream", "which measurements to run, comma-separated; empty for capacity only")
-	fs.Var(&c.gwArgs, "gw-arg", "extra flag for grokgate serve (repeatable), to switch on features such as limits or usage recording")
+	fs.Var(&c.gwArgs, "gw-arg", "extra flag for grokgate serve (repeatable)")
+	limits := fs.Bool("limits", true, "give grokgate a default of every limit kind (requests, tokens, open streams, daily budget), set too high to refuse, so every request is admitted and settled by the limiter; false measures it without limits")
 	fs.Var(&c.gwEnv, "gw-env", "extra KEY=VALUE environment for grokgate serve (repeatable)")
 	quick := fs.Bool("quick", false, "smoke run: 1 round of short cells and 1000 streams, under a minute (flags given explicitly still win)")
 	if err := fs.Parse(args); err != nil {
@@ -136,6 +142,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 				fs.Set(name, v)
 			}
 		}
+	}
+	if *limits {
+		c.gwArgs = append(allLimits[:len(allLimits):len(allLimits)], c.gwArgs...)
 	}
 	var problems []string
 	check := func(ok bool, msg string) {
