@@ -173,7 +173,7 @@ func (s *Server) forwardJSON(w http.ResponseWriter, r *http.Request, ctx context
 	}
 	m.completion(body)
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = jsonType
 	w.WriteHeader(http.StatusOK)
 	if _, err := w.Write(body); err == nil {
 		m.complete()

@@ -14,6 +14,16 @@ import (
 	"github.com/grokgate/grokgate/xai"
 )
 
+// Header values every response of a kind carries, never modified: assigned
+// rather than Set, which allocates a slice per header per response. Full
+// slice expressions, so an Add copies instead of writing into them.
+var (
+	eventStreamType = []string{"text/event-stream"}[:1:1]
+	noCache         = []string{"no-cache"}[:1:1]
+	no              = []string{"no"}[:1:1]
+	jsonType        = []string{"application/json"}[:1:1]
+)
+
 var (
 	doneData   = []byte("[DONE]")
 	errorKey   = []byte(`"error"`)
@@ -235,10 +245,10 @@ func (o *sseOut) beat() {
 // start commits the SSE response headers; mu is held.
 func (o *sseOut) start() {
 	h := o.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
+	h["Content-Type"] = eventStreamType
+	h["Cache-Control"] = noCache
 	// Tells nginx-style proxies in front of grokgate not to buffer the stream.
-	h.Set("X-Accel-Buffering", "no")
+	h["X-Accel-Buffering"] = no
 	o.w.WriteHeader(http.StatusOK)
 	o.started = true
 }

@@ -158,11 +158,13 @@ func (c *Client) send(ctx context.Context, k *poolKey, method, path string, body
 	if err != nil {
 		return nil, false, fmt.Errorf("xai: build request: %w", err)
 	}
-	req.Header.Set("Authorization", k.auth)
+	// Assigned, not Set: Set allocates a slice per header per request. The
+	// slices are never written to (full slice expressions: an Add copies).
+	req.Header["Authorization"] = k.authHeader
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = jsonContentType
 	}
-	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header["Accept"] = acceptBoth
 	if c.hooks.Header != nil {
 		c.hooks.Header(ctx, req.Header)
 	}
@@ -190,6 +192,11 @@ func (c *Client) send(ctx context.Context, k *poolKey, method, path string, body
 	}
 	return resp, jsonErr, nil
 }
+
+var (
+	jsonContentType = []string{"application/json"}[:1:1]
+	acceptBoth      = []string{"application/json, text/event-stream"}[:1:1]
+)
 
 // errorPeek bounds the look at a 200 answer for xAI's JSON error body.
 const errorPeek = 1024

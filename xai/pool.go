@@ -15,8 +15,8 @@ type keyPool struct {
 }
 
 type poolKey struct {
-	auth  string // the Authorization header value, built once: "Bearer " + the key
-	label string // "key#2 (…wxyz)": safe to log, tells keys apart
+	authHeader []string // the Authorization header, built once: "Bearer " + the key
+	label      string   // "key#2 (…wxyz)": safe to log, tells keys apart
 	// until is the Unix-nanosecond time before which the key should not be
 	// used; 0 means available.
 	until atomic.Int64
@@ -42,7 +42,7 @@ func newKeyPool(secrets []string) *keyPool {
 		if len(tail) > 4 {
 			tail = tail[len(tail)-4:]
 		}
-		p.keys = append(p.keys, &poolKey{auth: "Bearer " + s, label: "key#" + itoa(i+1) + " (..." + tail + ")"})
+		p.keys = append(p.keys, &poolKey{authHeader: []string{"Bearer " + s}[:1:1], label: "key#" + itoa(i+1) + " (..." + tail + ")"})
 	}
 	return p
 }
