@@ -228,6 +228,10 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s exited during the run; see its log in %s (run with --keep)", c.name, work)
 		}
 	}
+	if modDir != "" && cfg.relayBench {
+		progress("micro-benchmark: allocations per relayed SSE event (go test -bench '^BenchmarkRelay$' ./gateway)")
+		rep.Relay, rep.RelayErr = relayAllocs(ctx, modDir)
+	}
 	rep.finish()
 	md := rep.markdown()
 	fmt.Fprint(stdout, md)

@@ -76,6 +76,9 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("%s capacity: %+v", tr.Name, c)
 		}
 	}
+	if rep.Relay == nil || rep.Relay.AllocsPerOp != 0 {
+		t.Errorf("BenchmarkRelay: %+v (%s), want it run and 0 allocations per event", rep.Relay, rep.RelayErr)
+	}
 	if c := rep.CapacityH2; c == nil || c.Opened != 20 || c.Errors != 0 {
 		t.Errorf("capacity with an HTTP/2 upstream: %+v", c)
 	}
@@ -131,5 +134,23 @@ func TestThousands(t *testing.T) {
 		if got := thousands(v); got != want {
 			t.Errorf("thousands(%v) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+func TestParseBenchLine(t *testing.T) {
+	out := "goos: linux\nBenchmarkRelayHandler/events=1-2  100  20219 ns/op  11128 B/op  126 allocs/op\n" +
+		"BenchmarkRelay-2   \t 1964984\t       597.8 ns/op\t 363.02 MB/s\t       0 B/op\t       0 allocs/op\nPASS\n"
+	b, err := parseBenchLine(out, "BenchmarkRelay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Name != "BenchmarkRelay-2" || b.NsPerOp != 597.8 || b.BytesPerOp != 0 || b.AllocsPerOp != 0 {
+		t.Errorf("%+v", b)
+	}
+	if _, err := parseBenchLine("BenchmarkRelay-2 10 5 ns/op\n", "BenchmarkRelay"); err == nil {
+		t.Error("a line without -benchmem figures was accepted")
+	}
+	if _, err := parseBenchLine("PASS\n", "BenchmarkRelay"); err == nil {
+		t.Error("output without the benchmark was accepted")
 	}
 }

@@ -86,7 +86,9 @@ type config struct {
 	phases string // comma-separated subset of closed,open,stream
 
 	gwArgs multiFlag // extra `grokgate serve` flags, to switch features on
-	gwEnv  multiFlag // extra environment for grokgate serve
+	// relayBench runs gateway's BenchmarkRelay for the allocations target.
+	relayBench bool
+	gwEnv      multiFlag // extra environment for grokgate serve
 
 	self, selfEnv []string
 	args          []string // as given, for the report
@@ -125,6 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.phases, "phases", "closed,open,stream", "which measurements to run, comma-separated; empty for capacity only")
 	fs.Var(&c.gwArgs, "gw-arg", "extra flag for grokgate serve (repeatable)")
 	limits := fs.Bool("limits", true, "give grokgate a default of every limit kind (requests, tokens, open streams, daily budget), set too high to refuse, so every request is admitted and settled by the limiter; false measures it without limits")
+	fs.BoolVar(&c.relayBench, "relay-bench", true, "also run the gateway's BenchmarkRelay (go test) for the allocations-per-event target")
 	fs.Var(&c.gwEnv, "gw-env", "extra KEY=VALUE environment for grokgate serve (repeatable)")
 	quick := fs.Bool("quick", false, "smoke run: 1 round of short cells and 1000 streams, under a minute (flags given explicitly still win)")
 	if err := fs.Parse(args); err != nil {
