@@ -111,7 +111,9 @@ func TestPanicBeforeTheAnswerIsA500AndTheServerGoesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var env struct{ Error struct{ Code, Message string } }
+	var env struct {
+		Error struct{ Code, Message string }
+	}
 	if resp.StatusCode != http.StatusInternalServerError || json.Unmarshal(body, &env) != nil || env.Error.Code != "internal_error" {
 		t.Fatalf("%d %s, want a 500 internal_error envelope", resp.StatusCode, body)
 	}

@@ -20,7 +20,7 @@ import (
 var (
 	eventStreamType = []string{"text/event-stream"}[:1:1]
 	noCache         = []string{"no-cache"}[:1:1]
-	no              = []string{"no"}[:1:1]
+	noBuffering     = []string{"no"}[:1:1]
 	jsonType        = []string{"application/json"}[:1:1]
 )
 
@@ -248,7 +248,7 @@ func (o *sseOut) start() {
 	h["Content-Type"] = eventStreamType
 	h["Cache-Control"] = noCache
 	// Tells nginx-style proxies in front of grokgate not to buffer the stream.
-	h["X-Accel-Buffering"] = no
+	h["X-Accel-Buffering"] = noBuffering
 	o.w.WriteHeader(http.StatusOK)
 	o.started = true
 }

@@ -109,9 +109,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*htt
 // and after what wait; if so, a failed answer is kept readable. Apart from
 // Do because a stream's goroutine keeps Do's frame on its stack through the
 // whole exchange; the retry path's logging belongs in a frame that is gone.
-func (c *Client) failed(ctx context.Context, k *poolKey, attempt int, start time.Time, verdict verdict, retryAfter time.Duration,
+func (c *Client) failed(ctx context.Context, k *poolKey, attempt int, start time.Time, v verdict, retryAfter time.Duration,
 	resp *http.Response, jsonErr bool, err error) (wait time.Duration, stop bool) {
-	switch verdict {
+	switch v {
 	case keyRejected:
 		k.rejected(c.now())
 		c.log.Warn("xAI rejected an upstream key; taking it out of rotation", "key", k.label,
@@ -124,14 +124,14 @@ func (c *Client) failed(ctx context.Context, k *poolKey, attempt int, start time
 	others := c.pool.hasOther(c.now(), k)
 	wait = c.backoff(attempt)
 	switch {
-	case verdict == keyRejected && others:
+	case v == keyRejected && others:
 		wait = 0
 	case !others && retryAfter > wait:
 		wait = retryAfter
 	}
-	stop = verdict == final || attempt >= c.retry.MaxAttempts || ctx.Err() != nil ||
+	stop = v == final || attempt >= c.retry.MaxAttempts || ctx.Err() != nil ||
 		wait > c.retry.MaxBackoff || c.now().Add(wait).Sub(start) > c.retry.Budget ||
-		(verdict == keyRejected && !others)
+		(v == keyRejected && !others)
 	if stop {
 		return wait, true
 	}
