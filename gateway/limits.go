@@ -147,31 +147,66 @@ func (s *Server) limiterOK() {
 // expression of its own element, so an Add copies): one allocation for all
 // six instead of one per header, on every limited request.
 func setLimitHeaders(h http.Header, lim grokgate.Limits, v grokgate.Verdict) {
-	vals := make([]string, 0, 6)
-	set := func(key, val string) {
-		vals = append(vals, val)
-		n := len(vals)
-		h[key] = vals[n-1 : n : n]
+	// The values are cut from one string and the header slices from one
+	// array: two allocations per request instead of seven.
+	var (
+		buf  [160]byte
+		ends [6]int
+		keys [6]string
+		n    int
+	)
+	b := buf[:0]
+	add := func(key string) {
+		keys[n], ends[n] = key, len(b)
+		n++
 	}
 	if lim.RPM > 0 {
-		set("X-Ratelimit-Limit-Requests", strconv.FormatInt(lim.RPM, 10))
-		set("X-Ratelimit-Remaining-Requests", strconv.FormatInt(v.RequestsRemaining, 10))
-		set("X-Ratelimit-Reset-Requests", resetText(v.RequestsReset))
+		b = strconv.AppendInt(b, lim.RPM, 10)
+		add("X-Ratelimit-Limit-Requests")
+		b = strconv.AppendInt(b, v.RequestsRemaining, 10)
+		add("X-Ratelimit-Remaining-Requests")
+		b = appendReset(b, v.RequestsReset)
+		add("X-Ratelimit-Reset-Requests")
 	}
 	if lim.TPM > 0 {
-		set("X-Ratelimit-Limit-Tokens", strconv.FormatInt(lim.TPM, 10))
-		set("X-Ratelimit-Remaining-Tokens", strconv.FormatInt(v.TokensRemaining, 10))
-		set("X-Ratelimit-Reset-Tokens", resetText(v.TokensReset))
+		b = strconv.AppendInt(b, lim.TPM, 10)
+		add("X-Ratelimit-Limit-Tokens")
+		b = strconv.AppendInt(b, v.TokensRemaining, 10)
+		add("X-Ratelimit-Remaining-Tokens")
+		b = appendReset(b, v.TokensReset)
+		add("X-Ratelimit-Reset-Tokens")
+	}
+	if n == 0 {
+		return
+	}
+	all := string(b)
+	vals := make([]string, n)
+	start := 0
+	for i := range n {
+		vals[i] = all[start:ends[i]]
+		start = ends[i]
+		h[keys[i]] = vals[i : i+1 : i+1]
 	}
 }
 
 // resetText formats a reset as OpenAI does ("1s", "6m0s", "20ms"): Go's
 // duration syntax, rounded up to the millisecond.
 func resetText(d time.Duration) string {
+	return string(appendReset(nil, d))
+}
+
+func appendReset(b []byte, d time.Duration) []byte {
 	if d <= 0 {
-		return "0s"
+		return append(b, "0s"...)
 	}
-	return ((d + time.Millisecond - 1) / time.Millisecond * time.Millisecond).String()
+	d = (d + time.Millisecond - 1) / time.Millisecond * time.Millisecond
+	if d < time.Second {
+		return append(strconv.AppendInt(b, int64(d/time.Millisecond), 10), "ms"...)
+	}
+	if d < time.Minute && d%time.Second == 0 {
+		return append(strconv.AppendInt(b, int64(d/time.Second), 10), 's')
+	}
+	return append(b, d.String()...)
 }
 
 // refusal is the 429 for a limit; its code says which limit, and always
