@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"mime"
 	"net"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/grokgate/grokgate/mediatype"
 	"github.com/grokgate/grokgate/openai"
 )
 
@@ -108,8 +108,7 @@ func (s *Server) upstreamContext(r *http.Request) (context.Context, context.Canc
 // readBody reads the request body within the configured limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *openai.Error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || !jsonish(mt) {
+		if !jsonish(mediatype.Of(ct)) {
 			return nil, &openai.Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_content_type",
 				Message: "Unsupported Content-Type " + quote(ct) + "; send the body as JSON with 'Content-Type: application/json'."}
 		}
@@ -181,8 +180,7 @@ func (s *Server) forwardJSON(w http.ResponseWriter, r *http.Request, ctx context
 }
 
 func isEventStream(h http.Header) bool {
-	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
-	return mt == "text/event-stream"
+	return mediatype.Of(h.Get("Content-Type")) == "text/event-stream"
 }
 
 func quote(s string) string { return "\"" + s + "\"" }

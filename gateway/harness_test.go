@@ -83,7 +83,7 @@ func newHarness(t *testing.T) *harness {
 	t.Cleanup(cancel)
 	go cache.Run(cctx, 50*time.Millisecond)
 	handler := NewServer(log, Config{Usage: h.recs, Admin: store},
-		cache, xai.NewClient(up.URL+"/v1", "sim-key", up.Client(), xai.Retry{MaxAttempts: 1}, log, time.Now))
+		cache, xai.NewClient(up.URL+"/v1", "sim-key", up.Client().Transport, xai.Retry{MaxAttempts: 1}, log, time.Now))
 	h.gw = httptest.NewServer(handler)
 	t.Cleanup(h.gw.Close)
 	return h

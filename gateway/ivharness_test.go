@@ -73,7 +73,7 @@ func newIV(t *testing.T, cfg gateway.Config, override ivOverride) *ivEnv {
 	}))
 	t.Cleanup(e.sim.Close)
 	log := slog.New(slog.DiscardHandler)
-	up := xai.NewClient(e.sim.URL+"/v1", "xai-test-key", e.sim.Client(), xai.Retry{MaxAttempts: 1}, log, time.Now) // retries are xai's concern, tested there
+	up := xai.NewClient(e.sim.URL+"/v1", "xai-test-key", e.sim.Client().Transport, xai.Retry{MaxAttempts: 1}, log, time.Now) // retries are xai's concern, tested there
 	e.gw = httptest.NewServer(gateway.NewServer(log, cfg, ivAuth{}, up))
 	t.Cleanup(e.gw.Close)
 	return e

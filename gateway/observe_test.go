@@ -87,7 +87,7 @@ func TestTracing(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	log := slog.New(slog.DiscardHandler)
-	client := xai.NewClient(up.URL+"/v1", "sim-key", up.Client(), xai.Retry{MaxAttempts: 1}, log, time.Now)
+	client := xai.NewClient(up.URL+"/v1", "sim-key", up.Client().Transport, xai.Retry{MaxAttempts: 1}, log, time.Now)
 	client.SetHooks(xai.Hooks{Header: func(ctx context.Context, h http.Header) {
 		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 	}})

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/grokgate/grokgate/mediatype"
 	"github.com/grokgate/grokgate/openai"
 )
 
@@ -113,8 +114,7 @@ func (s *Server) handleVision(w http.ResponseWriter, r *http.Request) {
 }
 
 func isMultipart(ct string) bool {
-	mt, _, _ := mime.ParseMediaType(ct)
-	return mt == "multipart/form-data"
+	return mediatype.Of(ct) == "multipart/form-data"
 }
 
 func parseVisionJSON(body []byte) (*visionRequest, *openai.Error) {

@@ -13,12 +13,13 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"mime"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/grokgate/grokgate/mediatype"
 )
 
 // DefaultBaseURL is the real xAI API.
@@ -37,7 +38,7 @@ type Retry struct {
 type Client struct {
 	baseURL string
 	pool    *keyPool
-	http    *http.Client
+	rt      http.RoundTripper
 	retry   Retry
 	log     *slog.Logger
 	now     func() time.Time
@@ -46,9 +47,12 @@ type Client struct {
 
 // NewClient returns a client for baseURL (such as DefaultBaseURL) that
 // authenticates with apiKeys (one key, or several separated by commas) and
-// sends through hc, whose Transport carries the connection pool and dial
-// timeouts.
-func NewClient(baseURL, apiKeys string, hc *http.Client, retry Retry, log *slog.Logger, now func() time.Time) *Client {
+// sends through rt, which carries the connection pool and dial timeouts
+// (an *http.Transport). It is a RoundTripper, not an *http.Client, as in
+// httputil.ReverseProxy: an API call follows no redirects and keeps no
+// cookies, and the Client's machinery for them costs allocations on every
+// request.
+func NewClient(baseURL, apiKeys string, rt http.RoundTripper, retry Retry, log *slog.Logger, now func() time.Time) *Client {
 	if retry.MaxAttempts <= 0 {
 		retry.MaxAttempts = 3
 	}
@@ -62,7 +66,7 @@ func NewClient(baseURL, apiKeys string, hc *http.Client, retry Retry, log *slog.
 		retry.Budget = 20 * time.Second
 	}
 	return &Client{baseURL: strings.TrimRight(baseURL, "/"), pool: newKeyPool(parseKeys(apiKeys)),
-		http: hc, retry: retry, log: log, now: now}
+		rt: rt, retry: retry, log: log, now: now}
 }
 
 // Keys returns how many xAI keys the client rotates through.
@@ -168,14 +172,14 @@ func (c *Client) send(ctx context.Context, k *poolKey, method, path string, body
 	if c.hooks.Header != nil {
 		c.hooks.Header(ctx, req.Header)
 	}
-	resp, err = c.http.Do(req)
+	resp, err = c.rt.RoundTrip(req)
 	if err != nil {
 		return nil, false, err
 	}
 	if resp.StatusCode != http.StatusOK || method != http.MethodPost {
 		return resp, false, nil
 	}
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
+	if mediatype.Of(resp.Header.Get("Content-Type")) != "application/json" {
 		return resp, false, nil
 	}
 	// An error body is a few dozen bytes: peek at the start of the answer

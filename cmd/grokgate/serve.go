@@ -67,7 +67,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	transport := newTransport(cfg.connectTimeout)
 	defer transport.CloseIdleConnections() // no pooled upstream connection outlives serve
-	upstream := xai.NewClient(baseURL, apiKey, &http.Client{Transport: transport},
+	upstream := xai.NewClient(baseURL, apiKey, transport,
 		xai.Retry{MaxAttempts: int(cfg.upstreamAttempts)}, log.With("component", "xai"), time.Now)
 	var obs gateway.Observer
 	var metricsHandler http.Handler
