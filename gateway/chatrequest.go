@@ -11,6 +11,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/grokgate/grokgate/openai"
 	"github.com/grokgate/grokgate/usage"
 )
@@ -35,15 +38,15 @@ type streamOptions struct {
 }
 
 type chatMessage struct {
-	Role    *string         `json:"role"`
-	Content json.RawMessage `json:"content"`
+	Role    *string        `json:"role"`
+	Content jsontext.Value `json:"content"`
 }
 
 // contentPart is one element of an array-valued message content.
 type contentPart struct {
-	Type     *string         `json:"type"`
-	ImageURL json.RawMessage `json:"image_url"`
-	Text     usage.PartText  `json:"text"` // for the prompt estimate; never an error
+	Type     *string        `json:"type"`
+	ImageURL jsontext.Value `json:"image_url"`
+	Text     usage.PartText `json:"text"` // for the prompt estimate; never an error
 }
 
 var validRoles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
@@ -71,16 +74,9 @@ func parseChat(body []byte) (parsedChat, *openai.Error) {
 	if trimmed[0] != '{' {
 		return p, invalid("", "Request body must be a JSON object.")
 	}
-	if !utf8.Valid(body) {
-		return p, &openai.Error{Status: http.StatusBadRequest, Code: "invalid_encoding",
-			Message: "Request body is not valid UTF-8; send JSON encoded as UTF-8."}
-	}
 	var req chatRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return p, jsonError(err)
-	}
-	if k := duplicateTopLevelKey(body); k != "" {
-		return p, invalid(k, "Request body has the field '"+k+"' more than once; send each field once.")
+	if e := decodeBody(body, &req); e != nil {
+		return p, e
 	}
 	if req.Model == nil || *req.Model == "" {
 		return p, invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
@@ -142,6 +138,26 @@ func parseChat(body []byte) (parsedChat, *openai.Error) {
 	return p, nil
 }
 
+// decodeBody decodes a request body into v, as every JSON endpoint reads
+// them: with encoding/json/v2's decoder (a mirror until Go 1.27 has it), in
+// one pass that validates and decodes, names matched exactly and given once
+// at any depth. encoding/json validates in a pass of its own, keeps the
+// last of two names and takes "MODEL" for "model"; decoders disagree on
+// both, and a body must reach xAI meaning what grokgate checked.
+func decodeBody(body []byte, v any) *openai.Error {
+	if !utf8.Valid(body) {
+		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_encoding",
+			Message: "Request body is not valid UTF-8; send JSON encoded as UTF-8."}
+	}
+	// Raw invalid UTF-8 was refused above; what AllowInvalidUTF8 still lets
+	// through are escaped lone surrogates ("\ud800"): valid JSON, and what
+	// JavaScript's JSON.stringify writes for a string cut inside an emoji.
+	if err := jsonv2.Unmarshal(body, v, jsontext.AllowInvalidUTF8(true)); err != nil {
+		return jsonError(err)
+	}
+	return nil
+}
+
 // The field names in errors are built only when there is an error to
 // report: for a valid body (nearly all of them) they would be garbage.
 
@@ -153,7 +169,7 @@ func partField(i, j int) string { return messageField(i) + ".content[" + strconv
 
 // checkContent validates the content of messages[i], reports whether it
 // holds an image part, and estimates the message's prompt tokens.
-func checkContent(i int, role string, raw json.RawMessage) (hasImage bool, tokens int64, _ *openai.Error) {
+func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens int64, _ *openai.Error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		if role == "assistant" {
@@ -171,15 +187,15 @@ func checkContent(i int, role string, raw json.RawMessage) (hasImage bool, token
 		field := messageField(i) + ".content"
 		return false, 0, invalid(field, "Invalid type for '"+field+"': expected a string or an array of content parts.")
 	}
-	var parts []json.RawMessage
-	if err := json.Unmarshal(raw, &parts); err != nil {
+	var parts []jsontext.Value
+	if err := jsonv2.Unmarshal(raw, &parts, jsontext.AllowInvalidUTF8(true)); err != nil {
 		field := messageField(i) + ".content"
 		return false, 0, invalid(field, "Invalid '"+field+"': "+err.Error())
 	}
 	var est usage.Parts
 	for j, rawPart := range parts {
 		var part contentPart
-		if err := json.Unmarshal(rawPart, &part); err != nil {
+		if err := jsonv2.Unmarshal(rawPart, &part, jsontext.AllowInvalidUTF8(true)); err != nil {
 			pf := partField(i, j)
 			return false, 0, invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
 		}
@@ -200,10 +216,26 @@ func invalid(param, msg string) *openai.Error {
 }
 
 // jsonError explains a decoding failure in terms of the request, not Go.
+// It reads the errors of both encoding/json (images, vision) and v2 (chat).
 func jsonError(err error) *openai.Error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var syn2 *jsontext.SyntacticError
+	var sem *jsonv2.SemanticError
 	switch {
+	case errors.As(err, &syn2) && syn2.Err == jsontext.ErrDuplicateName:
+		k := pointerParam(syn2.JSONPointer)
+		return invalid(k, "Request body has the field '"+k+"' more than once; send each field once.")
+	case errors.As(err, &syn2):
+		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_json",
+			Message: fmt.Sprintf("Request body is not valid JSON (%s at byte %d).", syn2.Err, syn2.ByteOffset)}
+	case errors.As(err, &sem) && sem.GoType != nil:
+		field := pointerParam(sem.JSONPointer)
+		if field == "" {
+			field = "request body"
+		}
+		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_type", Param: field,
+			Message: fmt.Sprintf("Invalid type for '%s': expected %s, got %s.", field, jsonKind(sem.GoType), kindName(sem.JSONKind, sem.JSONValue))}
 	case errors.As(err, &syn):
 		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_json",
 			Message: fmt.Sprintf("Request body is not valid JSON (%s at byte %d).", strings.TrimPrefix(syn.Error(), "json: "), syn.Offset)}
@@ -218,6 +250,45 @@ func jsonError(err error) *openai.Error {
 		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_json",
 			Message: "Request body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
 	}
+}
+
+// pointerParam turns a JSON pointer (/messages/0/role) into the parameter
+// form OpenAI's errors use (messages[0].role).
+func pointerParam(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if tok != "" && strings.Trim(tok, "0123456789") == "" && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// kindName says what a JSON value is, in v1's words ("number", "string").
+func kindName(k jsontext.Kind, v jsontext.Value) string {
+	switch k {
+	case '"':
+		return "string"
+	case '0':
+		if len(v) > 0 {
+			return "number " + string(v)
+		}
+		return "number"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	}
+	return "a value of another type"
 }
 
 func jsonKind(t reflect.Type) string {

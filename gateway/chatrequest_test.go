@@ -18,7 +18,17 @@ var parseCases = []struct {
 	{`{"model":"grok-4.3","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true},"stream":true}`, true, ""},
 	{`{"model":"grok-4.3","messages":[{"role":"user","content":[{"text":"a"}]}]}`, false, "messages[0].content[0].type"},
 	{`{"model":"grok-4.3","messages":[{"role":"user","content":5}]}`, false, "messages[0].content"},
-	{`{"model":"grok-4.3","messages":[1]}`, false, "messages"},
+	{`{"model":"grok-4.3","messages":[1]}`, false, "messages[0]"},
+	// Names are matched exactly and given once, at any depth: decoders
+	// disagree on "MODEL" and on which of two names wins, and xAI must
+	// read the body as it was checked.
+	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"model":"grok-3"}`, false, "model"},
+	{`{"model":"grok-4.3","MODEL":"grok-3","messages":[{"role":"user","content":"x"}]}`, true, ""},
+	{`{"Model":"grok-4.3","messages":[{"role":"user","content":"x"}]}`, false, "model"},
+	{`{"model":"m","messages":[{"role":"user","content":"first","content":"second, longer"}]}`, false, "messages[0].content"},
+	{`{"model":"m","messages":[{"role":"user","content":[{"type":null,"type":"text","text":"abcde"}]}]}`, false, "messages[0].content[0].type"},
+	{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":1,"text":"abcdefgh"}]}]}`, false, "messages[0].content[0].text"},
+	{`{"model":"m","messages":[{"role":"user","content":[{"TYPE":"text","text":"abcd"}]}]}`, false, "messages[0].content[0].type"},
 	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"n":0}`, false, "n"},
 	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"temperature":3}`, false, "temperature"},
 	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"top_p":-1}`, false, "top_p"},
@@ -96,8 +106,9 @@ func TestParseChatPromptTokens(t *testing.T) {
 
 // estimateBodies are valid chat bodies whose prompt estimate is easy to get
 // wrong: escapes, surrogates, arrays of parts, null and absent content,
-// parts whose "text" is not a string, duplicated keys, whitespace.
+// parts whose "text" is not a string, names in other cases, whitespace.
 var estimateBodies = []string{
+	`{"model":"m","messages":[{"role":"user","content":[{"type":"Text","TEXT":"not the text"},{"type":"text","Text":"nor this","text":"abcd"}]}]}`,
 	`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
 	`{"model":"m","messages":[{"role":"user","content":""},{"role":"user","content":"12345"},{"role":"user","content":"1234"}]}`,
 	`{"model":"m","messages":[{"role":"user","content":"line\nline\ttab \"quoted\" back\\slash \/ \b\f\r"}]}`,
@@ -110,13 +121,8 @@ var estimateBodies = []string{
 	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"abcdefgh"},{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}`,
 	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"},{"type":"text","text":"c\n\u00e9"}]}]}`,
 	`{"model":"m","messages":[{"role":"user","content":[{"type":"text"},{"type":"text","text":null},{"type":"image_url","text":"not counted"},{"type":"input_audio","text":"nor this"}]}]}`,
-	`{"model":"m","messages":[{"role":"user","content":[{"type":"Text","TEXT":"case-insensitive key"},{"TYPE":"text","Text":"abcd"}]}]}`,
 	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"abc"},{"type":"image_url","image_url":{}},{"type":"text","text":5}]},{"role":"user","content":"next"}]}`,
 	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":{"a":"b"}}]},{"role":"user","content":[{"type":"image_url","text":true}]}]}`,
-	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":1,"text":"abcdefgh"}]}]}`,
-	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"abcdefgh","text":null},{"type":"text","text":"abcdefgh","text":"ab"}]}]}`,
-	`{"model":"m","messages":[{"role":"user","content":"first","content":"second, longer"}]}`,
-	`{"model":"m","messages":[{"role":"user","content":[{"type":null,"type":"text","text":"abcde"}]}]}`,
 }
 
 // TestParseChatFieldMessages pins the exact param and message of the errors

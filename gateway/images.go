@@ -44,8 +44,8 @@ func parseImages(body []byte) (up []byte, model string, stream bool, e *openai.E
 		return nil, "", false, invalid("", "Request body must be a JSON object.")
 	}
 	var req imageRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, "", false, jsonError(err)
+	if e := decodeBody(body, &req); e != nil {
+		return nil, "", false, e
 	}
 	if req.Prompt == nil || strings.TrimSpace(*req.Prompt) == "" {
 		return nil, "", false, invalid("prompt", "Missing required parameter: 'prompt' (a non-empty description of the image to generate).")

@@ -126,8 +126,8 @@ func parseVisionJSON(body []byte) (*visionRequest, *openai.Error) {
 		return nil, invalid("", "Request body must be a JSON object.")
 	}
 	var in visionJSON
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, jsonError(err)
+	if e := decodeBody(body, &in); e != nil {
+		return nil, e
 	}
 	req := &visionRequest{maxTokens: in.MaxTokens, temperature: in.Temperature}
 	if in.MaxCompletionTokens != nil {

@@ -2,9 +2,11 @@ package usage
 
 import (
 	"bytes"
-	"encoding/json"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The estimates below stand in for xAI's figures only when its usage object
@@ -36,10 +38,10 @@ func TokensForBytes(n int64) int64 {
 func EstimatePromptTokens(body []byte) int64 {
 	var req struct {
 		Messages []struct {
-			Content json.RawMessage `json:"content"`
+			Content jsontext.Value `json:"content"`
 		} `json:"messages"`
 	}
-	if json.Unmarshal(body, &req) != nil {
+	if json.Unmarshal(body, &req, lenient()...) != nil {
 		return 0
 	}
 	var n int64
@@ -68,7 +70,7 @@ func MessageTokens(content []byte) int64 {
 			Text PartText `json:"text"`
 		}
 		var p Parts
-		if json.Unmarshal(c, &parts) == nil {
+		if json.Unmarshal(c, &parts, lenient()...) == nil {
 			for _, part := range parts {
 				p.Add(part.Type, part.Text)
 			}
@@ -76,6 +78,14 @@ func MessageTokens(content []byte) int64 {
 		return p.MessageTokens()
 	}
 	return messageOverheadTokens
+}
+
+// lenient are the decoding options of the estimate. Names match exactly, as
+// the chat validator (and xAI) read them, but the estimate reads bodies the
+// validator refuses too: duplicated names (the last counts, each decoded),
+// and invalid UTF-8 and lone surrogates (replaced by U+FFFD).
+func lenient() []json.Options {
+	return []json.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
 }
 
 // PartText is a content part's "text" as the estimate reads it: its length
@@ -90,13 +100,14 @@ type PartText struct {
 	notString bool
 }
 
-// UnmarshalJSON is called with b valid JSON; null leaves t as it is, as it
-// leaves a string.
+// UnmarshalJSON is called with b valid JSON; null empties the text, as it
+// empties a string.
 func (t *PartText) UnmarshalJSON(b []byte) error {
 	switch b[0] {
 	case '"':
 		t.n = stringLen(b)
 	case 'n':
+		t.n = 0
 	default:
 		t.notString = true
 	}

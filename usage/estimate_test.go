@@ -2,20 +2,22 @@ package usage
 
 import (
 	"bytes"
-	"encoding/json"
 	"testing"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // estimateByDecoding is EstimatePromptTokens as it was before it shared its
-// arithmetic with the chat validator: it decodes every string. The new one
-// must agree with it on every body.
+// arithmetic with the chat validator: it decodes every string (with the
+// same decoder and options). The new one must agree with it on every body.
 func estimateByDecoding(body []byte) int64 {
 	var req struct {
 		Messages []struct {
-			Content json.RawMessage `json:"content"`
+			Content jsontext.Value `json:"content"`
 		} `json:"messages"`
 	}
-	if json.Unmarshal(body, &req) != nil {
+	if json.Unmarshal(body, &req, lenient()...) != nil {
 		return 0
 	}
 	var n int64
@@ -28,7 +30,7 @@ func estimateByDecoding(body []byte) int64 {
 		switch c[0] {
 		case '"':
 			var s string
-			if json.Unmarshal(c, &s) == nil {
+			if json.Unmarshal(c, &s, lenient()...) == nil {
 				n += TokensForBytes(int64(len(s)))
 			}
 		case '[':
@@ -36,7 +38,7 @@ func estimateByDecoding(body []byte) int64 {
 				Type string `json:"type"`
 				Text string `json:"text"`
 			}
-			if json.Unmarshal(c, &parts) != nil {
+			if json.Unmarshal(c, &parts, lenient()...) != nil {
 				continue
 			}
 			for _, p := range parts {

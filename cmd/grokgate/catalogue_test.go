@@ -62,6 +62,8 @@ func TestBadInputCatalogue(t *testing.T) {
 		{"max_tokens fractional", "POST", chat, bearer, j, `{"model":"grok-4.3","max_completion_tokens":2.5,"messages":[{"role":"user","content":"x"}]}`, 400, "max_completion_tokens"},
 		{"duplicate model key", "POST", chat, bearer, j, `{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"model":"grok-3"}`, 400, "more than once"},
 		{"escaped duplicate key", "POST", chat, bearer, j, `{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"mod\u0065l":"grok-3"}`, 400, "more than once"},
+		{"nested duplicate key", "POST", chat, bearer, j, `{"model":"grok-4.3","messages":[{"role":"user","content":"x","content":[{"type":"text","text":"y"}]}]}`, 400, "'messages[0].content' more than once"},
+		{"model in another case", "POST", chat, bearer, j, `{"MODEL":"grok-4.3","messages":[{"role":"user","content":"x"}]}`, 400, "Missing required parameter: 'model'"},
 		{"invalid utf-8", "POST", chat, bearer, j, msg("\"\xff\xfe\""), 400, "UTF-8"},
 		{"deeply nested", "POST", chat, bearer, j, `{"model":"grok-4.3","x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `,"messages":[{"role":"user","content":"x"}]}`, 400, "not valid JSON"},
 		{"body over limit", "POST", chat, bearer, j, msg(`"` + strings.Repeat("a", 70000) + `"`), 413, "64 KiB"},
