@@ -78,7 +78,9 @@ func New(now func() time.Time, window time.Duration) *Limiter {
 	return l
 }
 
-func (l *Limiter) lock(key string) (*state, func()) {
+// lock locks key's shard and returns the key's state and the mutex to
+// unlock (not a func: a method value allocates on every call).
+func (l *Limiter) lock(key string) (*state, *sync.Mutex) {
 	sh := &l.shards[maphash.String(l.seed, key)%shards]
 	sh.mu.Lock()
 	st := sh.keys[key]
@@ -86,7 +88,7 @@ func (l *Limiter) lock(key string) (*state, func()) {
 		st = &state{streams: map[string]struct{}{}, reserved: map[string]*tokEntry{}}
 		sh.keys[key] = st
 	}
-	return st, sh.mu.Unlock
+	return st, &sh.mu
 }
 
 // prune drops log entries older than the window.
@@ -111,8 +113,8 @@ func (st *state) prune(now time.Time, window time.Duration) {
 // taken, so a refused request leaves no trace.
 func (l *Limiter) Admit(_ context.Context, a grokgate.Admission) (grokgate.Verdict, error) {
 	now := l.now()
-	st, unlock := l.lock(a.Key)
-	defer unlock()
+	st, mu := l.lock(a.Key)
+	defer mu.Unlock()
 	st.prune(now, l.window)
 	lim := a.Limits
 	used := st.used
@@ -175,8 +177,8 @@ func (l *Limiter) Admit(_ context.Context, a grokgate.Admission) (grokgate.Verdi
 // its cost to the budgets.
 func (l *Limiter) Settle(_ context.Context, a grokgate.Admission, s grokgate.Settlement) error {
 	now := l.now()
-	st, unlock := l.lock(a.Key)
-	defer unlock()
+	st, mu := l.lock(a.Key)
+	defer mu.Unlock()
 	if e := st.reserved[a.ID]; e != nil {
 		// The reservation stays in the log at its place but weighs nothing
 		// (or drops out with the window first, if the request outlived it).
