@@ -125,6 +125,7 @@ type serveConfig struct {
 	drainTimeout     time.Duration
 	logFormat        string
 	logFlush         time.Duration
+	gcFloor          int64
 	visionStream     gateway.VisionStream
 	flushTimeout     time.Duration
 	obs              obsConfig
@@ -149,6 +150,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Duration(&c.flushTimeout, "usage-flush-timeout", "GROKGATE_USAGE_FLUSH_TIMEOUT", 15*time.Second, "how long a stop waits to write the last usage records")
 	s.String(&c.logFormat, "log-format", "GROKGATE_LOG_FORMAT", "text", "log format: text or json")
 	s.Duration(&c.logFlush, "log-flush-interval", "GROKGATE_LOG_FLUSH_INTERVAL", 100*time.Millisecond, "longest a log line waits to be written with others; 0 writes each line at once")
+	s.Int64(&c.gcFloor, "gc-floor", "GROKGATE_GC_FLOOR", 64<<20, "heap size in bytes below which the garbage collector does not run (0: Go's default pacing; ignored when GOGC is set)")
 	var visionStream string
 	s.String(&visionStream, "vision-stream", "GROKGATE_VISION_STREAM", string(gateway.VisionStreamFallback),
 		"how a streaming request with image input is answered: fallback (complete JSON), emulate (the complete answer as SSE) or native (stream from xAI)")
@@ -178,6 +180,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.check(c.upstreamAttempts >= 1 && c.upstreamAttempts <= 10, "GROKGATE_UPSTREAM_ATTEMPTS/--upstream-attempts must be 1 to 10, got %d", c.upstreamAttempts)
 	s.check(c.drainTimeout >= 0, "GROKGATE_DRAIN_TIMEOUT/--drain-timeout must not be negative, got %s", c.drainTimeout)
 	s.check(c.logFlush >= 0, "GROKGATE_LOG_FLUSH_INTERVAL/--log-flush-interval must not be negative, got %s", c.logFlush)
+	s.check(c.gcFloor >= 0, "GROKGATE_GC_FLOOR/--gc-floor must not be negative (0 turns it off), got %d", c.gcFloor)
 	s.check(c.flushTimeout > 0, "GROKGATE_USAGE_FLUSH_TIMEOUT/--usage-flush-timeout must be positive, got %s", c.flushTimeout)
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
 	c.limits.check(s)

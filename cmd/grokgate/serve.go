@@ -15,6 +15,7 @@ import (
 
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/gateway"
+	"github.com/grokgate/grokgate/gcfloor"
 	"github.com/grokgate/grokgate/keys"
 	"github.com/grokgate/grokgate/simulator"
 	ledger "github.com/grokgate/grokgate/usage"
@@ -36,6 +37,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logw := newLogWriter(stderr, cfg.logFlush)
 	defer logw.Close() // first deferred, so it runs last: every line is written
 	log := newLogger(cfg.logFormat, logw)
+	switch {
+	case getenv("GOGC") != "":
+		log.Info("GOGC is set: the garbage collector paces by it alone (GROKGATE_GC_FLOOR ignored)")
+	case cfg.gcFloor > 0:
+		defer gcfloor.Keep(uint64(cfg.gcFloor), 100)()
+	}
 
 	store, err := openStore(ctx, cfg.db)
 	if err != nil {
