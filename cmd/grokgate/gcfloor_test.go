@@ -51,6 +51,9 @@ func TestServeKeepsGCFloor(t *testing.T) {
 	if p := gcPercent(); p != 100 {
 		t.Errorf("with GOGC set the GC percent became %d", p)
 	}
+	if err := g.stop(t); err != nil { // stopping writes the batched log lines
+		t.Fatal(err)
+	}
 	if !strings.Contains(g.log.String(), "GOGC is set") {
 		t.Errorf("serve did not say that GOGC overrides the floor; log:\n%s", g.log.String())
 	}
