@@ -60,6 +60,9 @@ type Recorder struct {
 	log   *slog.Logger
 	opts  Options
 	queue chan grokgate.Record
+	// kick ends the writer's linger early: a full batch is waiting, or
+	// Close was called.
+	kick chan struct{}
 	// mu orders Record against Close: senders hold it shared, so Close can
 	// close the queue once no send is in progress.
 	mu     sync.RWMutex
@@ -96,7 +99,7 @@ func NewRecorder(sink Sink, log *slog.Logger, opts Options) *Recorder {
 		opts.WriteTimeout = 10 * time.Second
 	}
 	r := &Recorder{sink: sink, log: log, opts: opts,
-		queue: make(chan grokgate.Record, opts.QueueSize), done: make(chan struct{})}
+		queue: make(chan grokgate.Record, opts.QueueSize), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	r.abandon, r.cancelAbandon = context.WithCancel(context.Background())
 	go r.run()
 	return r
@@ -113,15 +116,27 @@ func (r *Recorder) Record(rec grokgate.Record) {
 	}
 	select {
 	case r.queue <- rec:
+		if len(r.queue) >= r.opts.BatchSize {
+			r.wake()
+		}
 		return
 	default:
 	}
+	r.wake()
 	t := time.NewTimer(r.opts.MaxBlock)
 	defer t.Stop()
 	select {
 	case r.queue <- rec:
 	case <-t.C:
 		r.drop(rec, "the usage queue is full: the database is not keeping up")
+	}
+}
+
+// wake ends the writer's linger, if it is in one.
+func (r *Recorder) wake() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -143,6 +158,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 	if !r.closed {
 		r.closed = true
 		close(r.queue)
+		r.wake()
 	}
 	r.mu.Unlock()
 	select {
@@ -167,25 +183,22 @@ func (r *Recorder) run() {
 	}
 }
 
-// fill adds queued records to batch until it is full, the queue is closed
-// (a stop: write what there is at once), or Linger has passed.
+// fill adds queued records to batch: it lingers until a batch's worth is
+// queued, Close is called or Linger has passed, then takes what is there.
+// While it lingers it does not receive, so a request's Record only puts its
+// record in the channel's buffer instead of waking this goroutine each time:
+// one wake-up per batch, not per request, which at low load (idle cores to
+// wake) costs more than the insert.
 func (r *Recorder) fill(batch []grokgate.Record) []grokgate.Record {
-	if r.opts.Linger < 0 {
-		for len(batch) < r.opts.BatchSize {
-			select {
-			case more, ok := <-r.queue:
-				if !ok {
-					return batch
-				}
-				batch = append(batch, more)
-			default:
-				return batch
-			}
+	if r.opts.Linger > 0 && len(r.queue) < r.opts.BatchSize-len(batch) {
+		t := time.NewTimer(r.opts.Linger)
+		select {
+		case <-t.C:
+		case <-r.kick:
+		case <-r.abandon.Done():
 		}
-		return batch
+		t.Stop()
 	}
-	t := time.NewTimer(r.opts.Linger)
-	defer t.Stop()
 	for len(batch) < r.opts.BatchSize {
 		select {
 		case more, ok := <-r.queue:
@@ -193,7 +206,7 @@ func (r *Recorder) fill(batch []grokgate.Record) []grokgate.Record {
 				return batch
 			}
 			batch = append(batch, more)
-		case <-t.C:
+		default:
 			return batch
 		}
 	}

@@ -187,3 +187,35 @@ func TestRecorderCloseDeadline(t *testing.T) {
 		t.Errorf("%d records logged as not written, want 10", c)
 	}
 }
+
+// TestRecorderLingerEndsEarly: a lingering writer still writes a full batch
+// at once, and Close does not wait out the linger.
+func TestRecorderLingerEndsEarly(t *testing.T) {
+	sink := &fakeSink{}
+	log, _ := newLog()
+	r := NewRecorder(sink, log, Options{BatchSize: 8, Linger: time.Hour})
+	for i := range 8 {
+		r.Record(rec(i))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := sink.count(); n < 8; n, _ = sink.count() {
+		if time.Now().After(deadline) {
+			t.Fatalf("a full batch of 8 was not written within 10s (%d stored): the writer waited out its hour-long linger", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.Record(rec(8)) // one record: the writer lingers for more
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close(context.Background()) }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10s: the writer waited out its hour-long linger")
+	}
+	if n, batches := sink.count(); n != 9 || batches != 2 {
+		t.Errorf("stored %d records in %d batches, want 9 in 2", n, batches)
+	}
+}
