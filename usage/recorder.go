@@ -116,7 +116,8 @@ func (r *Recorder) Record(rec grokgate.Record) {
 	}
 	select {
 	case r.queue <- rec:
-		if len(r.queue) >= r.opts.BatchSize {
+		// The lingering writer already holds a batch's first record.
+		if len(r.queue)+1 >= r.opts.BatchSize {
 			r.wake()
 		}
 		return

@@ -194,10 +194,19 @@ func TestRecorderLingerEndsEarly(t *testing.T) {
 	sink := &fakeSink{}
 	log, _ := newLog()
 	r := NewRecorder(sink, log, Options{BatchSize: 8, Linger: time.Hour})
-	for i := range 8 {
+	r.Record(rec(0))
+	// Once the writer holds the first record and lingers, seven more make a
+	// batch (the queue then holds only seven).
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Stats().Queued > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer did not take the first record within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i < 8; i++ {
 		r.Record(rec(i))
 	}
-	deadline := time.Now().Add(10 * time.Second)
 	for n, _ := sink.count(); n < 8; n, _ = sink.count() {
 		if time.Now().After(deadline) {
 			t.Fatalf("a full batch of 8 was not written within 10s (%d stored): the writer waited out its hour-long linger", n)
