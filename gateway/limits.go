@@ -143,12 +143,10 @@ func (s *Server) limiterOK() {
 // setLimitHeaders writes OpenAI's x-ratelimit-* headers for the limits the
 // key has.
 //
-// The values share one backing array (each header gets a full slice
-// expression of its own element, so an Add copies): one allocation for all
-// six instead of one per header, on every limited request.
+// The values are cut from one string and the header slices from one array
+// (each header gets a full slice expression of its own element, so an Add
+// copies): two allocations on every limited request instead of seven.
 func setLimitHeaders(h http.Header, lim grokgate.Limits, v grokgate.Verdict) {
-	// The values are cut from one string and the header slices from one
-	// array: two allocations per request instead of seven.
 	var (
 		buf  [160]byte
 		ends [6]int
@@ -156,25 +154,22 @@ func setLimitHeaders(h http.Header, lim grokgate.Limits, v grokgate.Verdict) {
 		n    int
 	)
 	b := buf[:0]
-	add := func(key string) {
-		keys[n], ends[n] = key, len(b)
-		n++
+	group := func(limitKey, remainingKey, resetKey string, limit, remaining int64, reset time.Duration) {
+		b = strconv.AppendInt(b, limit, 10)
+		keys[n], ends[n] = limitKey, len(b)
+		b = strconv.AppendInt(b, remaining, 10)
+		keys[n+1], ends[n+1] = remainingKey, len(b)
+		b = appendReset(b, reset)
+		keys[n+2], ends[n+2] = resetKey, len(b)
+		n += 3
 	}
 	if lim.RPM > 0 {
-		b = strconv.AppendInt(b, lim.RPM, 10)
-		add("X-Ratelimit-Limit-Requests")
-		b = strconv.AppendInt(b, v.RequestsRemaining, 10)
-		add("X-Ratelimit-Remaining-Requests")
-		b = appendReset(b, v.RequestsReset)
-		add("X-Ratelimit-Reset-Requests")
+		group("X-Ratelimit-Limit-Requests", "X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests",
+			lim.RPM, v.RequestsRemaining, v.RequestsReset)
 	}
 	if lim.TPM > 0 {
-		b = strconv.AppendInt(b, lim.TPM, 10)
-		add("X-Ratelimit-Limit-Tokens")
-		b = strconv.AppendInt(b, v.TokensRemaining, 10)
-		add("X-Ratelimit-Remaining-Tokens")
-		b = appendReset(b, v.TokensReset)
-		add("X-Ratelimit-Reset-Tokens")
+		group("X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Tokens",
+			lim.TPM, v.TokensRemaining, v.TokensReset)
 	}
 	if n == 0 {
 		return
