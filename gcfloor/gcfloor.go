@@ -20,7 +20,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"sync/atomic"
+	"sync"
 )
 
 // heapMinimum is the runtime's smallest heap goal at GOGC=100 (its
@@ -42,9 +42,12 @@ func Keep(floor uint64, base int) (stop func()) {
 	k.adjust()
 	k.arm()
 	return func() {
-		if k.stopped.Swap(true) {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if k.stopped {
 			return
 		}
+		k.stopped = true
 		debug.SetGCPercent(k.base)
 	}
 }
@@ -54,7 +57,10 @@ type keeper struct {
 	base    int
 	samples []metrics.Sample // read only by adjust, which runs one at a time
 	last    int
-	stopped atomic.Bool
+	// mu orders adjust's setting against stop's: once stop has put base
+	// back, no adjustment may land after it.
+	mu      sync.Mutex
+	stopped bool
 }
 
 // sentinel is garbage from birth: its cleanup runs after the next cycle.
@@ -65,26 +71,29 @@ type sentinel struct{ _ *int }
 // time on the runtime's cleanup goroutine, so adjust never races itself.
 func (k *keeper) arm() {
 	runtime.AddCleanup(&sentinel{}, func(k *keeper) {
-		if k.stopped.Load() {
-			return
+		if k.adjust() {
+			k.arm()
 		}
-		k.adjust()
-		k.arm()
 	}, k)
 }
 
-func (k *keeper) adjust() {
+// adjust sets the percent for the live heap the last cycle left, and
+// reports whether the keeper is still running.
+func (k *keeper) adjust() bool {
 	metrics.Read(k.samples)
 	live, stacks, globals := k.samples[0].Value.Uint64(), k.samples[1].Value.Uint64(), k.samples[2].Value.Uint64()
 	p := Percent(k.floor, live, live+stacks+globals, k.base)
-	// A few percent either way changes nothing worth a call.
-	if p == k.last || (k.last != 0 && p != k.base && p > k.last*9/10 && p < k.last*11/10) {
-		return
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stopped {
+		return false
 	}
-	if !k.stopped.Load() {
+	// A few percent either way changes nothing worth a call.
+	if p != k.last && (k.last == 0 || p == k.base || p <= k.last*9/10 || p >= k.last*11/10) {
 		debug.SetGCPercent(p)
 		k.last = p
 	}
+	return true
 }
 
 // Percent is the GC percent whose heap goal is about floor: the runtime
