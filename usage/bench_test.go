@@ -56,3 +56,16 @@ func BenchmarkEstimatePromptTokens(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkForceIncludeUsage is the rewrite every metered stream's body gets
+// before it goes upstream, on a multi-turn conversation.
+func BenchmarkForceIncludeUsage(b *testing.B) {
+	body := benchPrompt()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ForceIncludeUsage(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // ForceIncludeUsage returns a chat request body that asks xAI for the usage
@@ -43,31 +45,54 @@ func ForceIncludeUsage(body []byte) ([]byte, error) {
 
 // memberValue finds the value of the top-level member name in the JSON
 // object starting at body[off] and returns its byte span. A repeated member
-// yields its last occurrence, the one encoding/json (and so parseChat) uses.
+// yields its last occurrence (the validator refuses repeated names anyway).
+// It scans with encoding/json/v2's tokenizer, which reads the body in place:
+// encoding/json's Decoder copied every member, the whole conversation
+// included, before a stream's first byte.
 func memberValue(body []byte, off int, name string) (start, end int, found bool, err error) {
-	dec := json.NewDecoder(bytes.NewReader(body[off:]))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body[off:]), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if dec.PeekKind() != '{' {
 		return 0, 0, false, errors.New("not a JSON object")
 	}
-	for dec.More() {
-		tok, err := dec.Token()
+	if _, err := dec.ReadToken(); err != nil {
+		return 0, 0, false, err
+	}
+	for dec.PeekKind() != '}' {
+		key, err := dec.ReadValue() // the member's name, quoted as sent
 		if err != nil {
-			return 0, 0, false, err
+			return 0, 0, false, unexpectedEOF(err)
 		}
-		key, _ := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return 0, 0, false, err
+		match := isName(key, name)
+		val, err := dec.ReadValue()
+		if err != nil {
+			return 0, 0, false, unexpectedEOF(err)
 		}
-		if key == name {
+		if match {
 			end = off + int(dec.InputOffset())
-			start, found = end-len(raw), true
+			start, found = end-len(val), true
 		}
 	}
+	if _, err := dec.ReadToken(); err != nil {
+		return 0, 0, false, unexpectedEOF(err)
+	}
 	return start, end, found, nil
+}
+
+// isName reports whether the quoted JSON string key is name, unescaping
+// only a key that has escapes.
+func isName(key jsontext.Value, name string) bool {
+	if bytes.IndexByte(key, '\\') < 0 {
+		return len(key) == len(name)+2 && string(key[1:len(key)-1]) == name
+	}
+	var s string
+	return json.Unmarshal(key, &s) == nil && s == name
+}
+
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 func splice(b []byte, from, to int, s string) []byte {
