@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -149,13 +148,18 @@ func decodeBody(body []byte, v any) *openai.Error {
 		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_encoding",
 			Message: "Request body is not valid UTF-8; send JSON encoded as UTF-8."}
 	}
-	// Raw invalid UTF-8 was refused above; what AllowInvalidUTF8 still lets
-	// through are escaped lone surrogates ("\ud800"): valid JSON, and what
-	// JavaScript's JSON.stringify writes for a string cut inside an emoji.
-	if err := jsonv2.Unmarshal(body, v, jsontext.AllowInvalidUTF8(true)); err != nil {
+	if err := unmarshal(body, v); err != nil {
 		return jsonError(err)
 	}
 	return nil
+}
+
+// unmarshal is jsonv2.Unmarshal for bytes decodeBody has found to be UTF-8:
+// what AllowInvalidUTF8 still lets through are escaped lone surrogates
+// ("\ud800"), valid JSON, and what JavaScript's JSON.stringify writes for
+// a string cut inside an emoji.
+func unmarshal(b []byte, v any) error {
+	return jsonv2.Unmarshal(b, v, jsontext.AllowInvalidUTF8(true))
 }
 
 // The field names in errors are built only when there is an error to
@@ -188,14 +192,14 @@ func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens
 		return false, 0, invalid(field, "Invalid type for '"+field+"': expected a string or an array of content parts.")
 	}
 	var parts []jsontext.Value
-	if err := jsonv2.Unmarshal(raw, &parts, jsontext.AllowInvalidUTF8(true)); err != nil {
+	if err := unmarshal(raw, &parts); err != nil {
 		field := messageField(i) + ".content"
 		return false, 0, invalid(field, "Invalid '"+field+"': "+err.Error())
 	}
 	var est usage.Parts
 	for j, rawPart := range parts {
 		var part contentPart
-		if err := jsonv2.Unmarshal(rawPart, &part, jsontext.AllowInvalidUTF8(true)); err != nil {
+		if err := unmarshal(rawPart, &part); err != nil {
 			pf := partField(i, j)
 			return false, 0, invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
 		}
@@ -215,20 +219,18 @@ func invalid(param, msg string) *openai.Error {
 	return &openai.Error{Status: http.StatusBadRequest, Type: openai.TypeInvalidRequest, Param: param, Code: "invalid_request", Message: msg}
 }
 
-// jsonError explains a decoding failure in terms of the request, not Go.
-// It reads the errors of both encoding/json (images, vision) and v2 (chat).
+// jsonError explains a decoding failure of decodeBody in terms of the
+// request, not Go.
 func jsonError(err error) *openai.Error {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	var syn2 *jsontext.SyntacticError
+	var syn *jsontext.SyntacticError
 	var sem *jsonv2.SemanticError
 	switch {
-	case errors.As(err, &syn2) && syn2.Err == jsontext.ErrDuplicateName:
-		k := pointerParam(syn2.JSONPointer)
+	case errors.As(err, &syn) && syn.Err == jsontext.ErrDuplicateName:
+		k := pointerParam(syn.JSONPointer)
 		return invalid(k, "Request body has the field '"+k+"' more than once; send each field once.")
-	case errors.As(err, &syn2):
+	case errors.As(err, &syn):
 		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_json",
-			Message: fmt.Sprintf("Request body is not valid JSON (%s at byte %d).", syn2.Err, syn2.ByteOffset)}
+			Message: fmt.Sprintf("Request body is not valid JSON (%s at byte %d).", syn.Err, syn.ByteOffset)}
 	case errors.As(err, &sem) && sem.GoType != nil:
 		field := pointerParam(sem.JSONPointer)
 		if field == "" {
@@ -236,16 +238,6 @@ func jsonError(err error) *openai.Error {
 		}
 		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_type", Param: field,
 			Message: fmt.Sprintf("Invalid type for '%s': expected %s, got %s.", field, jsonKind(sem.GoType), kindName(sem.JSONKind, sem.JSONValue))}
-	case errors.As(err, &syn):
-		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_json",
-			Message: fmt.Sprintf("Request body is not valid JSON (%s at byte %d).", strings.TrimPrefix(syn.Error(), "json: "), syn.Offset)}
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			field = "request body"
-		}
-		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_type", Param: field,
-			Message: fmt.Sprintf("Invalid type for '%s': expected %s, got %s.", field, jsonKind(typ.Type), typ.Value)}
 	default:
 		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_json",
 			Message: "Request body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
