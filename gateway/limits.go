@@ -194,14 +194,8 @@ func appendReset(b []byte, d time.Duration) []byte {
 	if d <= 0 {
 		return append(b, "0s"...)
 	}
-	d = (d + time.Millisecond - 1) / time.Millisecond * time.Millisecond
-	if d < time.Second {
-		return append(strconv.AppendInt(b, int64(d/time.Millisecond), 10), "ms"...)
-	}
-	if d < time.Minute && d%time.Second == 0 {
-		return append(strconv.AppendInt(b, int64(d/time.Second), 10), 's')
-	}
-	return append(b, d.String()...)
+	// String is inlined, so appending it allocates nothing.
+	return append(b, ((d + time.Millisecond - 1) / time.Millisecond * time.Millisecond).String()...)
 }
 
 // refusal is the 429 for a limit; its code says which limit, and always
