@@ -80,10 +80,11 @@ func MessageTokens(content []byte) int64 {
 	return messageOverheadTokens
 }
 
-// lenient are the decoding options of the estimate. Names match exactly, as
-// the chat validator (and xAI) read them, but the estimate reads bodies the
-// validator refuses too: duplicated names (the last counts, each decoded),
-// and invalid UTF-8 and lone surrogates (replaced by U+FFFD).
+// lenient are the decoding options of the estimate and of the include_usage
+// rewrite. Names match exactly, as the chat validator (and xAI) read them,
+// but both read bodies the validator refuses too: duplicated names (the
+// last counts, each decoded), and invalid UTF-8 and lone surrogates
+// (replaced by U+FFFD).
 func lenient() []json.Options {
 	return []json.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
 }

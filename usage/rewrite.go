@@ -50,7 +50,7 @@ func ForceIncludeUsage(body []byte) ([]byte, error) {
 // encoding/json's Decoder copied every member, the whole conversation
 // included, before a stream's first byte.
 func memberValue(body []byte, off int, name string) (start, end int, found bool, err error) {
-	dec := jsontext.NewDecoder(bytes.NewBuffer(body[off:]), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body[off:]), lenient()...)
 	if dec.PeekKind() != '{' {
 		return 0, 0, false, errors.New("not a JSON object")
 	}
