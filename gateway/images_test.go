@@ -234,6 +234,10 @@ func TestImageValidation(t *testing.T) {
 		{`{"prompt":"p","stream":"yes"}`, "invalid_type", "'stream'", 400},
 		{`["prompt"]`, "invalid_request", "JSON object", 400},
 		{`{"prompt":`, "invalid_json", "not valid JSON", 400},
+		// Names match exactly and once, as on chat: "MODEL" is not "model".
+		{`{"prompt":"p","prompt":"q"}`, "invalid_request", "'prompt' more than once", 400},
+		{`{"PROMPT":"p"}`, "invalid_request", "Missing required parameter: 'prompt'", 400},
+		{"{\"prompt\":\"bad \xff utf-8\"}", "invalid_encoding", "not valid UTF-8", 400},
 		// Upstream's verdicts arrive in the OpenAI envelope too.
 		{`{"prompt":"p","model":"grok-4.3"}`, "", "does not exist", 404},
 		{`{"prompt":"p","aspect_ratio":"5:1"}`, "", "aspect_ratio must be one of", 400},

@@ -249,6 +249,8 @@ func TestVisionRejections(t *testing.T) {
 		{"unknown form field", fileCT, fileForm, 400, "invalid_request", "Unknown form field 'file'"},
 		{"broken multipart", "multipart/form-data", js("x"), 400, "invalid_request", "Malformed multipart/form-data"},
 		{"not JSON", "application/json", js(`{"image_url":`), 400, "invalid_json", "not valid JSON"},
+		{"repeated name", "application/json", js(`{"image_url":"https://example.com/a.png","image_url":"https://example.com/b.png"}`), 400, "invalid_request", "'image_url' more than once"},
+		{"not UTF-8", "application/json", js("{\"image_url\":\"https://example.com/a.png\",\"prompt\":\"\xff\"}"), 400, "invalid_encoding", "not valid UTF-8"},
 		{"unsupported content type", "image/png", js("x"), 415, "unsupported_content_type", "Content-Type"},
 	}
 	for _, c := range checks {
