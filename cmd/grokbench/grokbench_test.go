@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -43,8 +44,14 @@ func TestQuickRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stdout strings.Builder
-	if err := run(ctx, args, []string{os.Args[0]}, []string{childEnv}, &stdout, testLog{t}); err != nil {
+	progress := &lockedBuilder{}
+	if err := run(ctx, args, []string{os.Args[0]}, []string{childEnv}, &stdout, io.MultiWriter(testLog{t}, progress)); err != nil {
 		t.Fatal(err)
+	}
+	// Capacity leaves the servers with idle pools and a grown heap: the
+	// other phases run on servers started afresh.
+	if p := progress.String(); strings.Count(p, "servers up:") != 2 || !strings.Contains(p, "restarting the servers after the capacity run") {
+		t.Errorf("the servers were not restarted after the capacity run; progress:\n%s", p)
 	}
 	md := stdout.String()
 	for _, want := range []string{"| | simulator (floor) | bare proxy (baseline) | grokgate | grokgate ÷ proxy |", "RSS per open stream"} {
@@ -111,6 +118,24 @@ func TestQuickRun(t *testing.T) {
 
 // testLog sends progress lines to the test log.
 type testLog struct{ t *testing.T }
+
+// lockedBuilder keeps what is written to it, for writers on any goroutine.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 func (l testLog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimRight(string(p), "\n"))
