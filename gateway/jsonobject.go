@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // member is one top-level member of a JSON object, kept as the client sent
@@ -15,41 +18,37 @@ type member struct {
 
 var errNotObject = errors.New("not a JSON object")
 
-// splitObject splits a JSON object into its top-level members. body must
-// already be known to be valid JSON (the callers have unmarshalled it); the
-// scanner only finds boundaries and does not validate.
+// splitObject splits a JSON object into its top-level members. The callers
+// have already decoded body, so repeated names and invalid UTF-8 were
+// answered there; encoding/json/v2's tokenizer finds the boundaries here,
+// reading the body in place.
 func splitObject(body []byte) ([]member, error) {
-	i := skipSpace(body, 0)
-	if i >= len(body) || body[i] != '{' {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if dec.PeekKind() != '{' {
 		return nil, errNotObject
 	}
-	i = skipSpace(body, i+1)
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, err
+	}
 	var ms []member
-	for i < len(body) && body[i] != '}' {
-		if body[i] == ',' {
-			i = skipSpace(body, i+1)
-			continue
-		}
-		if body[i] != '"' {
-			return nil, errNotObject
-		}
-		start := i
-		keyEnd := skipString(body, i)
-		var key string
-		if err := json.Unmarshal(body[i:keyEnd], &key); err != nil {
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadValue() // quoted, as sent
+		if err != nil {
 			return nil, err
 		}
-		i = skipSpace(body, keyEnd)
-		if i >= len(body) || body[i] != ':' {
-			return nil, errNotObject
+		start := int(dec.InputOffset()) - len(name)
+		// The decoder checked the name's syntax; the one error left is
+		// invalid UTF-8, replaced with U+FFFD as encoding/json does.
+		key, _ := jsontext.AppendUnquote(nil, name)
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
 		}
-		vs := skipSpace(body, i+1)
-		ve := skipValue(body, vs)
-		ms = append(ms, member{key: key, raw: body[start:ve], value: body[vs:ve]})
-		i = skipSpace(body, ve)
+		end := int(dec.InputOffset())
+		ms = append(ms, member{key: string(key), raw: body[start:end], value: body[end-len(v) : end]})
 	}
-	if i >= len(body) {
-		return nil, errNotObject
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, err
 	}
 	return ms, nil
 }
@@ -107,59 +106,4 @@ func editObject(body []byte, drop []string, add ...field) ([]byte, error) {
 // allows on streams) goes.
 func withoutStreaming(body []byte) ([]byte, error) {
 	return editObject(body, []string{"stream_options"}, field{"stream", []byte("false")})
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index just past the string starting at b[i] == '"'.
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return len(b)
-}
-
-// skipValue returns the index just past the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	default: // number, true, false, null
-		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' &&
-			b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
-			i++
-		}
-		return i
-	}
 }
