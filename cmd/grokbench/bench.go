@@ -22,6 +22,7 @@ import (
 const (
 	simReady   = `xAI simulator listening on http://(\S+) `
 	proxyReady = `proxy listening on http://(\S+)`
+	hopReady   = `hop listening on http://(\S+)`
 	gwReady    = `grokgate listening on http://(\S+) `
 	frontReady = `front listening on https://(\S+)`
 	keyLine    = `^gg-[A-Za-z0-9_-]{43}$`
@@ -130,11 +131,16 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			streamReq: buildRequest(proc.addr, "/v1/chat/completions", key, streamBody, true),
 			slowReq:   buildRequest(proc.addr, "/v1/chat/completions", key, slowBody, true)}
 	}
-	// servers starts the floor simulator, the bare proxy and grokgate, each
-	// gateway with a simulator of its own, and checks that all three answer.
+	// servers starts the floor simulator, the TCP hop, the bare proxy and
+	// grokgate, each in front of a simulator of its own, and checks that
+	// all four answer.
 	servers := func() ([]*target, error) {
 		simArgs := []string{bin, "simulate", "--addr", "127.0.0.1:0"}
 		simFloor, err := start("sim-floor", simArgs, cleanEnv(), simReady)
+		if err != nil {
+			return nil, err
+		}
+		simHop, err := start("sim-hop", simArgs, cleanEnv(), simReady)
 		if err != nil {
 			return nil, err
 		}
@@ -143,6 +149,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return nil, err
 		}
 		simGW, err := start("sim-grokgate", simArgs, cleanEnv(), simReady)
+		if err != nil {
+			return nil, err
+		}
+		hop, err := start("hop", append(slices.Clone(cfg.self), "hop", "--addr", "127.0.0.1:0", "--upstream", simHop.addr),
+			cleanEnv(cfg.selfEnv...), hopReady)
 		if err != nil {
 			return nil, err
 		}
@@ -158,6 +169,9 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		targets := []*target{
 			mk("floor", "simulator (floor)", simFloor, nil, upstreamKey),
+			// The hop passes bytes through unread, so it is sent exactly
+			// what the floor is: the simulator's key, the same bodies.
+			mk("hop", "one TCP hop (no HTTP)", hop, simHop, upstreamKey),
 			mk("proxy", "bare proxy (baseline)", proxy, simProxy, upstreamKey),
 			mk("grokgate", "grokgate", gw, simGW, key),
 		}
@@ -166,8 +180,8 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 				return nil, fmt.Errorf("%s does not answer correctly, so nothing was measured: %w (logs in %s)", t.name, err, work)
 			}
 		}
-		progress(fmt.Sprintf("servers up: simulator %s (pid %d), proxy %s (pid %d) → %s, grokgate %s (pid %d) → %s",
-			simFloor.addr, simFloor.pid, proxy.addr, proxy.pid, simProxy.addr, gw.addr, gw.pid, simGW.addr))
+		progress(fmt.Sprintf("servers up: simulator %s (pid %d), hop %s (pid %d) → %s, proxy %s (pid %d) → %s, grokgate %s (pid %d) → %s",
+			simFloor.addr, simFloor.pid, hop.addr, hop.pid, simHop.addr, proxy.addr, proxy.pid, simProxy.addr, gw.addr, gw.pid, simGW.addr))
 		return targets, nil
 	}
 	targets, err := servers()
@@ -175,9 +189,15 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	// Capacity first, on fresh processes, so "idle" really is idle.
+	// Capacity first, on fresh processes, so "idle" really is idle. It
+	// compares the HTTP gateways' memory per held stream; the floor holds
+	// no upstream, and the hop's cost (two sockets in the kernel, two
+	// goroutines) is not what the target is about.
 	if streams > 0 {
-		for _, t := range targets[1:] {
+		for _, t := range targets {
+			if t.name != "proxy" && t.name != "grokgate" {
+				continue
+			}
 			r := capacity(ctx, t, streams, cfg.streamHold, progress)
 			rep.target(t.name).Capacity = &r
 			progress(fmt.Sprintf("capacity  %-9s %d/%d held, %d errors, RSS %s → %s, %.1f KiB per stream", t.name, r.Opened, r.Want, r.Errors, kib(r.IdleKiB), kib(r.HeldKiB), r.PerStreamKiB))
@@ -231,7 +251,8 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// Rounds interleave the targets, in a rotating order, so drift in the
 	// machine's load (other people's jobs share these cores) hits all alike.
 	for round := range cfg.rounds {
-		order := append(slices.Clone(targets[round%3:]), targets[:round%3]...)
+		k := round % len(targets)
+		order := append(slices.Clone(targets[k:]), targets[:k]...)
 		for _, ph := range phases {
 			for _, t := range order {
 				if ctx.Err() != nil {

@@ -1,21 +1,32 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
+	"fmt"
 	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
-// childEnv marks a re-run of the test binary as the proxy child, since a
-// test binary cannot be re-run with a subcommand the way grokbench can.
+// childEnv marks a re-run of the test binary as a child (the proxy, the hop
+// or the TLS front, by its first argument), since a test binary cannot be
+// re-run with a subcommand the way grokbench can.
 const childEnv = "GROKBENCH_TEST_CHILD=proxy"
 
 func TestMain(m *testing.M) {
@@ -54,7 +65,8 @@ func TestQuickRun(t *testing.T) {
 		t.Errorf("the servers were not restarted after the capacity run; progress:\n%s", p)
 	}
 	md := stdout.String()
-	for _, want := range []string{"| | simulator (floor) | bare proxy (baseline) | grokgate | grokgate ÷ proxy |", "RSS per open stream"} {
+	for _, want := range []string{"| | simulator (floor) | one TCP hop (no HTTP) | bare proxy (baseline) | grokgate | grokgate ÷ proxy |",
+		"RSS per open stream", "; one TCP hop alone adds "} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}
@@ -67,8 +79,25 @@ func TestQuickRun(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Targets) != 3 {
-		t.Fatalf("%d targets", len(rep.Targets))
+	var names []string
+	for _, tr := range rep.Targets {
+		names = append(names, tr.Name)
+	}
+	if got := strings.Join(names, ","); got != "floor,hop,proxy,grokgate" {
+		t.Fatalf("targets %s, want floor,hop,proxy,grokgate", got)
+	}
+	// Every row of the results table, up to the blank line after it, has
+	// the label, a cell per target and the ratio.
+	_, table, _ := strings.Cut(md, "| | simulator (floor)")
+	table, _, _ = strings.Cut(table, "\n\n")
+	rows := 0
+	for line := range strings.Lines(table) {
+		if rows++; rows > 1 && strings.Count(line, "|") != 7 {
+			t.Errorf("row has %d cells, want 6: %s", strings.Count(line, "|")-1, line)
+		}
+	}
+	if rows < 10 {
+		t.Errorf("the table has %d rows:\n%s", rows, md)
 	}
 	for _, tr := range rep.Targets {
 		for name, p := range map[string]*phaseReport{"closed": tr.Closed, "open": tr.Open, "stream": tr.Stream} {
@@ -76,7 +105,10 @@ func TestQuickRun(t *testing.T) {
 				t.Errorf("%s %s: %+v", tr.Name, name, p)
 			}
 		}
-		if tr.Name == "floor" {
+		if tr.Name == "floor" || tr.Name == "hop" {
+			if tr.Capacity != nil {
+				t.Errorf("%s was measured for capacity: %+v", tr.Name, tr.Capacity)
+			}
 			continue
 		}
 		if c := tr.Capacity; c == nil || c.Opened != 20 || c.Errors != 0 || c.HeldKiB <= 0 {
@@ -111,8 +143,8 @@ func TestQuickRun(t *testing.T) {
 			lines++
 		}
 	}
-	if lines != 9 {
-		t.Errorf("latency.svg has %d lines, want 3 panels × 3 targets", lines)
+	if lines != 12 {
+		t.Errorf("latency.svg has %d lines, want 3 panels × 4 targets", lines)
 	}
 }
 
@@ -178,4 +210,149 @@ func TestParseBenchLine(t *testing.T) {
 	if _, err := parseBenchLine("PASS\n", "BenchmarkRelay"); err == nil {
 		t.Error("output without the benchmark was accepted")
 	}
+}
+
+// startHop serves a TCP hop to upstream in-process on a loopback port; the
+// returned stop cancels it and returns what serveHop returned.
+func startHop(t *testing.T, upstream string, logs io.Writer) (addr string, stop func() error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveHop(ctx, ln, upstream, log.New(logs, "hop: ", 0)) }()
+	return ln.Addr().String(), func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("serveHop did not return within 10s of its context ending")
+			return nil
+		}
+	}
+}
+
+// TestHopRelay sends HTTP through the TCP hop over real sockets: responses
+// arrive byte for byte over one kept-alive connection, and ending the
+// context closes the listener and every open connection and ends every
+// goroutine the hop started.
+func TestHopRelay(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	// Larger than any socket or copy buffer, so it crosses the hop in pieces.
+	payload := make([]byte, 1<<20)
+	for i := range payload {
+		payload[i] = byte(i*131 + i>>10)
+	}
+	var conns atomic.Int32
+	upstream := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Write(body)
+		w.Write(payload)
+	}))
+	upstream.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	upstream.Start()
+	defer upstream.Close()
+	logs := &lockedBuilder{}
+	addr, stop := startHop(t, upstream.Listener.Addr().String(), logs)
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for i := range 3 {
+		reqBody := fmt.Sprintf("request %d", i)
+		resp, err := client.Post("http://"+addr+"/v1/chat/completions", "text/plain", strings.NewReader(reqBody))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := append([]byte(reqBody), payload...); resp.StatusCode != 200 || !bytes.Equal(got, want) {
+			t.Fatalf("request %d: status %d, %d bytes back, want %d bytes, equal %v", i, resp.StatusCode, len(got), len(want), bytes.Equal(got, want))
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("the upstream saw %d connections for 3 requests on one kept-alive client connection", n)
+	}
+
+	// A connection open through the hop when it stops is closed, not left
+	// hanging; so is the client's idle kept-alive one.
+	open, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	stopped = true
+	if err := stop(); err != nil {
+		t.Errorf("serveHop: %v", err)
+	}
+	open.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := open.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a connection through the stopped hop is still open: read %d, %v", n, err)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Error("the hop still accepts connections after its context ended")
+	}
+	if l := logs.String(); l != "" {
+		t.Errorf("hop logged:\n%s", l)
+	}
+}
+
+// TestHopHalfClose checks that the hop passes a half-close on both ways: a
+// client that sends and then shuts its write side still gets the answer,
+// and the upstream's close ends the client's read.
+func TestHopHalfClose(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	upDone := make(chan struct{})
+	go func() { // reads to EOF, then answers with what it read and closes
+		defer close(upDone)
+		c, err := up.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Write(append([]byte("got: "), b...))
+	}()
+	addr, stop := startHop(t, up.Addr().String(), io.Discard)
+	defer stop()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "got: ping" {
+		t.Errorf("read %q, %v; want %q and EOF", got, err, "got: ping")
+	}
+	<-upDone
 }

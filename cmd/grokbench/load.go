@@ -13,7 +13,7 @@ import (
 
 // target is one server under measurement.
 type target struct {
-	name  string // floor, proxy, grokgate
+	name  string // floor, hop, proxy, grokgate
 	label string // for tables
 	addr  string
 	proc  *child // the process whose CPU and RSS count

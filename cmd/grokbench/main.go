@@ -1,6 +1,7 @@
 // Command grokbench measures what grokgate adds to every request, on
-// loopback, side by side with the upstream alone and with a bare
-// httputil.ReverseProxy:
+// loopback, side by side with the upstream alone, with a plain TCP relay
+// (one extra hop and no HTTP: the least any gateway can add on this
+// machine) and with a bare httputil.ReverseProxy:
 //
 //	go run ./cmd/grokbench [flags]       the full run (a few minutes)
 //	go run ./cmd/grokbench --quick       a smoke run, under a minute
@@ -41,13 +42,15 @@ func main() {
 }
 
 // run is the whole program. self is the command that re-runs this program
-// (with selfEnv added), used to start the proxy as a child process; tests
-// pass their own binary.
+// (with selfEnv added), used to start the proxy and the hop as child
+// processes; tests pass their own binary.
 func run(ctx context.Context, args, self, selfEnv []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "proxy":
 			return proxyMain(ctx, args[1:], stdout, stderr)
+		case "hop":
+			return hopMain(ctx, args[1:], stdout, stderr)
 		case "front":
 			return frontMain(ctx, args[1:], stdout, stderr)
 		}
@@ -111,7 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.out, "out", "bench-out", "directory for results.md, results.json and latency.svg")
 	fs.StringVar(&c.grokgate, "grokgate", "", "grokgate binary to measure (default: go build ./cmd/grokgate)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory with the servers' logs")
-	fs.IntVar(&c.rounds, "rounds", 3, "interleaved rounds; each measures every target once per phase")
+	fs.IntVar(&c.rounds, "rounds", 3, "interleaved rounds; each measures every target (floor, TCP hop, proxy, grokgate) once per phase")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of each closed-loop, open-loop and streaming measurement")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured load per target before the rounds")
 	fs.IntVar(&c.concurrency, "concurrency", 64, "closed loop: connections, each sending the next request when the last is answered")
@@ -120,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.streamConc, "stream-concurrency", 16, "streaming: concurrent streams")
 	fs.IntVar(&c.streamChunks, "stream-chunks", 20, "streaming: content chunks per stream")
 	fs.DurationVar(&c.streamDelay, "stream-delay", 5*time.Millisecond, "streaming: upstream pause between chunks")
-	fs.IntVar(&c.streams, "streams", 10000, "capacity: concurrent slow streams held open through each gateway (0 skips)")
+	fs.IntVar(&c.streams, "streams", 10000, "capacity: concurrent slow streams held open through the proxy and grokgate (not the TCP hop) (0 skips)")
 	fs.DurationVar(&c.streamHold, "stream-hold", 5*time.Second, "capacity: how long all streams stay open before RSS is read")
 	fs.DurationVar(&c.slowDelay, "slow-delay", 3*time.Second, "capacity: pause between the events of a slow stream")
 	fs.BoolVar(&c.capH2, "capacity-h2", true, "capacity: also measure grokgate with an HTTP/2 (TLS) upstream, as xAI's API is, instead of the simulator's HTTP/1.1")

@@ -25,6 +25,8 @@ func seriesColor(name string) string {
 	switch name {
 	case "floor":
 		return "#8c8c8c"
+	case "hop":
+		return "#2ca02c"
 	case "proxy":
 		return "#1f77b4"
 	}
@@ -38,12 +40,12 @@ func (r *report) svg() []byte {
 	h := legendH + chartPanels*(panelH+padT+padB)
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", chartW, h, chartW, h)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", chartW, h)
-	// Legend.
-	x := padL
+	// Legend, one entry per target spread over the plot's width.
+	x, step := padL, (chartW-padL-padR)/max(1, len(r.Targets))
 	for _, t := range r.Targets {
 		fmt.Fprintf(&b, `<line x1="%d" y1="18" x2="%d" y2="18" stroke="%s" stroke-width="3"/><text x="%d" y="22">%s</text>`+"\n",
 			x, x+24, seriesColor(t.Name), x+30, html.EscapeString(t.Label))
-		x += 220
+		x += step
 	}
 	panels := []struct {
 		title string
