@@ -78,7 +78,7 @@ func (s *Server) admitChatBody(w http.ResponseWriter, r *http.Request, body []by
 	if !s.admitChat(w, r, *req) {
 		return nil, false, false
 	}
-	body = meterFrom(r.Context()).prepare(s, body, req.stream, req.includeUsage)
+	body = meterFrom(r.Context()).prepare(s, body, req)
 	stream, body, e := s.visionStreaming(w, *req, body)
 	if e != nil {
 		s.fail(w, r, e, nil)

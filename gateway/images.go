@@ -171,7 +171,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	defer cancel(nil)
 	m := meterFrom(r.Context())
 	if m != nil {
-		m.upstream, m.body = true, up
+		m.upstream = true // a prompt for images is billed by cost, not estimated in tokens
 	}
 	resp, err := s.up.Do(ctx, http.MethodPost, "/images/generations", up)
 	if err != nil {

@@ -22,13 +22,13 @@ type UsageRecorder interface {
 // receiver, so handlers work unmetered too.
 type meter struct {
 	route        string
-	returned     bool   // the handler returned (settle runs otherwise for a panic)
-	upstream     bool   // the request was sent to xAI
-	body         []byte // what was sent, for a prompt estimate
-	clientUsage  bool   // the client asked for stream usage itself
-	unreachable  bool   // xAI never got the request
-	refused      bool   // xAI answered with an error: nothing billed
-	completed    bool   // the whole answer reached the client
+	returned     bool  // the handler returned (settle runs otherwise for a panic)
+	upstream     bool  // the request was sent to xAI
+	prompt       int64 // the prompt's estimated tokens (parseChat's), for usage that never came
+	clientUsage  bool  // the client asked for stream usage itself
+	unreachable  bool  // xAI never got the request
+	refused      bool  // xAI answered with an error: nothing billed
+	completed    bool  // the whole answer reached the client
 	fallback     bool
 	firstByte    time.Time
 	stream       usage.StreamMeter
@@ -52,12 +52,12 @@ func markFallback(r *http.Request) {
 // prepare readies a chat body for xAI: streams always ask for usage, so the
 // ledger gets exact figures; the client's own choice is remembered so the
 // usage chunk reaches it only if it asked.
-func (m *meter) prepare(s *Server, body []byte, stream, includeUsage bool) []byte {
+func (m *meter) prepare(s *Server, body []byte, req *parsedChat) []byte {
 	if m == nil {
 		return body
 	}
-	m.clientUsage = includeUsage
-	if stream && !includeUsage {
+	m.clientUsage = req.includeUsage
+	if req.stream && !req.includeUsage {
 		forced, err := usage.ForceIncludeUsage(body)
 		if err != nil {
 			// parseChat accepted the body, so this is a gateway bug; the
@@ -67,7 +67,7 @@ func (m *meter) prepare(s *Server, body []byte, stream, includeUsage bool) []byt
 			body = forced
 		}
 	}
-	m.upstream, m.body = true, body
+	m.upstream, m.prompt = true, req.promptTokens
 	return body
 }
 
@@ -187,7 +187,7 @@ func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter) {
 		if m.model != "" {
 			rec.Model, rec.UpstreamID = m.model, m.id
 		}
-		u.Prompt = usage.EstimatePromptTokens(m.body)
+		u.Prompt = m.prompt
 		u.Completion = usage.TokensForBytes(m.stream.ContentBytes + m.bodyContent)
 		u.Reasoning = usage.TokensForBytes(m.stream.ReasoningBytes + m.bodyReason)
 	}
