@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,14 +9,12 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
 	"math/big"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"time"
@@ -31,10 +28,7 @@ import (
 // The certificate is self-signed for 127.0.0.1 and written to --cert, for
 // the gateway to trust through SSL_CERT_FILE.
 func frontMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("grokbench front", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
-	upstream := fs.String("upstream", "", "plain HTTP origin to serve, such as http://127.0.0.1:8081")
+	fs, addr, upstream := serverFlags("front", "plain HTTP origin to serve, such as http://127.0.0.1:8081", stderr)
 	certOut := fs.String("cert", "", "file to write the PEM certificate to")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -51,18 +45,8 @@ func frontMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	tr := poolTransport()
-	tr.MaxIdleConnsPerHost = 1 << 16 // one upstream connection per open stream
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(u)
-			if b, err := io.ReadAll(pr.In.Body); err == nil { // see proxyMain
-				pr.Out.Body = io.NopCloser(bytes.NewReader(b))
-				pr.Out.ContentLength = int64(len(b))
-			}
-		},
-		Transport: tr,
-		ErrorLog:  log.New(io.Discard, "", 0), // streams cut at the end of a phase are expected
-	}
+	tr.MaxIdleConnsPerHost = 1 << 16                       // one upstream connection per open stream
+	rp := bufferedProxy(u, tr, log.New(io.Discard, "", 0)) // streams cut at the end of a phase are expected
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -71,18 +55,7 @@ func frontMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}},
 		ErrorLog:  log.New(stderr, "front: ", log.LstdFlags)}
 	fmt.Fprintf(stdout, "front listening on https://%s\n", ln.Addr())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	srv.Close()
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveUntil(ctx, srv, func() error { return srv.ServeTLS(ln, "", "") })
 }
 
 // selfSigned makes a certificate for 127.0.0.1 that is its own CA.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -19,10 +18,7 @@ import (
 // latency that no HTTP code, however lean, can remove. Like the proxy it
 // runs as its own process, with a simulator of its own.
 func hopMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("grokbench hop", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
-	upstream := fs.String("upstream", "", "host:port to relay every connection to, such as 127.0.0.1:8081")
+	fs, addr, upstream := serverFlags("hop", "host:port to relay every connection to, such as 127.0.0.1:8081", stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

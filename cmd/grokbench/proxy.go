@@ -29,10 +29,7 @@ import (
 // final EOF check then fails, it drops the upstream connection, and about
 // one proxied stream in fifty is cut short.
 func proxyMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("grokbench proxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
-	upstream := fs.String("upstream", "", "origin to proxy to, such as http://127.0.0.1:8081")
+	fs, addr, upstream := serverFlags("proxy", "origin to proxy to, such as http://127.0.0.1:8081", stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -40,7 +37,32 @@ func proxyMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("--upstream %q must be an http origin", *upstream)
 	}
-	rp := &httputil.ReverseProxy{
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	// The same server settings as grokgate serve.
+	srv := &http.Server{Handler: bufferedProxy(u, poolTransport(), log.New(stderr, "proxy: ", log.LstdFlags)),
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 64 << 10, ErrorLog: log.New(stderr, "proxy: ", log.LstdFlags)}
+	fmt.Fprintf(stdout, "proxy listening on http://%s\n", ln.Addr())
+	return serveUntil(ctx, srv, func() error { return srv.Serve(ln) })
+}
+
+// serverFlags starts the flags of a grokbench server: where it listens and
+// what it is in front of.
+func serverFlags(name, upstreamHelp string, stderr io.Writer) (fs *flag.FlagSet, addr, upstream *string) {
+	fs = flag.NewFlagSet("grokbench "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr = fs.String("addr", "127.0.0.1:0", "address to listen on")
+	upstream = fs.String("upstream", "", upstreamHelp)
+	return fs, addr, upstream
+}
+
+// bufferedProxy is a plain ReverseProxy to u that reads each request body
+// into memory before forwarding it (see proxyMain for why).
+func bufferedProxy(u *url.URL, tr http.RoundTripper, errLog *log.Logger) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			if pr.In.Body != nil && pr.In.Body != http.NoBody {
@@ -50,19 +72,16 @@ func proxyMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				}
 			}
 		},
-		Transport: poolTransport(),
-		ErrorLog:  log.New(stderr, "proxy: ", log.LstdFlags),
+		Transport: tr,
+		ErrorLog:  errLog,
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	// The same server settings as grokgate serve.
-	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		MaxHeaderBytes: 64 << 10, ErrorLog: log.New(stderr, "proxy: ", log.LstdFlags)}
-	fmt.Fprintf(stdout, "proxy listening on http://%s\n", ln.Addr())
+}
+
+// serveUntil runs serve (srv's Serve or ServeTLS) until ctx is done, then
+// closes srv; an error other than the close is returned.
+func serveUntil(ctx context.Context, srv *http.Server, serve func() error) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serve() }()
 	select {
 	case err := <-errc:
 		return err

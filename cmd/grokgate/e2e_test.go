@@ -22,15 +22,18 @@ import (
 	"github.com/grokgate/grokgate/sqlite"
 )
 
-// syncBuffer collects a command's output while it runs.
+// syncBuffer collects a command's output while it runs, and counts the
+// writes that delivered it (the log writer's batching is seen there).
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu     sync.Mutex
+	b      bytes.Buffer
+	writes int
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.writes++
 	return b.b.Write(p)
 }
 
@@ -38,6 +41,12 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+func (b *syncBuffer) Writes() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.writes
 }
 
 // secretRE finds a gateway key in a command's output.

@@ -1,41 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// lockedBuffer is a bytes.Buffer safe for the flush timer's goroutine.
-type lockedBuffer struct {
-	mu     sync.Mutex
-	b      bytes.Buffer
-	writes int
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.writes++
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) Writes() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.writes
-}
-
 func TestLogWriterBatchesLinesAndFlushesWithinTheInterval(t *testing.T) {
-	var out lockedBuffer
+	var out syncBuffer
 	lw := newLogWriter(&out, 50*time.Millisecond)
 	defer lw.Close()
 	for i := 0; i < 100; i++ {
@@ -54,7 +26,7 @@ func TestLogWriterBatchesLinesAndFlushesWithinTheInterval(t *testing.T) {
 }
 
 func TestLogWriterFlushesWhenFull(t *testing.T) {
-	var out lockedBuffer
+	var out syncBuffer
 	lw := newLogWriter(&out, time.Hour)
 	defer lw.Close()
 	line := []byte(strings.Repeat("x", 1023) + "\n")
@@ -67,7 +39,7 @@ func TestLogWriterFlushesWhenFull(t *testing.T) {
 }
 
 func TestLogWriterCloseWritesEverythingAndLaterLinesPassThrough(t *testing.T) {
-	var out lockedBuffer
+	var out syncBuffer
 	lw := newLogWriter(&out, time.Hour)
 	lw.Write([]byte("a\n"))
 	lw.Write([]byte("b\n"))
@@ -84,7 +56,7 @@ func TestLogWriterCloseWritesEverythingAndLaterLinesPassThrough(t *testing.T) {
 }
 
 func TestLogWriterZeroIntervalWritesEachLine(t *testing.T) {
-	var out lockedBuffer
+	var out syncBuffer
 	lw := newLogWriter(&out, 0)
 	lw.Write([]byte("a\n"))
 	if out.String() != "a\n" {
