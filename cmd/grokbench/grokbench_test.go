@@ -186,6 +186,22 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
+func TestByRound(t *testing.T) {
+	for _, c := range []struct {
+		gw, proxy []float64
+		want      string
+	}{
+		{[]float64{110, 90, 120}, []float64{100, 100, 100}, "0.90–1.20× by round, ahead in 2 of 3"},
+		{[]float64{100, 100}, []float64{100, 50}, "1.00–2.00× by round, ahead in 1 of 2"}, // level is not ahead
+		{[]float64{100, 100, 100}, []float64{50, 50}, "2.00–2.00× by round, ahead in 2 of 2"}, // unpaired rounds are left out
+		{[]float64{100}, []float64{50}, ""},
+	} {
+		if got := byRound(c.gw, c.proxy); got != c.want {
+			t.Errorf("byRound(%v, %v) = %q, want %q", c.gw, c.proxy, got, c.want)
+		}
+	}
+}
+
 func TestThousands(t *testing.T) {
 	for v, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 11523.4: "11,523", 1234567: "1,234,567", -2500: "-2,500"} {
 		if got := thousands(v); got != want {
