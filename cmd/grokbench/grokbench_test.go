@@ -192,7 +192,7 @@ func TestByRound(t *testing.T) {
 		want      string
 	}{
 		{[]float64{110, 90, 120}, []float64{100, 100, 100}, "0.90–1.20× by round, ahead in 2 of 3"},
-		{[]float64{100, 100}, []float64{100, 50}, "1.00–2.00× by round, ahead in 1 of 2"}, // level is not ahead
+		{[]float64{100, 100}, []float64{100, 50}, "1.00–2.00× by round, ahead in 1 of 2"},     // level is not ahead
 		{[]float64{100, 100, 100}, []float64{50, 50}, "2.00–2.00× by round, ahead in 2 of 2"}, // unpaired rounds are left out
 		{[]float64{100}, []float64{50}, ""},
 	} {
