@@ -211,11 +211,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	if streams > 0 && cfg.capH2 {
 		n := min(cfg.streams, int(fdLimit)-256) // one socket per stream, plus a few HTTP/2 connections
-		r, err := capacityH2(ctx, cfg, work, bin, db, key, n, progress)
+		gwr, pr, err := capacityH2(ctx, cfg, work, bin, db, key, n, progress)
 		if err != nil {
 			return err
 		}
-		rep.CapacityH2 = r
+		rep.CapacityH2, rep.ProxyCapacityH2 = gwr, pr
 		settle(ctx, 200*time.Millisecond+time.Duration(n)*100*time.Microsecond)
 	}
 
@@ -294,9 +294,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 }
 
 // capacityH2 holds n slow streams through a second grokgate whose upstream
-// is the simulator behind a TLS front that speaks HTTP/2, as xAI does. Its
-// processes are stopped again afterwards.
-func capacityH2(ctx context.Context, cfg config, work, bin, db, key string, n int, progress func(string)) (*capResult, error) {
+// is the simulator behind a TLS front that speaks HTTP/2, as xAI does, then
+// through a second bare proxy with the same upstream: with no features, what
+// net/http itself keeps per stream in that shape. Its processes are stopped
+// again afterwards.
+func capacityH2(ctx context.Context, cfg config, work, bin, db, key string, n int, progress func(string)) (gwr, pr *capResult, err error) {
 	var started []*child
 	defer func() {
 		for _, c := range slices.Backward(started) {
@@ -312,18 +314,18 @@ func capacityH2(ctx context.Context, cfg config, work, bin, db, key string, n in
 	}
 	sim, err := start("sim-h2", []string{bin, "simulate", "--addr", "127.0.0.1:0"}, cleanEnv(), simReady)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cert := filepath.Join(work, "front.pem")
 	front, err := start("front", append(slices.Clone(cfg.self), "front", "--addr", "127.0.0.1:0", "--upstream", "http://"+sim.addr, "--cert", cert),
 		cleanEnv(cfg.selfEnv...), frontReady)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	env := cleanEnv(append([]string{"XAI_API_KEY=" + upstreamKey, "XAI_BASE_URL=https://" + front.addr + "/v1", "SSL_CERT_FILE=" + cert}, cfg.gwEnv...)...)
 	gw, err := start("grokgate-h2", append([]string{bin, "serve", "--addr", "127.0.0.1:0", "--db", db}, cfg.gwArgs...), env, gwReady)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	slowChunks := int((2*time.Minute+cfg.streamHold)/cfg.slowDelay) + 2
 	t := &target{name: "grokgate-h2", addr: gw.addr, proc: gw, up: front, key: key,
@@ -331,12 +333,36 @@ func capacityH2(ctx context.Context, cfg config, work, bin, db, key string, n in
 		streamReq: buildRequest(gw.addr, "/v1/chat/completions", key, chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, cfg.streamChunks, cfg.streamDelay.Milliseconds())), true),
 		slowReq:   buildRequest(gw.addr, "/v1/chat/completions", key, chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, slowChunks, cfg.slowDelay.Milliseconds())), true)}
 	if err := smoke(ctx, t, cfg.streamChunks); err != nil {
-		return nil, fmt.Errorf("grokgate with an HTTP/2 upstream does not answer correctly: %w (logs in %s)", err, work)
+		return nil, nil, fmt.Errorf("grokgate with an HTTP/2 upstream does not answer correctly: %w (logs in %s)", err, work)
 	}
 	progress(fmt.Sprintf("capacity  grokgate with an HTTP/2 upstream: grokgate %s (pid %d) → TLS front %s → simulator %s", gw.addr, gw.pid, front.addr, sim.addr))
-	r := capacity(ctx, t, n, cfg.streamHold, progress)
-	progress(fmt.Sprintf("capacity  %-11s %d/%d held, %d errors, RSS %s → %s, %.1f KiB per stream", t.name, r.Opened, r.Want, r.Errors, kib(r.IdleKiB), kib(r.HeldKiB), r.PerStreamKiB))
-	return &r, nil
+	held := func(t *target) *capResult {
+		r := capacity(ctx, t, n, cfg.streamHold, progress)
+		progress(fmt.Sprintf("capacity  %-11s %d/%d held, %d errors, RSS %s → %s, %.1f KiB per stream", t.name, r.Opened, r.Want, r.Errors, kib(r.IdleKiB), kib(r.HeldKiB), r.PerStreamKiB))
+		return &r
+	}
+	gwr = held(t)
+	if ctx.Err() != nil {
+		return gwr, nil, ctx.Err()
+	}
+	settle(ctx, 200*time.Millisecond+time.Duration(n)*100*time.Microsecond)
+
+	proxy, err := start("proxy-h2", append(slices.Clone(cfg.self), "proxy", "--addr", "127.0.0.1:0", "--upstream", "https://"+front.addr),
+		cleanEnv(append([]string{"SSL_CERT_FILE=" + cert}, cfg.selfEnv...)...), proxyReady)
+	if err != nil {
+		return gwr, nil, err
+	}
+	// The proxy forwards the client's request as it is, so it is sent what
+	// the simulator expects: its key, no include_usage splicing.
+	pt := &target{name: "proxy-h2", addr: proxy.addr, proc: proxy, up: front, key: upstreamKey,
+		req:       buildRequest(proxy.addr, "/v1/chat/completions", upstreamKey, chatBody(false, ""), false),
+		streamReq: buildRequest(proxy.addr, "/v1/chat/completions", upstreamKey, chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, cfg.streamChunks, cfg.streamDelay.Milliseconds())), true),
+		slowReq:   buildRequest(proxy.addr, "/v1/chat/completions", upstreamKey, chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, slowChunks, cfg.slowDelay.Milliseconds())), true)}
+	if err := smoke(ctx, pt, cfg.streamChunks); err != nil {
+		return gwr, nil, fmt.Errorf("the bare proxy with an HTTP/2 upstream does not answer correctly: %w (logs in %s)", err, work)
+	}
+	progress(fmt.Sprintf("capacity  bare proxy with an HTTP/2 upstream: proxy %s (pid %d) → TLS front %s", proxy.addr, proxy.pid, front.addr))
+	return gwr, held(pt), nil
 }
 
 func errOr(err error, alt string) string {

@@ -29,8 +29,11 @@ type report struct {
 	// LoadgenCores is the load generator's own CPU, in cores, during the
 	// measurements.
 	LoadgenCores float64
-	// CapacityH2 is grokgate holding streams with an HTTP/2 upstream.
-	CapacityH2 *capResult `json:",omitempty"`
+	// CapacityH2 is grokgate holding streams with an HTTP/2 upstream, and
+	// ProxyCapacityH2 the bare proxy holding them through the same upstream:
+	// what net/http alone keeps per stream in that shape.
+	CapacityH2      *capResult `json:",omitempty"`
+	ProxyCapacityH2 *capResult `json:",omitempty"`
 	// CapacityNote says why fewer streams were opened than asked for.
 	CapacityNote string `json:",omitempty"`
 
@@ -208,6 +211,9 @@ func (r *report) checks() []check {
 		if h1 := gw.Capacity; h1 != nil {
 			m += fmt.Sprintf("; %.1f KiB each over HTTP/1.1 (%s streams)", h1.PerStreamKiB, thousands(float64(h1.Opened)))
 		}
+		if pc := r.ProxyCapacityH2; pc != nil {
+			m += fmt.Sprintf("; the bare proxy, through the same HTTP/2 upstream, %.1f KiB each", pc.PerStreamKiB)
+		}
 		add("10,000 open streams, ≤ 32 KiB RSS each, no errors", m, c.Opened == c.Want && c.Errors == 0 && c.PerStreamKiB <= 32)
 	} else if c := gw.Capacity; c != nil {
 		m := fmt.Sprintf("%s of %s open, %d errors, %.1f KiB each", thousands(float64(c.Opened)), thousands(float64(c.Want)), c.Errors, c.PerStreamKiB)
@@ -376,18 +382,26 @@ func (r *report) markdown() string {
 		row("RSS per open stream, KiB", capv(func(c *capResult) string { return fmt.Sprintf("%.1f", c.PerStreamKiB) }), capRatio(func(c *capResult) float64 { return c.PerStreamKiB }))
 	}
 	if c := r.CapacityH2; c != nil {
-		section(fmt.Sprintf("capacity, %s slow streams, grokgate with an HTTP/2 (TLS) upstream as xAI's", thousands(float64(c.Want))))
-		only := func(v string) func(*targetReport) string {
+		section(fmt.Sprintf("capacity, %s slow streams, with an HTTP/2 (TLS) upstream as xAI's", thousands(float64(c.Want))))
+		pc := r.ProxyCapacityH2
+		h2 := func(f func(*capResult) string) func(*targetReport) string {
 			return func(t *targetReport) string {
-				if t == gw {
-					return v
+				switch {
+				case t == gw:
+					return f(c)
+				case t == proxy && pc != nil:
+					return f(pc)
 				}
 				return "–"
 			}
 		}
-		row("streams open / errors", only(fmt.Sprintf("%s / %d", thousands(float64(c.Opened)), c.Errors)), "")
-		row("RSS idle → all open", only(kib(c.IdleKiB)+" → "+kib(c.HeldKiB)), "")
-		row("RSS per open stream, KiB", only(fmt.Sprintf("%.1f", c.PerStreamKiB)), "")
+		perStream := ""
+		if pc != nil && pc.PerStreamKiB > 0 {
+			perStream = fmt.Sprintf("%.2f×", c.PerStreamKiB/pc.PerStreamKiB)
+		}
+		row("streams open / errors", h2(func(c *capResult) string { return fmt.Sprintf("%s / %d", thousands(float64(c.Opened)), c.Errors) }), "")
+		row("RSS idle → all open", h2(func(c *capResult) string { return kib(c.IdleKiB) + " → " + kib(c.HeldKiB) }), "")
+		row("RSS per open stream, KiB", h2(func(c *capResult) string { return fmt.Sprintf("%.1f", c.PerStreamKiB) }), perStream)
 	}
 	b.WriteString("\nCPU is user+system time of the server process from /proc/PID/stat (the floor's is the simulator's; \"upstream\" is the simulator behind a gateway). ")
 	b.WriteString("Latency is measured by the load generator, from send (closed loop, streams) or from the scheduled send time (open loop) to the last byte or the first event. ")
