@@ -119,18 +119,6 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	rep.Features = features(ctx, bin, cfg.gwArgs)
 	rep.GrokgateCommand = strings.ReplaceAll(strings.Join(append([]string{"grokgate"}, gwArgv[1:]...), " "), work, "$WORK")
 
-	body := chatBody(false, "")
-	streamBody := chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, cfg.streamChunks, cfg.streamDelay.Milliseconds()))
-	// Slow streams need only outlast the ramp and the hold; more chunks would
-	// make the simulator build long answers it never sends.
-	slowChunks := int((2*time.Minute+cfg.streamHold)/cfg.slowDelay) + 2
-	slowBody := chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, slowChunks, cfg.slowDelay.Milliseconds()))
-	mk := func(name, label string, proc, up *child, key string) *target {
-		return &target{name: name, label: label, addr: proc.addr, proc: proc, up: up, key: key,
-			req:       buildRequest(proc.addr, "/v1/chat/completions", key, body, false),
-			streamReq: buildRequest(proc.addr, "/v1/chat/completions", key, streamBody, true),
-			slowReq:   buildRequest(proc.addr, "/v1/chat/completions", key, slowBody, true)}
-	}
 	// servers starts the floor simulator, the TCP hop, the bare proxy and
 	// grokgate, each in front of a simulator of its own, and checks that
 	// all four answer.
@@ -168,12 +156,12 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return nil, err
 		}
 		targets := []*target{
-			mk("floor", "simulator (floor)", simFloor, nil, upstreamKey),
+			newTarget(cfg, "floor", "simulator (floor)", simFloor, nil, upstreamKey),
 			// The hop passes bytes through unread, so it is sent exactly
 			// what the floor is: the simulator's key, the same bodies.
-			mk("hop", "one TCP hop (no HTTP)", hop, simHop, upstreamKey),
-			mk("proxy", "bare proxy (baseline)", proxy, simProxy, upstreamKey),
-			mk("grokgate", "grokgate", gw, simGW, key),
+			newTarget(cfg, "hop", "one TCP hop (no HTTP)", hop, simHop, upstreamKey),
+			newTarget(cfg, "proxy", "bare proxy (baseline)", proxy, simProxy, upstreamKey),
+			newTarget(cfg, "grokgate", "grokgate", gw, simGW, key),
 		}
 		for _, t := range targets {
 			if err := smoke(ctx, t, cfg.streamChunks); err != nil {
@@ -327,11 +315,7 @@ func capacityH2(ctx context.Context, cfg config, work, bin, db, key string, n in
 	if err != nil {
 		return nil, nil, err
 	}
-	slowChunks := int((2*time.Minute+cfg.streamHold)/cfg.slowDelay) + 2
-	t := &target{name: "grokgate-h2", addr: gw.addr, proc: gw, up: front, key: key,
-		req:       buildRequest(gw.addr, "/v1/chat/completions", key, chatBody(false, ""), false),
-		streamReq: buildRequest(gw.addr, "/v1/chat/completions", key, chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, cfg.streamChunks, cfg.streamDelay.Milliseconds())), true),
-		slowReq:   buildRequest(gw.addr, "/v1/chat/completions", key, chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, slowChunks, cfg.slowDelay.Milliseconds())), true)}
+	t := newTarget(cfg, "grokgate-h2", "", gw, front, key)
 	if err := smoke(ctx, t, cfg.streamChunks); err != nil {
 		return nil, nil, fmt.Errorf("grokgate with an HTTP/2 upstream does not answer correctly: %w (logs in %s)", err, work)
 	}
@@ -354,15 +338,26 @@ func capacityH2(ctx context.Context, cfg config, work, bin, db, key string, n in
 	}
 	// The proxy forwards the client's request as it is, so it is sent what
 	// the simulator expects: its key, no include_usage splicing.
-	pt := &target{name: "proxy-h2", addr: proxy.addr, proc: proxy, up: front, key: upstreamKey,
-		req:       buildRequest(proxy.addr, "/v1/chat/completions", upstreamKey, chatBody(false, ""), false),
-		streamReq: buildRequest(proxy.addr, "/v1/chat/completions", upstreamKey, chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, cfg.streamChunks, cfg.streamDelay.Milliseconds())), true),
-		slowReq:   buildRequest(proxy.addr, "/v1/chat/completions", upstreamKey, chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, slowChunks, cfg.slowDelay.Milliseconds())), true)}
+	pt := newTarget(cfg, "proxy-h2", "", proxy, front, upstreamKey)
 	if err := smoke(ctx, pt, cfg.streamChunks); err != nil {
 		return gwr, nil, fmt.Errorf("the bare proxy with an HTTP/2 upstream does not answer correctly: %w (logs in %s)", err, work)
 	}
 	progress(fmt.Sprintf("capacity  bare proxy with an HTTP/2 upstream: proxy %s (pid %d) → TLS front %s", proxy.addr, proxy.pid, front.addr))
 	return gwr, held(pt), nil
+}
+
+// newTarget builds the requests the phases send to proc: the plain chat,
+// the measured stream and the slow stream of the capacity run.
+func newTarget(cfg config, name, label string, proc, up *child, key string) *target {
+	streamBody := chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, cfg.streamChunks, cfg.streamDelay.Milliseconds()))
+	// Slow streams need only outlast the ramp and the hold; more chunks would
+	// make the simulator build long answers it never sends.
+	slowChunks := int((2*time.Minute+cfg.streamHold)/cfg.slowDelay) + 2
+	slowBody := chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, slowChunks, cfg.slowDelay.Milliseconds()))
+	return &target{name: name, label: label, addr: proc.addr, proc: proc, up: up, key: key,
+		req:       buildRequest(proc.addr, "/v1/chat/completions", key, chatBody(false, ""), false),
+		streamReq: buildRequest(proc.addr, "/v1/chat/completions", key, streamBody, true),
+		slowReq:   buildRequest(proc.addr, "/v1/chat/completions", key, slowBody, true)}
 }
 
 func errOr(err error, alt string) string {
