@@ -203,7 +203,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		rep.CapacityH2, rep.ProxyCapacityH2 = gwr, pr
+		rep.target("grokgate").CapacityH2, rep.target("proxy").CapacityH2 = gwr, pr
 		settle(ctx, 200*time.Millisecond+time.Duration(n)*100*time.Microsecond)
 	}
 

@@ -121,10 +121,10 @@ func TestQuickRun(t *testing.T) {
 	if rep.Relay == nil || rep.Relay.AllocsPerOp != 0 {
 		t.Errorf("BenchmarkRelay: %+v (%s), want it run and 0 allocations per event", rep.Relay, rep.RelayErr)
 	}
-	if c := rep.CapacityH2; c == nil || c.Opened != 20 || c.Errors != 0 {
+	if c := rep.target("grokgate").CapacityH2; c == nil || c.Opened != 20 || c.Errors != 0 {
 		t.Errorf("capacity with an HTTP/2 upstream: %+v", c)
 	}
-	if c := rep.ProxyCapacityH2; c == nil || c.Opened != 20 || c.Errors != 0 || c.HeldKiB <= 0 {
+	if c := rep.target("proxy").CapacityH2; c == nil || c.Opened != 20 || c.Errors != 0 || c.HeldKiB <= 0 {
 		t.Errorf("the bare proxy's capacity with an HTTP/2 upstream: %+v", c)
 	}
 	if !strings.Contains(rep.Features, "auth") {

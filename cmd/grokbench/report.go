@@ -29,11 +29,6 @@ type report struct {
 	// LoadgenCores is the load generator's own CPU, in cores, during the
 	// measurements.
 	LoadgenCores float64
-	// CapacityH2 is grokgate holding streams with an HTTP/2 upstream, and
-	// ProxyCapacityH2 the bare proxy holding them through the same upstream:
-	// what net/http alone keeps per stream in that shape.
-	CapacityH2      *capResult `json:",omitempty"`
-	ProxyCapacityH2 *capResult `json:",omitempty"`
 	// CapacityNote says why fewer streams were opened than asked for.
 	CapacityNote string `json:",omitempty"`
 
@@ -47,6 +42,10 @@ type targetReport struct {
 	Open        *phaseReport `json:",omitempty"`
 	Stream      *phaseReport `json:",omitempty"`
 	Capacity    *capResult   `json:",omitempty"`
+	// CapacityH2 is the same run with an HTTP/2 (TLS) upstream, as xAI's:
+	// for grokgate, and for the bare proxy as what net/http alone keeps per
+	// stream in that shape.
+	CapacityH2 *capResult `json:",omitempty"`
 
 	raw map[string]*tally
 	use map[string]usage
@@ -206,12 +205,12 @@ func (r *report) checks() []check {
 		}
 		add("streaming time to first byte added over the floor ≤ 0.2 ms median", m, added <= 0.2)
 	}
-	if c := r.CapacityH2; c != nil && c.Want >= 10000 {
+	if c := gw.CapacityH2; c != nil && c.Want >= 10000 {
 		m := fmt.Sprintf("%s of %s open, %d errors, %.1f KiB each, with an HTTP/2 upstream", thousands(float64(c.Opened)), thousands(float64(c.Want)), c.Errors, c.PerStreamKiB)
 		if h1 := gw.Capacity; h1 != nil {
 			m += fmt.Sprintf("; %.1f KiB each over HTTP/1.1 (%s streams)", h1.PerStreamKiB, thousands(float64(h1.Opened)))
 		}
-		if pc := r.ProxyCapacityH2; pc != nil {
+		if pc := proxy.CapacityH2; pc != nil {
 			m += fmt.Sprintf("; the bare proxy, through the same HTTP/2 upstream, %.1f KiB each", pc.PerStreamKiB)
 		}
 		add("10,000 open streams, ≤ 32 KiB RSS each, no errors", m, c.Opened == c.Want && c.Errors == 0 && c.PerStreamKiB <= 32)
@@ -363,45 +362,11 @@ func (r *report) markdown() string {
 			n = gw.Capacity.Want
 		}
 		section(fmt.Sprintf("capacity, %s slow streams held open (one event per %s)", thousands(float64(n)), cfg.slowDelay))
-		capv := func(f func(*capResult) string) func(*targetReport) string {
-			return func(t *targetReport) string {
-				if t.Capacity == nil {
-					return "–"
-				}
-				return f(t.Capacity)
-			}
-		}
-		capRatio := func(f func(*capResult) float64) string {
-			if proxy.Capacity == nil || gw.Capacity == nil || f(proxy.Capacity) == 0 {
-				return "–"
-			}
-			return fmt.Sprintf("%.2f×", f(gw.Capacity)/f(proxy.Capacity))
-		}
-		row("streams open / errors", capv(func(c *capResult) string { return fmt.Sprintf("%s / %d", thousands(float64(c.Opened)), c.Errors) }), "")
-		row("RSS idle → all open", capv(func(c *capResult) string { return kib(c.IdleKiB) + " → " + kib(c.HeldKiB) }), "")
-		row("RSS per open stream, KiB", capv(func(c *capResult) string { return fmt.Sprintf("%.1f", c.PerStreamKiB) }), capRatio(func(c *capResult) float64 { return c.PerStreamKiB }))
+		capRows(row, proxy, gw, func(t *targetReport) *capResult { return t.Capacity })
 	}
-	if c := r.CapacityH2; c != nil {
+	if c := gw.CapacityH2; c != nil {
 		section(fmt.Sprintf("capacity, %s slow streams, with an HTTP/2 (TLS) upstream as xAI's", thousands(float64(c.Want))))
-		pc := r.ProxyCapacityH2
-		h2 := func(f func(*capResult) string) func(*targetReport) string {
-			return func(t *targetReport) string {
-				switch {
-				case t == gw:
-					return f(c)
-				case t == proxy && pc != nil:
-					return f(pc)
-				}
-				return "–"
-			}
-		}
-		perStream := ""
-		if pc != nil && pc.PerStreamKiB > 0 {
-			perStream = fmt.Sprintf("%.2f×", c.PerStreamKiB/pc.PerStreamKiB)
-		}
-		row("streams open / errors", h2(func(c *capResult) string { return fmt.Sprintf("%s / %d", thousands(float64(c.Opened)), c.Errors) }), "")
-		row("RSS idle → all open", h2(func(c *capResult) string { return kib(c.IdleKiB) + " → " + kib(c.HeldKiB) }), "")
-		row("RSS per open stream, KiB", h2(func(c *capResult) string { return fmt.Sprintf("%.1f", c.PerStreamKiB) }), perStream)
+		capRows(row, proxy, gw, func(t *targetReport) *capResult { return t.CapacityH2 })
 	}
 	b.WriteString("\nCPU is user+system time of the server process from /proc/PID/stat (the floor's is the simulator's; \"upstream\" is the simulator behind a gateway). ")
 	b.WriteString("Latency is measured by the load generator, from send (closed loop, streams) or from the scheduled send time (open loop) to the last byte or the first event. ")
@@ -460,4 +425,25 @@ func thousands(v float64) string {
 		s = "-" + s
 	}
 	return s
+}
+
+// capRows writes a capacity section's rows from the result of that run
+// that of picks out of each target, with grokgate's per-stream RSS as a
+// ratio to the proxy's.
+func capRows(row func(name string, v func(*targetReport) string, ratio string), proxy, gw *targetReport, of func(*targetReport) *capResult) {
+	capv := func(f func(*capResult) string) func(*targetReport) string {
+		return func(t *targetReport) string {
+			if of(t) == nil {
+				return "–"
+			}
+			return f(of(t))
+		}
+	}
+	ratio := "–"
+	if p, g := of(proxy), of(gw); p != nil && g != nil && p.PerStreamKiB != 0 {
+		ratio = fmt.Sprintf("%.2f×", g.PerStreamKiB/p.PerStreamKiB)
+	}
+	row("streams open / errors", capv(func(c *capResult) string { return fmt.Sprintf("%s / %d", thousands(float64(c.Opened)), c.Errors) }), "")
+	row("RSS idle → all open", capv(func(c *capResult) string { return kib(c.IdleKiB) + " → " + kib(c.HeldKiB) }), "")
+	row("RSS per open stream, KiB", capv(func(c *capResult) string { return fmt.Sprintf("%.1f", c.PerStreamKiB) }), ratio)
 }
