@@ -208,6 +208,38 @@ func TestByRound(t *testing.T) {
 	}
 }
 
+// TestStreamsCheck: at full scale the 10,000-streams check judges grokgate
+// over the HTTP/2 upstream and names the bare proxy's figure beside it.
+func TestStreamsCheck(t *testing.T) {
+	for _, c := range []struct {
+		gwKiB float64
+		holds bool
+	}{{47.2, false}, {31.5, true}} {
+		r := &report{}
+		for _, n := range []string{"floor", "hop", "proxy", "grokgate"} {
+			r.Targets = append(r.Targets, &targetReport{Name: n})
+		}
+		r.target("grokgate").Capacity = &capResult{Want: 9968, Opened: 9968, PerStreamKiB: 52.6}
+		r.target("grokgate").CapacityH2 = &capResult{Want: 10000, Opened: 10000, PerStreamKiB: c.gwKiB}
+		r.target("proxy").CapacityH2 = &capResult{Want: 10000, Opened: 10000, PerStreamKiB: 56.8}
+		var got *check
+		for _, ch := range r.checks() {
+			if strings.HasPrefix(ch.Target, "10,000 open streams") {
+				got = &ch
+			}
+		}
+		switch {
+		case got == nil:
+			t.Fatalf("%v KiB: no streams check in %+v", c.gwKiB, r.checks())
+		case got.Pass == nil || *got.Pass != c.holds:
+			t.Errorf("%v KiB: holds %v, want %v", c.gwKiB, got.Pass, c.holds)
+		case !strings.Contains(got.Measured, fmt.Sprintf("%.1f KiB each, with an HTTP/2 upstream", c.gwKiB)),
+			!strings.Contains(got.Measured, "the bare proxy, through the same HTTP/2 upstream, 56.8 KiB each"):
+			t.Errorf("measured: %q", got.Measured)
+		}
+	}
+}
+
 func TestThousands(t *testing.T) {
 	for v, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 11523.4: "11,523", 1234567: "1,234,567", -2500: "-2,500"} {
 		if got := thousands(v); got != want {
