@@ -39,6 +39,10 @@ type Key struct {
 	ExpiresAt time.Time
 	// Limits caps the key's use (limits.go).
 	Limits Limits
+	// AllowedTools lists the server-side tool types (ServerTools) the key
+	// may ask xAI to run; empty means every tool. Function tools run in the
+	// client and are always allowed.
+	AllowedTools []string
 }
 
 // Active reports whether the key may be used at time now.
@@ -60,10 +64,39 @@ func (k *Key) Allows(model string) bool {
 	return false
 }
 
+// AllowsTool reports whether the key may use the server-side tool type t.
+func (k *Key) AllowsTool(t string) bool {
+	if len(k.AllowedTools) == 0 {
+		return true
+	}
+	for _, a := range k.AllowedTools {
+		if a == t {
+			return true
+		}
+	}
+	return false
+}
+
+// ServerTools are the tool types xAI runs itself, each billed per call on
+// top of tokens; a key's AllowedTools names some of them. Function tools,
+// which the client runs, are not among them.
+var ServerTools = []string{"web_search", "x_search", "code_interpreter", "file_search", "collections_search", "mcp"}
+
+// KnownServerTool reports whether t is one of ServerTools.
+func KnownServerTool(t string) bool {
+	for _, s := range ServerTools {
+		if s == t {
+			return true
+		}
+	}
+	return false
+}
+
 // KeyUpdate changes some of a key's fields; nil fields stay as they are.
 type KeyUpdate struct {
 	Name          *string
 	AllowedModels *[]string  // an empty list allows every model
+	AllowedTools  *[]string  // an empty list allows every server-side tool
 	ExpiresAt     *time.Time // the zero time removes the expiry
 	Limits        LimitsUpdate
 }
@@ -115,6 +148,38 @@ type Record struct {
 	Latency    time.Duration // arrival to last byte
 	TTFB       time.Duration // arrival to first byte of a stream; 0 otherwise
 	UpstreamID string        // the completion "id" xAI gave; "" if none
+	// ToolCalls counts the server-side tool calls xAI made (Responses
+	// API); their fees are part of CostTicks.
+	ToolCalls ToolCalls
+}
+
+// ToolCalls counts xAI's server-side tool calls, as its usage object's
+// server_side_tool_usage_details reports them.
+type ToolCalls struct {
+	WebSearch, XSearch, CodeInterpreter, FileSearch, MCP, DocumentSearch int64
+}
+
+// Total is the number of server-side tool calls of every kind.
+func (t ToolCalls) Total() int64 {
+	return t.WebSearch + t.XSearch + t.CodeInterpreter + t.FileSearch + t.MCP + t.DocumentSearch
+}
+
+// Add returns the sum of t and u.
+func (t ToolCalls) Add(u ToolCalls) ToolCalls {
+	return ToolCalls{t.WebSearch + u.WebSearch, t.XSearch + u.XSearch, t.CodeInterpreter + u.CodeInterpreter,
+		t.FileSearch + u.FileSearch, t.MCP + u.MCP, t.DocumentSearch + u.DocumentSearch}
+}
+
+// ResponseRetention is how long xAI keeps a stored response, and so how long
+// grokgate remembers which key owns it.
+const ResponseRetention = 30 * 24 * time.Hour
+
+// ResponseOwner records which key created a stored response (Responses API),
+// so no other key can read, continue or delete it.
+type ResponseOwner struct {
+	ResponseID string    // xAI's response id, a bare UUID
+	KeyID      string    // the gateway key that created it
+	CreatedAt  time.Time // UTC; the record is forgotten ResponseRetention later
 }
 
 // GroupBy names how usage is aggregated.
@@ -156,6 +221,7 @@ type UsageTotals struct {
 	ReasoningTokens  int64
 	CachedTokens     int64
 	CostTicks        int64
+	ToolCalls        ToolCalls
 }
 
 // TotalTokens follows xAI's arithmetic: prompt + completion + reasoning.
