@@ -40,7 +40,7 @@ type Key struct {
 	// Limits caps the key's use (limits.go).
 	Limits Limits
 	// AllowedTools lists the server-side tool types (ServerTools) the key
-	// may ask xAI to run; empty means every tool. Function tools run in the
+	// may ask xAI to run (ServerTools); empty means every tool. Function tools run in the
 	// client and are always allowed.
 	AllowedTools []string
 }
@@ -77,14 +77,16 @@ func (k *Key) AllowsTool(t string) bool {
 	return false
 }
 
-// ServerTools are the tool types xAI runs itself, each billed per call on
+// ServerTools returns the tool types xAI runs itself, each billed per call on
 // top of tokens; a key's AllowedTools names some of them. Function tools,
 // which the client runs, are not among them.
-var ServerTools = []string{"web_search", "x_search", "code_interpreter", "file_search", "collections_search", "mcp"}
+func ServerTools() []string {
+	return []string{"web_search", "x_search", "code_interpreter", "file_search", "collections_search", "mcp"}
+}
 
 // KnownServerTool reports whether t is one of ServerTools.
 func KnownServerTool(t string) bool {
-	for _, s := range ServerTools {
+	for _, s := range ServerTools() {
 		if s == t {
 			return true
 		}
