@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/grokgate/grokgate/xai"
 )
 
 const (
@@ -122,7 +124,7 @@ func (c *modelCatalog) fetch(ctx context.Context) {
 func (c *modelCatalog) download(ctx context.Context) (map[string]modelMeta, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), modelInfoFetchTimeout)
 	defer cancel()
-	resp, err := c.up.Do(ctx, http.MethodGet, "/language-models", nil)
+	resp, err := c.up.Do(ctx, xai.Request{Method: http.MethodGet, Path: "/language-models"})
 	if err != nil {
 		return nil, err
 	}

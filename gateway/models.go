@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/grokgate/grokgate/xai"
 )
 
 // handleModels serves GET /models: xAI's list, which already has OpenAI's
@@ -12,7 +14,7 @@ import (
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel, _ := s.upstreamContext(r)
 	defer cancel(nil)
-	resp, err := s.up.Do(ctx, http.MethodGet, "/models", nil)
+	resp, err := s.up.Do(ctx, xai.Request{Method: http.MethodGet, Path: "/models"})
 	if err != nil {
 		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
 		return
