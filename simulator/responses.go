@@ -41,18 +41,26 @@ func readResponsesBody(w http.ResponseWriter, r *http.Request) (json.RawMessage,
 	return raw, nil
 }
 
-func (s *Simulator) handleCreateResponse(w http.ResponseWriter, r *http.Request) {
+// planRequest reads and plans a create-shaped body and applies the fault
+// directives; it returns nil when the request has been answered.
+func (s *Simulator) planRequest(w http.ResponseWriter, r *http.Request, stream func(*responsesPlan) bool) *responsesPlan {
 	raw, aerr := readResponsesBody(w, r)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
+	if aerr == nil {
+		var p *responsesPlan
+		if p, aerr = planResponses(raw, s.chat, teamID(r), s.responses, s.now().Unix()); aerr == nil {
+			if s.answerFault(w, r, raw, p.dir, stream(p)) {
+				return nil
+			}
+			return p
+		}
 	}
-	p, aerr := planResponses(raw, s.chat, teamID(r), s.responses, s.now().Unix())
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	if s.answerFault(w, r, raw, p.dir, p.req.stream) {
+	writeError(w, aerr)
+	return nil
+}
+
+func (s *Simulator) handleCreateResponse(w http.ResponseWriter, r *http.Request) {
+	p := s.planRequest(w, r, func(p *responsesPlan) bool { return p.req.stream })
+	if p == nil {
 		return
 	}
 	if p.req.stream {
@@ -141,17 +149,8 @@ const compactionTokens = 16
 // where it counts as an ordinary item. Usage bills the input plus 16
 // output tokens. hang, status and json_error directives apply.
 func (s *Simulator) handleCompact(w http.ResponseWriter, r *http.Request) {
-	raw, aerr := readResponsesBody(w, r)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	p, aerr := planResponses(raw, s.chat, teamID(r), s.responses, s.now().Unix())
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	if s.answerFault(w, r, raw, p.dir, false) {
+	p := s.planRequest(w, r, func(*responsesPlan) bool { return false })
+	if p == nil {
 		return
 	}
 	p.reasoning, p.text, p.args, p.toolCalls, p.sources, p.fees, p.tools = nil, nil, nil, 0, 0, 0, toolUsageDetails{}
