@@ -24,6 +24,9 @@ type directive struct {
 	// FailTimes limits the faults (status, json_error, hang) to the first N
 	// identical requests, so retry and failover can be tested.
 	FailTimes int `json:"fail_times"`
+	// raw holds each well-formed directive object in order, so an endpoint
+	// can decode fields of its own without widening this shared struct.
+	raw []json.RawMessage
 }
 
 const (
@@ -60,6 +63,7 @@ func parseDirectives(text string) (directive, string) {
 			continue
 		}
 		_ = json.Unmarshal(raw, &d) // cannot fail: probe decoded the same bytes
+		d.raw = append(d.raw, raw)
 		out.WriteString(rest[:i])
 		rest = rest[obj+int(dec.InputOffset()):]
 	}
