@@ -30,18 +30,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *openai.Error, c
 	w.Write(append(body, '\n'))
 }
 
-// failStream ends a stream whose headers are already sent: one SSE event
-// {"error":"API error: <message>"} and no [DONE]. The SDKs turn that event
-// into an exception carrying the message.
-func (s *Server) failStream(w http.ResponseWriter, r *http.Request, message string, cause error) {
+// failStream ends a stream whose headers are already sent with the dialect's
+// error event (chat: {"error":"API error: <message>"} and no [DONE]), which
+// the SDKs turn into an exception carrying the message.
+func (s *Server) failStream(w http.ResponseWriter, r *http.Request, d dialect, e *openai.Error, cause error) {
 	info := infoFrom(r.Context())
-	info.streamErr, info.errMsg, info.cause = true, message, cause
-	ev, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{"API error: " + message})
-	buf := make([]byte, 0, len(ev)+8)
-	buf = append(append(append(buf, "data: "...), ev...), "\n\n"...)
-	w.Write(buf)
+	info.streamErr, info.errMsg, info.cause = true, e.Message, cause
+	w.Write(d.appendError(make([]byte, 0, 128), e))
 	http.NewResponseController(w).Flush()
 }
 

@@ -71,7 +71,8 @@ func relayServer() *Server {
 // relayStream relays one stream of n content events plus the tail through a
 // metered request whose client did not ask for usage.
 func relayStream(s *Server, w *sinkWriter, n int) *meter {
-	m := &meter{route: "/chat/completions", upstream: true}
+	m := newMeter("/chat/completions")
+	m.upstream = true
 	ctx := context.WithValue(context.Background(), infoKey{}, &requestInfo{meter: m})
 	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil).WithContext(ctx)
 	resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(&streamBody{event: relayEvent, left: n, tail: relayTail})}
@@ -94,11 +95,12 @@ func TestRelayWithholdsUsageAndMeters(t *testing.T) {
 	if !bytes.HasSuffix(out.Bytes(), []byte("data: [DONE]\n\n")) || bytes.Count(out.Bytes(), []byte("data: ")) != 5+1+1 {
 		t.Errorf("relayed:\n%s", out.Bytes())
 	}
-	if !m.completed || !m.stream.HaveUsage || m.stream.Usage.Prompt != 165 || m.stream.Usage.CostTicks != 739000 || m.stream.ID == "" {
-		t.Errorf("meter %+v", m.stream)
+	res := m.d.result()
+	if !m.completed || !res.haveUsage || res.usage.Prompt != 165 || res.usage.CostTicks != 739000 || res.id == "" {
+		t.Errorf("meter %+v", res)
 	}
-	if m.stream.ContentBytes != 5*int64(len(" harbor")) {
-		t.Errorf("content bytes %d", m.stream.ContentBytes)
+	if res.contentBytes != 5*int64(len(" harbor")) {
+		t.Errorf("content bytes %d", res.contentBytes)
 	}
 }
 
