@@ -145,7 +145,7 @@ type Record struct {
 	CachedTokens     int64
 	CostTicks        int64 // xAI's cost_in_usd_ticks; 10^10 ticks = 1 USD
 	// Estimated marks token counts the gateway estimated because xAI's
-	// usage never arrived (see the README); CostTicks is then 0.
+	// usage never arrived (docs/usage-accounting.md); CostTicks is then 0.
 	Estimated  bool
 	Latency    time.Duration // arrival to last byte
 	TTFB       time.Duration // arrival to first byte of a stream; 0 otherwise

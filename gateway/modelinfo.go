@@ -23,8 +23,8 @@ const (
 )
 
 // modelCatalog caches which upstream models accept image input, learnt from
-// xAI's GET /language-models (its input_modalities, which the wire notes say
-// to trust over any built-in table).
+// xAI's GET /language-models (its input_modalities, which docs/wire-format.md
+// says to trust over any built-in table).
 type modelCatalog struct {
 	up  Upstream
 	ttl time.Duration

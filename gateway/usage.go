@@ -218,8 +218,8 @@ func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter) {
 	case !m.upstream || m.unreachable || m.refused:
 		// Nothing reached xAI's models: nothing to bill.
 	default:
-		// xAI took the request but its usage never came: estimate (README,
-		// "Usage accounting").
+		// xAI took the request but its usage never came: estimate
+		// (docs/usage-accounting.md, "Estimates").
 		rec.Estimated = true
 		rec.Model, rec.UpstreamID = res.model, res.id
 		if m.model != "" {

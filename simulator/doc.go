@@ -1,5 +1,5 @@
 // Package simulator is a faithful in-process fake of the xAI REST API
-// (https://api.x.ai/v1) as described in the project's wire-format notes.
+// (https://api.x.ai/v1) as described in docs/wire-format.md.
 // grokgate uses it as its default upstream in tests and in `grokgate simulate`,
 // so every byte it writes follows what the real API sends: xAI's flat error
 // body {"code","error"}, SSE framing, usage arithmetic and model aliases.
@@ -186,7 +186,7 @@
 //
 // Prices are in ticks per token (10^10 ticks = 1 USD) and are listed by
 // /v1/language-models; grok-4.3 costs 2000/500/5000 (input/cached/output),
-// the same as grok-4-fast, so the wire-format doc's recorded example
+// the same as grok-4-fast, so the recorded example in docs/wire-format.md
 // (165 prompt, 164 cached, 2 completion, 129 reasoning) costs 739000 here too.
 // An image costs its model's image_price, doubled for resolution 2k.
 //

@@ -13,7 +13,7 @@ import (
 // never arrived (the client left, the stream was cut or ended in an error),
 // and reserve a request's share of a tokens-per-minute limit before it is
 // sent. Records built from them are marked estimated. The formulas are in
-// README.
+// docs/usage-accounting.md.
 
 const (
 	bytesPerToken         = 4   // English text averages about four bytes per token
