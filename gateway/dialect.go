@@ -106,12 +106,19 @@ func (d *chatDialect) result() streamResult {
 // event with the next sequence number, which the OpenAI SDKs raise.
 type responsesDialect struct {
 	m usage.ResponsesMeter
+	// onID, if set, learns the response id once, from the first event.
+	onID func(id string)
 }
 
 func newResponsesDialect() responsesDialect { return responsesDialect{m: usage.NewResponsesMeter()} }
 
 func (d *responsesDialect) event(data []byte) eventAction {
-	if !d.m.Observe(data) {
+	end := d.m.Observe(data)
+	if d.onID != nil && d.m.ID != "" {
+		d.onID(d.m.ID)
+		d.onID = nil
+	}
+	if !end {
 		return actRelay
 	}
 	if d.m.Terminal == usage.ResponseError {

@@ -68,6 +68,9 @@ type Config struct {
 	// Usage receives one record per chat completion request; nil records
 	// nothing.
 	Usage UsageRecorder
+	// Responses records who owns each stored response of the Responses API;
+	// nil leaves the /responses routes out.
+	Responses ResponseOwners
 	// Admin backs the /admin/v1 API; nil leaves the admin API out.
 	Admin AdminStore
 	// Observer receives the request metrics (package metrics); nil

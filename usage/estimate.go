@@ -126,9 +126,9 @@ type Parts struct {
 func (p *Parts) Add(typ string, text PartText) {
 	p.notString = p.notString || text.notString
 	switch typ {
-	case "text":
+	case "text", "input_text", "output_text":
 		p.n += TokensForBytes(text.n)
-	case "image_url":
+	case "image_url", "input_image":
 		p.n += imagePartTokens
 	}
 }
