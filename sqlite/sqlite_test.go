@@ -3,12 +3,14 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/sqlite"
 	"github.com/grokgate/grokgate/storetest"
 )
@@ -67,5 +69,70 @@ func TestConcurrentOpen(t *testing.T) {
 		if err != nil {
 			t.Errorf("opener %d: %v", i, err)
 		}
+	}
+}
+
+// TestMigratesForward: a database written before server-side tools and
+// response owners existed opens with its keys and records intact; its keys
+// allow every tool and its records made no tool calls.
+func TestMigratesForward(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for v, name := range []string{"0001_keys.sql", "0002_usage.sql", "0003_limits.sql"} {
+		body, err := os.ReadFile(filepath.Join("migrations", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.ExecContext(ctx, string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := old.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, 0)`, v+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := old.ExecContext(ctx, `INSERT INTO keys (id, name, prefix, hash, role, created_at, allowed_models, rpm)
+		VALUES ('key_old', 'old', 'gg-old', x'`+strings.Repeat("ab", 32)+`', 'user', ?, '["grok-3"]', 60)`, created.UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `INSERT INTO usage_records VALUES
+		('req_old', ?, 'key_old', '/chat/completions', 'grok-3', 'grok-3', 0, 0, 200, 'completed', 10, 2, 1, 3, 500, 0, 900, 0, 'up')`,
+		created.UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("opening the old database: %v", err)
+	}
+	defer s.Close()
+	k, err := s.KeyByID(ctx, "key_old")
+	if err != nil || k.Name != "old" || strings.Join(k.AllowedModels, ",") != "grok-3" || k.AllowedTools != nil ||
+		k.Limits.RPM != 60 || !k.CreatedAt.Equal(created) {
+		t.Errorf("old key: %+v, %v", k, err)
+	}
+	recs, err := s.UsageRecords(ctx, time.Time{}, time.Time{})
+	if err != nil || len(recs) != 1 || recs[0].RequestID != "req_old" || recs[0].CostTicks != 500 ||
+		recs[0].ToolCalls != (grokgate.ToolCalls{}) {
+		t.Errorf("old records: %+v, %v", recs, err)
+	}
+	sum, err := s.UsageSummary(ctx, grokgate.UsageQuery{GroupBy: grokgate.GroupByKey})
+	if err != nil || len(sum) != 1 || sum[0].PromptTokens != 10 || sum[0].ToolCalls.Total() != 0 {
+		t.Errorf("old summary: %+v, %v", sum, err)
+	}
+	o := grokgate.ResponseOwner{ResponseID: "resp", KeyID: "key_old", CreatedAt: created}
+	if err := s.RecordResponseOwner(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ResponseOwner(ctx, "resp", created); err != nil || got != o {
+		t.Errorf("owner in the migrated database: %+v, %v", got, err)
 	}
 }
