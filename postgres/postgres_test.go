@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/internal/pgtest"
 	"github.com/grokgate/grokgate/postgres"
 	"github.com/grokgate/grokgate/storetest"
@@ -136,25 +135,5 @@ func TestMigratesForward(t *testing.T) {
 
 	s := open(t, dsn)
 	defer s.Close()
-	k, err := s.KeyByID(ctx, "key_old")
-	if err != nil || k.Name != "old" || strings.Join(k.AllowedModels, ",") != "grok-3" || k.AllowedTools != nil ||
-		k.Limits.RPM != 60 || !k.CreatedAt.Equal(created) {
-		t.Errorf("old key: %+v, %v", k, err)
-	}
-	recs, err := s.UsageRecords(ctx, time.Time{}, time.Time{})
-	if err != nil || len(recs) != 1 || recs[0].RequestID != "req_old" || recs[0].CostTicks != 500 ||
-		recs[0].ToolCalls != (grokgate.ToolCalls{}) {
-		t.Errorf("old records: %+v, %v", recs, err)
-	}
-	sum, err := s.UsageSummary(ctx, grokgate.UsageQuery{GroupBy: grokgate.GroupByKey})
-	if err != nil || len(sum) != 1 || sum[0].PromptTokens != 10 || sum[0].ToolCalls.Total() != 0 {
-		t.Errorf("old summary: %+v, %v", sum, err)
-	}
-	o := grokgate.ResponseOwner{ResponseID: "resp", KeyID: "key_old", CreatedAt: created}
-	if err := s.RecordResponseOwner(ctx, o); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := s.ResponseOwner(ctx, "resp", created); err != nil || got != o {
-		t.Errorf("owner in the migrated database: %+v, %v", got, err)
-	}
+	storetest.CheckMigrated(t, s, created)
 }

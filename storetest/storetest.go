@@ -1010,3 +1010,34 @@ func testPruneResponseOwners(t *testing.T, s Store) {
 	}
 	checkNoOwner(t, s, all[5].ResponseID, now)
 }
+
+// CheckMigrated is for a store's own migration test. That test writes,
+// with the schema as it was before server-side tools and response owners,
+// a key "key_old" named "old" (allowed models grok-3, 60 RPM, created at
+// created) and one usage record "req_old" (10 prompt tokens, 500 cost
+// ticks), then opens it with the current code as s. CheckMigrated checks
+// that both are intact, that the key allows every tool and the record made
+// no tool calls, and that response owners can be recorded.
+func CheckMigrated(t *testing.T, s Store, created time.Time) {
+	t.Helper()
+	c := ctx(t)
+	k, err := s.KeyByID(c, "key_old")
+	if err != nil || k.Name != "old" || len(k.AllowedModels) != 1 || k.AllowedModels[0] != "grok-3" || k.AllowedTools != nil ||
+		k.Limits.RPM != 60 || !k.CreatedAt.Equal(created) {
+		t.Errorf("old key: %+v, %v", k, err)
+	}
+	recs, err := s.UsageRecords(c, time.Time{}, time.Time{})
+	if err != nil || len(recs) != 1 || recs[0].RequestID != "req_old" || recs[0].CostTicks != 500 ||
+		recs[0].ToolCalls != (grokgate.ToolCalls{}) {
+		t.Errorf("old records: %+v, %v", recs, err)
+	}
+	sum, err := s.UsageSummary(c, grokgate.UsageQuery{GroupBy: grokgate.GroupByKey})
+	if err != nil || len(sum) != 1 || sum[0].PromptTokens != 10 || sum[0].ToolCalls.Total() != 0 {
+		t.Errorf("old summary: %+v, %v", sum, err)
+	}
+	o := grokgate.ResponseOwner{ResponseID: "resp", KeyID: "key_old", CreatedAt: created}
+	if err := s.RecordResponseOwner(c, o); err != nil {
+		t.Fatal(err)
+	}
+	checkOwner(t, s, o, created)
+}
