@@ -184,6 +184,12 @@ type ResponseOwner struct {
 	CreatedAt  time.Time // UTC; the record is forgotten ResponseRetention later
 }
 
+// Expired reports whether the response is gone from xAI at time now, and so
+// no longer anyone's.
+func (o ResponseOwner) Expired(now time.Time) bool {
+	return !now.Before(o.CreatedAt.Add(ResponseRetention))
+}
+
 // GroupBy names how usage is aggregated.
 type GroupBy string
 
