@@ -135,10 +135,29 @@ func (d *responsesDialect) upstreamError(data []byte) *openai.Error {
 	return xai.StatusError(http.StatusOK, flat)
 }
 
+// appendError writes the Responses error event, numbered as xAI's own would
+// be (the one it replaces, or the next). It also carries the message as an
+// "error" object: the OpenAI SDKs raise an exception only for an event with
+// one, and readers of the Responses shape (the AI SDK's xAI provider) ignore
+// the extra member.
 func (d *responsesDialect) appendError(b []byte, e *openai.Error) []byte {
 	code := e.Code
 	if code == "" {
 		code = openai.TypeFor(e.StatusCode())
+	}
+	typ := e.Type
+	if typ == "" {
+		typ = openai.TypeFor(e.StatusCode())
+	}
+	seq := d.m.Seq + 1
+	if d.m.Terminal == usage.ResponseError {
+		seq = d.m.Seq // xAI's error event, which this one replaces
+	}
+	msg := "API error: " + e.Message
+	type inner struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Code    string `json:"code"`
 	}
 	ev, _ := json.Marshal(struct {
 		Type    string  `json:"type"`
@@ -146,8 +165,9 @@ func (d *responsesDialect) appendError(b []byte, e *openai.Error) []byte {
 		Message string  `json:"message"`
 		Param   *string `json:"param"`
 		Seq     int64   `json:"sequence_number"`
-	}{"error", code, "API error: " + e.Message, nil, d.m.Seq + 1})
-	b = append(b, "event: error\ndata: "...)
+		Error   inner   `json:"error"`
+	}{"error", code, msg, nil, seq, inner{msg, typ, code}})
+	b = append(b, "data: "...)
 	return append(append(b, ev...), "\n\n"...)
 }
 

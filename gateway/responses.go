@@ -113,6 +113,7 @@ func (s *Server) admitResponses(w http.ResponseWriter, r *http.Request, body []b
 		return nil, false, false
 	}
 	m := meterFrom(r.Context())
+	m.useResponses()
 	if m != nil {
 		m.upstream, m.prompt = true, req.promptTokens
 	}

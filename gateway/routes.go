@@ -28,7 +28,12 @@ func (s *Server) routes() {
 			s.handleMethods(base+"/responses/{id}", map[string]http.Handler{
 				http.MethodGet:    s.keyed(!late, "/responses", (*Server).handleGetResponse),
 				http.MethodDelete: s.keyed(!late, "/responses", (*Server).handleDeleteResponse)})
-			s.handle(http.MethodPost, base+"/responses/compact", s.keyed(late, "/responses", (*Server).handleCompactResponse))
+			// Not handle: a catch-all 405 on this path would overlap the
+			// one of /responses/{id}; the methods that one serves get the
+			// 405 here instead.
+			s.mux.Handle("POST "+base+"/responses/compact", s.keyed(late, "/responses", (*Server).handleCompactResponse))
+			s.mux.Handle("GET "+base+"/responses/compact", s.methodNotAllowed(http.MethodPost))
+			s.mux.Handle("DELETE "+base+"/responses/compact", s.methodNotAllowed(http.MethodPost))
 		}
 	}
 	if s.cfg.Admin != nil {
