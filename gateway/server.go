@@ -59,7 +59,7 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// VisionStream says how a streaming request with image input is answered
-	// (GROKGATE_VISION_STREAM); "" means VisionStreamFallback.
+	// (GROKGATE_VISION_STREAM); "" means VisionStreamEmulate.
 	VisionStream VisionStream
 	// ModelInfoTTL is how long upstream's model metadata (which models take
 	// images) is trusted before it is fetched again; 0 means 10m.
@@ -136,8 +136,8 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.VisionStream != VisionStreamEmulate && cfg.VisionStream != VisionStreamNative {
-		cfg.VisionStream = VisionStreamFallback
+	if cfg.VisionStream != VisionStreamJSON && cfg.VisionStream != VisionStreamNative {
+		cfg.VisionStream = VisionStreamEmulate
 	}
 	if cfg.LimitOnError != LimitDeny {
 		cfg.LimitOnError = LimitAllow
