@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 
@@ -30,15 +31,46 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *openai.Error, c
 	w.Write(append(body, '\n'))
 }
 
-// failStream ends a stream whose headers are already sent: one SSE event
-// {"error":"API error: <message>"} and no [DONE]. The SDKs turn that event
-// into an exception carrying the message.
-func (s *Server) failStream(w http.ResponseWriter, r *http.Request, message string, cause error) {
+// StreamErrorFormat says how the error event that ends a begun stream is
+// written (GROKGATE_STREAM_ERROR_FORMAT).
+type StreamErrorFormat string
+
+const (
+	// StreamErrorString, the specified default, writes
+	// {"error":"API error: <message>"}. The SDKs look for an object there:
+	// openai-python shows a generic message, the AI SDK a schema error.
+	StreamErrorString StreamErrorFormat = "string"
+	// StreamErrorOpenAI writes the OpenAI error envelope,
+	// {"error":{"message":"API error: <message>","type","param","code"}},
+	// from which every SDK raises an error carrying the message.
+	StreamErrorOpenAI StreamErrorFormat = "openai"
+)
+
+// ParseStreamErrorFormat checks a configured format.
+func ParseStreamErrorFormat(s string) (StreamErrorFormat, error) {
+	switch f := StreamErrorFormat(s); f {
+	case StreamErrorString, StreamErrorOpenAI:
+		return f, nil
+	}
+	return "", fmt.Errorf("%q is not a stream error format; use string or openai", s)
+}
+
+// failStream ends a stream whose headers are already sent: one SSE error
+// event, in the configured format, and no [DONE]. It is the only writer of
+// that event, so every streaming route answers in the same format.
+func (s *Server) failStream(w http.ResponseWriter, r *http.Request, e *openai.Error, cause error) {
 	info := infoFrom(r.Context())
-	info.streamErr, info.errMsg, info.cause = true, message, cause
-	ev, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{"API error: " + message})
+	info.streamErr, info.errCode, info.errMsg, info.cause = true, e.Code, e.Message, cause
+	var ev []byte
+	if s.cfg.StreamErrorFormat == StreamErrorOpenAI {
+		shown := *e
+		shown.Message = "API error: " + e.Message
+		ev, _ = json.Marshal(&shown)
+	} else {
+		ev, _ = json.Marshal(struct {
+			Error string `json:"error"`
+		}{"API error: " + e.Message})
+	}
 	buf := make([]byte, 0, len(ev)+8)
 	buf = append(append(append(buf, "data: "...), ev...), "\n\n"...)
 	w.Write(buf)

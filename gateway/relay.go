@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grokgate/grokgate/openai"
 	"github.com/grokgate/grokgate/sse"
 	"github.com/grokgate/grokgate/xai"
 )
@@ -87,7 +88,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 // relayErrorEvent ends the stream if data is xAI's error object: with its
 // HTTP error if nothing was sent yet, else with the SSE error event.
 func (s *Server) relayErrorEvent(w http.ResponseWriter, r *http.Request, out *sseOut, data []byte) bool {
-	msg, isErr := eventError(data)
+	e, isErr := eventError(data)
 	if !isErr {
 		return false
 	}
@@ -95,7 +96,7 @@ func (s *Server) relayErrorEvent(w http.ResponseWriter, r *http.Request, out *ss
 	if out.claim() {
 		s.fail(w, r, xai.StatusError(http.StatusOK, data), nil)
 	} else {
-		out.fail(r, msg, nil)
+		out.fail(r, e, nil)
 	}
 	return true
 }
@@ -121,18 +122,19 @@ func (s *Server) relayEnded(w http.ResponseWriter, r *http.Request, ctx context.
 		s.fail(w, r, e, err)
 		return
 	}
-	msg := "the upstream stream ended unexpectedly before it was complete"
+	e := &openai.Error{Type: openai.TypeUpstream, Code: "upstream_connection_lost",
+		Message: "the upstream stream ended unexpectedly before it was complete"}
 	switch {
 	case errors.Is(cause, errUpstreamTimeout):
-		msg = "xAI did not start answering in time"
+		e.Code, e.Message = "upstream_timeout", "xAI did not start answering in time"
 	case errors.Is(cause, errIdle):
-		msg = "xAI sent nothing for " + s.cfg.StreamIdleTimeout.String() + "; the stream was ended"
+		e.Code, e.Message = "upstream_idle_timeout", "xAI sent nothing for "+s.cfg.StreamIdleTimeout.String()+"; the stream was ended"
 	case errors.Is(cause, errTotal):
-		msg = "the stream ran longer than the gateway allows (" + s.cfg.TotalTimeout.String() + ")"
+		e.Code, e.Message = "total_timeout", "the stream ran longer than the gateway allows ("+s.cfg.TotalTimeout.String()+")"
 	case errors.Is(cause, errStopped):
-		msg = "grokgate is shutting down; send the request again"
+		e.Type, e.Code, e.Message = openai.TypeAPI, "shutting_down", "grokgate is shutting down; send the request again"
 	}
-	out.fail(r, msg, err)
+	out.fail(r, e, err)
 }
 
 // sseOut is the client side of one stream. The relay loop and the heartbeat
@@ -254,13 +256,13 @@ func (o *sseOut) start() {
 }
 
 // fail ends a begun stream with the error event.
-func (o *sseOut) fail(r *http.Request, msg string, cause error) {
+func (o *sseOut) fail(r *http.Request, e *openai.Error, cause error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.broken {
 		return
 	}
-	o.s.failStream(o.w, r, msg, cause)
+	o.s.failStream(o.w, r, e, cause)
 }
 
 // close stops the heartbeat; after it no write happens, so the handler may
@@ -283,18 +285,23 @@ func drain(sc *sse.Scanner) {
 }
 
 // eventError reports whether an event's data is an error object (a top-level
-// "error" key that is not null) and returns its message.
-func eventError(data []byte) (string, bool) {
+// "error" key that is not null) and returns it as the error to pass on, with
+// xAI's code when it sent one.
+func eventError(data []byte) (*openai.Error, bool) {
 	var probe struct {
 		Error json.RawMessage `json:"error"`
 	}
 	if json.Unmarshal(data, &probe) != nil || len(probe.Error) == 0 || string(probe.Error) == "null" {
-		return "", false
+		return nil, false
 	}
-	if _, msg, ok := xai.ParseError(data); ok {
-		return msg, true
+	e := &openai.Error{Type: openai.TypeUpstream, Code: "upstream_error", Message: string(probe.Error)}
+	if code, msg, ok := xai.ParseError(data); ok {
+		e.Message = msg
+		if code != "" {
+			e.Code = code
+		}
 	}
-	return string(probe.Error), true
+	return e, true
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -130,6 +130,7 @@ type serveConfig struct {
 	// visionStreamRenamed: the mode was given by its old name (fallback),
 	// which serve warns about once it has a logger.
 	visionStreamRenamed bool
+	streamErrors        gateway.StreamErrorFormat
 	flushTimeout        time.Duration
 	obs                 obsConfig
 	limits              limitConfig
@@ -157,6 +158,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	var visionStream string
 	s.String(&visionStream, "vision-stream", "GROKGATE_VISION_STREAM", string(gateway.VisionStreamEmulate),
 		"how a streaming request with image input is answered: emulate (the complete answer as SSE), json (the complete answer as JSON; formerly fallback) or native (stream from xAI)")
+	var streamErrors string
+	s.String(&streamErrors, "stream-error-format", "GROKGATE_STREAM_ERROR_FORMAT", string(gateway.StreamErrorString),
+		`how an error after a stream began is written: string ({"error":"API error: ..."}) or openai (the OpenAI error object, which every SDK shows)`)
 	parseObs(s, &c.obs)
 	limitFlags(s, &c.limits)
 	// The xAI keys are read from the environment only: a flag would show them
@@ -190,5 +194,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	var err error
 	c.visionStream, c.visionStreamRenamed, err = gateway.ParseVisionStream(visionStream)
 	s.check(err == nil, "GROKGATE_VISION_STREAM/--vision-stream must be emulate, json or native, got %q", visionStream)
+	c.streamErrors, err = gateway.ParseStreamErrorFormat(streamErrors)
+	s.check(err == nil, "GROKGATE_STREAM_ERROR_FORMAT/--stream-error-format must be string or openai, got %q", streamErrors)
 	return c, s.err()
 }

@@ -144,6 +144,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		BodyReadTimeout:   cfg.bodyTimeout,
 		Ready:             store.Ping,
 		VisionStream:      cfg.visionStream,
+		StreamErrorFormat: cfg.streamErrors,
 		Usage:             recorder,
 		Admin:             store,
 		Observer:          obs,
