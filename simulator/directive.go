@@ -24,6 +24,12 @@ type directive struct {
 	// FailTimes limits the faults (status, json_error, hang) to the first N
 	// identical requests, so retry and failover can be tested.
 	FailTimes int `json:"fail_times"`
+	// ToolCall names a function of the request's tools to call, with
+	// Arguments (a JSON object); ToolCallDeltas > 0 streams the arguments
+	// in that many pieces instead of the whole call in one chunk.
+	ToolCall       string          `json:"tool_call"`
+	Arguments      json.RawMessage `json:"arguments"`
+	ToolCallDeltas int             `json:"tool_call_deltas"`
 }
 
 const (
