@@ -145,7 +145,7 @@ type Record struct {
 	CachedTokens     int64
 	CostTicks        int64 // xAI's cost_in_usd_ticks; 10^10 ticks = 1 USD
 	// Estimated marks token counts the gateway estimated because xAI's
-	// usage never arrived (see the README); CostTicks is then 0.
+	// usage never arrived (docs/usage-accounting.md); CostTicks is then 0.
 	Estimated  bool
 	Latency    time.Duration // arrival to last byte
 	TTFB       time.Duration // arrival to first byte of a stream; 0 otherwise
@@ -182,6 +182,12 @@ type ResponseOwner struct {
 	ResponseID string    // xAI's response id, a bare UUID
 	KeyID      string    // the gateway key that created it
 	CreatedAt  time.Time // UTC; the record is forgotten ResponseRetention later
+}
+
+// Expired reports whether the response is gone from xAI at time now, and so
+// no longer anyone's.
+func (o ResponseOwner) Expired(now time.Time) bool {
+	return !now.Before(o.CreatedAt.Add(ResponseRetention))
 }
 
 // GroupBy names how usage is aggregated.

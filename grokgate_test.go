@@ -48,3 +48,21 @@ func TestGroupBy(t *testing.T) {
 		t.Error("week must not be valid")
 	}
 }
+
+// TestResponseOwnerExpired: a response is gone from exactly
+// ResponseRetention after its creation.
+func TestResponseOwnerExpired(t *testing.T) {
+	o := ResponseOwner{ResponseID: "r", KeyID: "k", CreatedAt: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	end := o.CreatedAt.Add(30 * 24 * time.Hour)
+	for now, want := range map[time.Time]bool{
+		o.CreatedAt:                 false,
+		end.Add(-time.Nanosecond):   false,
+		end:                         true,
+		end.Add(time.Hour):          true,
+		o.CreatedAt.Add(-time.Hour): false,
+	} {
+		if got := o.Expired(now); got != want {
+			t.Errorf("Expired(%v) = %v, want %v", now, got, want)
+		}
+	}
+}

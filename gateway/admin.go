@@ -39,6 +39,7 @@ type KeyView struct {
 	Role          string     `json:"role"`
 	Status        string     `json:"status"` // active, revoked or expired
 	AllowedModels []string   `json:"allowed_models"`
+	AllowedTools  []string   `json:"allowed_tools"` // server-side tool types; empty: every tool
 	CreatedAt     time.Time  `json:"created_at"`
 	ExpiresAt     *time.Time `json:"expires_at"`
 	RevokedAt     *time.Time `json:"revoked_at"`
@@ -52,6 +53,10 @@ func ViewKey(k grokgate.Key, now time.Time) KeyView {
 		AllowedModels: k.AllowedModels, CreatedAt: k.CreatedAt, Limits: viewLimits(k.Limits)}
 	if v.AllowedModels == nil {
 		v.AllowedModels = []string{}
+	}
+	v.AllowedTools = k.AllowedTools
+	if v.AllowedTools == nil {
+		v.AllowedTools = []string{}
 	}
 	if !k.ExpiresAt.IsZero() {
 		t := k.ExpiresAt
@@ -120,6 +125,7 @@ type keyFields struct {
 	name       *string
 	role       *grokgate.Role
 	models     *[]string
+	tools      *[]string
 	expires    *time.Time // zero: no expiry
 	hasExpires bool
 }
@@ -141,24 +147,22 @@ func parseKeyFields(fields map[string]json.RawMessage, now time.Time) (keyFields
 		}
 		f.role = &role
 	}
+	var e *openai.Error
 	if raw, ok := fields["allowed_models"]; ok {
-		var models []string
-		if json.Unmarshal(raw, &models) != nil || len(models) > 1000 {
-			return f, invalid("allowed_models", "'allowed_models' must be an array of model ids (empty or null: every model).")
+		if f.models, e = parseAllowList(raw, "allowed_models", "model ids", "every model"); e != nil {
+			return f, e
 		}
-		seen := map[string]bool{}
-		clean := []string{}
-		for _, m := range models {
-			m = strings.TrimSpace(m)
-			if m == "" {
-				return f, invalid("allowed_models", "'allowed_models' must not contain empty model ids.")
-			}
-			if !seen[m] {
-				seen[m] = true
-				clean = append(clean, m)
+	}
+	if raw, ok := fields["allowed_tools"]; ok {
+		if f.tools, e = parseAllowList(raw, "allowed_tools", "server-side tool types", "every tool"); e != nil {
+			return f, e
+		}
+		for _, t := range *f.tools {
+			if !grokgate.KnownServerTool(t) {
+				return f, invalid("allowed_tools", "'allowed_tools' names "+quote(t)+", which is not a server-side tool; the known ones are "+
+					strings.Join(grokgate.ServerTools(), ", ")+" (empty or null: every tool).")
 			}
 		}
-		f.models = &clean
 	}
 	if raw, ok := fields["expires_at"]; ok {
 		f.hasExpires = true
@@ -178,15 +182,36 @@ func parseKeyFields(fields map[string]json.RawMessage, now time.Time) (keyFields
 		}
 		f.expires = &t
 	}
-	var e *openai.Error
 	f.limits, e = parseLimitFields(fields)
 	return f, e
+}
+
+// parseAllowList reads an allow-list field: an array of strings, trimmed
+// and without repeats; empty or null allows everything.
+func parseAllowList(raw json.RawMessage, field, items, all string) (*[]string, *openai.Error) {
+	var list []string
+	if json.Unmarshal(raw, &list) != nil || len(list) > 1000 {
+		return nil, invalid(field, "'"+field+"' must be an array of "+items+" (empty or null: "+all+").")
+	}
+	seen := map[string]bool{}
+	clean := []string{}
+	for _, m := range list {
+		m = strings.TrimSpace(m)
+		if m == "" {
+			return nil, invalid(field, "'"+field+"' must not contain empty "+items+".")
+		}
+		if !seen[m] {
+			seen[m] = true
+			clean = append(clean, m)
+		}
+	}
+	return &clean, nil
 }
 
 // handleCreateKey serves POST /admin/v1/keys. The answer carries the secret,
 // the only time it is ever shown.
 func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
-	fields, e := s.decodeAdmin(w, r, append([]string{"name", "role", "allowed_models", "expires_at"}, limitFieldNames()...)...)
+	fields, e := s.decodeAdmin(w, r, append([]string{"name", "role", "allowed_models", "allowed_tools", "expires_at"}, limitFieldNames()...)...)
 	if e != nil {
 		s.fail(w, r, e, nil)
 		return
@@ -211,6 +236,9 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.models != nil && len(*f.models) > 0 {
 		k.AllowedModels = *f.models
+	}
+	if f.tools != nil && len(*f.tools) > 0 {
+		k.AllowedTools = *f.tools
 	}
 	if f.expires != nil {
 		k.ExpiresAt = f.expires.UTC()
@@ -263,10 +291,11 @@ func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// handleUpdateKey serves PATCH /admin/v1/keys/{id}: name, allowed_models and
-// expires_at (null removes the expiry); absent fields stay as they are.
+// handleUpdateKey serves PATCH /admin/v1/keys/{id}: name, allowed_models,
+// allowed_tools, expires_at (null removes the expiry) and limits; absent
+// fields stay as they are.
 func (s *Server) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
-	fields, e := s.decodeAdmin(w, r, append([]string{"name", "allowed_models", "expires_at"}, limitFieldNames()...)...)
+	fields, e := s.decodeAdmin(w, r, append([]string{"name", "allowed_models", "allowed_tools", "expires_at"}, limitFieldNames()...)...)
 	if e != nil {
 		s.fail(w, r, e, nil)
 		return
@@ -278,7 +307,8 @@ func (s *Server) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	k, err := s.cfg.Admin.UpdateKey(r.Context(), id, grokgate.KeyUpdate{Name: f.name, AllowedModels: f.models, ExpiresAt: f.expires, Limits: f.limits})
+	k, err := s.cfg.Admin.UpdateKey(r.Context(), id, grokgate.KeyUpdate{Name: f.name, AllowedModels: f.models, AllowedTools: f.tools,
+		ExpiresAt: f.expires, Limits: f.limits})
 	switch {
 	case errors.Is(err, grokgate.ErrNotFound):
 		s.fail(w, r, keyNotFound(id), nil)
@@ -400,8 +430,9 @@ func KeyNames(list []grokgate.Key) map[string]string {
 
 // EncodeUsage renders aggregates as the admin API answers them:
 // {"object":"list","group_by":...,"from":...,"to":...,"data":[{<group field>,
-// "requests", ...}]}. The group field comes first; it is key_id, model or
-// day. names, if not nil, adds key_name to rows grouped by key.
+// "requests", ..., "tool_calls", "tool_call_details":{...}}]}. The group
+// field comes first; it is key_id, model or day. names, if not nil, adds
+// key_name to rows grouped by key.
 func EncodeUsage(q grokgate.UsageQuery, rows []grokgate.UsageTotals, names map[string]string) []byte {
 	b := []byte(`{"object":"list","group_by":`)
 	b = strconv.AppendQuote(b, string(q.GroupBy))
@@ -426,15 +457,43 @@ func EncodeUsage(q grokgate.UsageQuery, rows []grokgate.UsageTotals, names map[s
 			{"prompt_tokens", u.PromptTokens}, {"completion_tokens", u.CompletionTokens},
 			{"reasoning_tokens", u.ReasoningTokens}, {"cached_tokens", u.CachedTokens},
 			{"total_tokens", u.TotalTokens()}, {"cost_in_usd_ticks", u.CostTicks},
+			{"tool_calls", u.ToolCalls.Total()},
 		} {
-			b = append(b, `,"`...)
-			b = append(b, f.name...)
-			b = append(b, `":`...)
-			b = strconv.AppendInt(b, f.v, 10)
+			b = appendInt(append(b, ','), f.name, f.v)
 		}
-		b = append(b, '}')
+		b = append(b, `,"tool_call_details":{`...)
+		for i, c := range ToolCallCounts(u.ToolCalls) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendInt(b, c.Name, c.N)
+		}
+		b = append(b, "}}"...)
 	}
 	return append(b, "]}\n"...)
+}
+
+// ToolCallCount is the number of server-side tool calls of one kind, named
+// as xAI's server_side_tool_usage_details names it.
+type ToolCallCount struct {
+	Name string // web_search_calls, x_search_calls, ...
+	N    int64
+}
+
+// ToolCallCounts lists t by kind, in a fixed order, for the admin API and
+// the CLI.
+func ToolCallCounts(t grokgate.ToolCalls) []ToolCallCount {
+	return []ToolCallCount{
+		{"web_search_calls", t.WebSearch}, {"x_search_calls", t.XSearch},
+		{"code_interpreter_calls", t.CodeInterpreter}, {"file_search_calls", t.FileSearch},
+		{"mcp_calls", t.MCP}, {"document_search_calls", t.DocumentSearch},
+	}
+}
+
+func appendInt(b []byte, name string, v int64) []byte {
+	b = strconv.AppendQuote(b, name)
+	b = append(b, ':')
+	return strconv.AppendInt(b, v, 10)
 }
 
 func appendString(b []byte, name, v string) []byte {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -160,7 +161,8 @@ func TestAdminUsage(t *testing.T) {
 	day := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 	recs := []grokgate.Record{
 		{RequestID: "r1", Time: day, KeyID: keys[0].ID, Model: "grok-4.3", RequestedModel: "grok-4.3", Outcome: grokgate.OutcomeCompleted, PromptTokens: 10, CompletionTokens: 2, ReasoningTokens: 5, CachedTokens: 4, CostTicks: 100},
-		{RequestID: "r2", Time: day.Add(time.Hour), KeyID: keys[0].ID, Model: "grok-3", RequestedModel: "grok-3", Outcome: grokgate.OutcomeCompleted, PromptTokens: 1, CompletionTokens: 1, CostTicks: 7},
+		{RequestID: "r2", Time: day.Add(time.Hour), KeyID: keys[0].ID, Model: "grok-3", RequestedModel: "grok-3", Outcome: grokgate.OutcomeCompleted, PromptTokens: 1, CompletionTokens: 1, CostTicks: 7,
+			ToolCalls: grokgate.ToolCalls{WebSearch: 2, XSearch: 3, CodeInterpreter: 4, FileSearch: 5, MCP: 6, DocumentSearch: 7}},
 		{RequestID: "r3", Time: day.Add(24 * time.Hour), KeyID: keys[1].ID, RequestedModel: "grok-4.5", Outcome: grokgate.OutcomeClientCanceled, Estimated: true, PromptTokens: 3},
 	}
 	if err := h.store.InsertUsage(ctx, recs); err != nil {
@@ -181,15 +183,23 @@ func TestAdminUsage(t *testing.T) {
 	}
 	want := map[string]any{"key_id": keys[0].ID, "key_name": keys[0].Name, "requests": 2.0, "completed_requests": 2.0,
 		"estimated_requests": 0.0, "prompt_tokens": 11.0, "completion_tokens": 3.0, "reasoning_tokens": 5.0,
-		"cached_tokens": 4.0, "total_tokens": 19.0, "cost_in_usd_ticks": 107.0}
+		"cached_tokens": 4.0, "total_tokens": 19.0, "cost_in_usd_ticks": 107.0, "tool_calls": 27.0}
 	for k, w := range want {
 		if row[k] != w {
 			t.Errorf("by key: %s = %v, want %v (row %v)", k, row[k], w, row)
 		}
 	}
+	wantDetails := map[string]any{"web_search_calls": 2.0, "x_search_calls": 3.0, "code_interpreter_calls": 4.0,
+		"file_search_calls": 5.0, "mcp_calls": 6.0, "document_search_calls": 7.0}
+	if details, _ := row["tool_call_details"].(map[string]any); !reflect.DeepEqual(details, wantDetails) {
+		t.Errorf("by key: tool_call_details = %v, want %v", row["tool_call_details"], wantDetails)
+	}
 	status, v = get("?group_by=model&from=2026-11-03")
 	if data, _ := v["data"].([]any); status != 200 || len(data) != 1 || data[0].(map[string]any)["model"] != "grok-4.5" ||
-		data[0].(map[string]any)["estimated_requests"] != 1.0 || v["from"] != "2026-11-03T00:00:00Z" {
+		data[0].(map[string]any)["estimated_requests"] != 1.0 || v["from"] != "2026-11-03T00:00:00Z" ||
+		data[0].(map[string]any)["tool_calls"] != 0.0 ||
+		!reflect.DeepEqual(data[0].(map[string]any)["tool_call_details"], map[string]any{"web_search_calls": 0.0, "x_search_calls": 0.0,
+			"code_interpreter_calls": 0.0, "file_search_calls": 0.0, "mcp_calls": 0.0, "document_search_calls": 0.0}) {
 		t.Errorf("by model from a date: %d %v", status, v)
 	}
 	status, v = get("?group_by=day&to=2026-11-02")
@@ -212,5 +222,87 @@ func TestAdminUsage(t *testing.T) {
 		if resp.StatusCode != 400 || !strings.Contains(string(body), bad.want) {
 			t.Errorf("%s: %d %s", bad.query, resp.StatusCode, body)
 		}
+	}
+}
+
+// TestAdminKeyAllowedTools: allowed_tools is set on create, changed and
+// cleared by PATCH, always shown as an array, and only known server-side
+// tool types are accepted.
+func TestAdminKeyAllowedTools(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	admin := func(method, path, body string) (*http.Response, []byte) {
+		return h.do(t, ctx, method, path, h.admin, body)
+	}
+	resp, body := admin("POST", "/admin/v1/keys", `{"name":"searcher","allowed_tools":["web_search"," x_search","web_search"]}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	created := decode[KeyView](t, body)
+	if !reflect.DeepEqual(created.AllowedTools, []string{"web_search", "x_search"}) {
+		t.Errorf("created with tools %q, want web_search,x_search", created.AllowedTools)
+	}
+	stored, err := h.store.KeyByID(ctx, created.ID)
+	if err != nil || !reflect.DeepEqual(stored.AllowedTools, []string{"web_search", "x_search"}) || stored.AllowsTool("mcp") {
+		t.Errorf("stored %+v, %v", stored.AllowedTools, err)
+	}
+	resp, body = admin("GET", "/admin/v1/keys/"+created.ID, "")
+	if v := decode[KeyView](t, body); resp.StatusCode != 200 || !reflect.DeepEqual(v.AllowedTools, []string{"web_search", "x_search"}) {
+		t.Errorf("get: %d %s", resp.StatusCode, body)
+	}
+
+	resp, body = admin("PATCH", "/admin/v1/keys/"+created.ID, `{"allowed_tools":["mcp","code_interpreter"]}`)
+	if v := decode[KeyView](t, body); resp.StatusCode != 200 || !reflect.DeepEqual(v.AllowedTools, []string{"mcp", "code_interpreter"}) || v.Name != "searcher" {
+		t.Errorf("update: %d %s", resp.StatusCode, body)
+	}
+	resp, body = admin("PATCH", "/admin/v1/keys/"+created.ID, `{"name":"renamed"}`)
+	if v := decode[KeyView](t, body); resp.StatusCode != 200 || !reflect.DeepEqual(v.AllowedTools, []string{"mcp", "code_interpreter"}) {
+		t.Errorf("a rename changed the tools: %d %s", resp.StatusCode, body)
+	}
+	for _, clear := range []string{`{"allowed_tools":[]}`, `{"allowed_tools":null}`} {
+		if _, err := h.store.UpdateKey(ctx, created.ID, grokgate.KeyUpdate{AllowedTools: &[]string{"mcp"}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, body = admin("PATCH", "/admin/v1/keys/"+created.ID, clear)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"allowed_tools":[]`) {
+			t.Errorf("%s: %d %s; want allowed_tools shown as []", clear, resp.StatusCode, body)
+		}
+		if k, _ := h.store.KeyByID(ctx, created.ID); k.AllowedTools != nil {
+			t.Errorf("%s: stored tools %q, want none (every tool)", clear, k.AllowedTools)
+		}
+	}
+	// A key made without the field allows every tool and shows [].
+	resp, body = admin("POST", "/admin/v1/keys", `{"name":"plain"}`)
+	if resp.StatusCode != 201 || !strings.Contains(string(body), `"allowed_tools":[]`) {
+		t.Errorf("create without tools: %d %s", resp.StatusCode, body)
+	}
+	_, body = admin("GET", "/admin/v1/keys", "")
+	if n := strings.Count(string(body), `"allowed_tools":`); n != 4 {
+		t.Errorf("list shows allowed_tools on %d of 4 keys: %s", n, body)
+	}
+
+	before, _ := h.store.KeyByID(ctx, created.ID)
+	for _, bad := range []struct{ method, path, body, want string }{
+		{"POST", "/admin/v1/keys", `{"name":"x","allowed_tools":["web_search","browser"]}`, `\"browser\"`},
+		{"POST", "/admin/v1/keys", `{"name":"x","allowed_tools":["function"]}`, "web_search, x_search, code_interpreter"},
+		{"POST", "/admin/v1/keys", `{"name":"x","allowed_tools":"web_search"}`, "must be an array"},
+		{"POST", "/admin/v1/keys", `{"name":"x","allowed_tools":[1]}`, "must be an array"},
+		{"PATCH", "/admin/v1/keys/" + created.ID, `{"allowed_tools":[""]}`, "must not contain empty"},
+		{"PATCH", "/admin/v1/keys/" + created.ID, `{"allowed_tools":["WEB_SEARCH"]}`, "not a server-side tool"},
+		{"PATCH", "/admin/v1/keys/" + created.ID, `{"allowed_tools":{}}`, "must be an array"},
+	} {
+		resp, body := admin(bad.method, bad.path, bad.body)
+		e := decode[struct {
+			Error struct{ Message, Type, Param string }
+		}](t, body)
+		if resp.StatusCode != 400 || e.Error.Type != "invalid_request_error" || e.Error.Param != "allowed_tools" || !strings.Contains(string(body), bad.want) {
+			t.Errorf("%s %s %s: %d %s (want 400 invalid_request_error on allowed_tools mentioning %s)", bad.method, bad.path, bad.body, resp.StatusCode, body, bad.want)
+		}
+	}
+	if list, _ := h.store.ListKeys(ctx); len(list) != 4 {
+		t.Errorf("refused creates stored keys: %d keys", len(list))
+	}
+	if after, _ := h.store.KeyByID(ctx, created.ID); !reflect.DeepEqual(after.AllowedTools, before.AllowedTools) {
+		t.Errorf("refused updates changed the tools: %q, want %q", after.AllowedTools, before.AllowedTools)
 	}
 }

@@ -34,9 +34,11 @@ func upstreamAnswer(w http.ResponseWriter, r *http.Request, ctx context.Context,
 		}
 		return nil, xai.StatusError(resp.StatusCode, body), nil
 	}
-	// A completion always has "choices" and an xAI error body never does:
-	// the cheap check spares a JSON parse of every good chat answer.
-	if !bytes.Contains(body, []byte(`"choices"`)) {
+	// A completion always has "choices", a response object its "object",
+	// and an xAI error body neither: the cheap check spares a JSON parse of
+	// every good answer. (A failed response carries an "error" object of its
+	// own and is an answer, not an error.)
+	if !bytes.Contains(body, []byte(`"choices"`)) && !bytes.Contains(body, []byte(`"object":"response`)) {
 		if _, _, isErr := xai.ParseError(body); isErr {
 			meterFrom(r.Context()).refusedBody()
 			return nil, xai.StatusError(http.StatusOK, body), nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/grokgate/grokgate/mediatype"
 	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/xai"
 )
 
 // handleChat serves POST /chat/completions: validate, forward the client's
@@ -45,7 +46,7 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte, 
 	// timeouts.
 	ctx, cancel, wd := s.upstreamContext(r)
 	defer cancel(nil)
-	resp, err := s.up.Do(ctx, http.MethodPost, "/chat/completions", body)
+	resp, err := s.up.Do(ctx, xai.Request{Method: http.MethodPost, Path: "/chat/completions", Body: body})
 	if err != nil {
 		m.sendFailed(ctx, r.Context())
 		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)

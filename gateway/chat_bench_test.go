@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/xai"
 )
 
 // jsonUpstream answers every request with the same completion from memory.
@@ -20,7 +21,7 @@ type jsonUpstream struct {
 	header http.Header
 }
 
-func (u *jsonUpstream) Do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+func (u *jsonUpstream) Do(ctx context.Context, req xai.Request) (*http.Response, error) {
 	u.rd.Reset(u.body)
 	return &http.Response{StatusCode: http.StatusOK, Header: u.header, ContentLength: int64(len(u.body)),
 		Body: io.NopCloser(&u.rd)}, nil

@@ -31,8 +31,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *openai.Error, c
 	w.Write(append(body, '\n'))
 }
 
-// StreamErrorFormat says how the error event that ends a begun stream is
-// written (GROKGATE_STREAM_ERROR_FORMAT).
+// StreamErrorFormat says how the chat error event that ends a begun stream
+// is written (GROKGATE_STREAM_ERROR_FORMAT).
 type StreamErrorFormat string
 
 const (
@@ -42,7 +42,7 @@ const (
 	StreamErrorString StreamErrorFormat = "string"
 	// StreamErrorOpenAI writes the OpenAI error envelope,
 	// {"error":{"message":"API error: <message>","type","param","code"}},
-	// from which every SDK raises an error carrying the message.
+	// from which the SDKs raise an error carrying the message.
 	StreamErrorOpenAI StreamErrorFormat = "openai"
 )
 
@@ -55,25 +55,14 @@ func ParseStreamErrorFormat(s string) (StreamErrorFormat, error) {
 	return "", fmt.Errorf("%q is not a stream error format; use string or openai", s)
 }
 
-// failStream ends a stream whose headers are already sent: one SSE error
-// event, in the configured format, and no [DONE]. It is the only writer of
-// that event, so every streaming route answers in the same format.
-func (s *Server) failStream(w http.ResponseWriter, r *http.Request, e *openai.Error, cause error) {
+// failStream ends a stream whose headers are already sent with the dialect's
+// error event in the configured format (chat: {"error":"API error: <message>"}
+// or the OpenAI error object, and no [DONE]). It is the only writer of that
+// event.
+func (s *Server) failStream(w http.ResponseWriter, r *http.Request, d dialect, e *openai.Error, cause error) {
 	info := infoFrom(r.Context())
 	info.streamErr, info.errCode, info.errMsg, info.cause = true, e.Code, e.Message, cause
-	var ev []byte
-	if s.cfg.StreamErrorFormat == StreamErrorOpenAI {
-		shown := *e
-		shown.Message = "API error: " + e.Message
-		ev, _ = json.Marshal(&shown)
-	} else {
-		ev, _ = json.Marshal(struct {
-			Error string `json:"error"`
-		}{"API error: " + e.Message})
-	}
-	buf := make([]byte, 0, len(ev)+8)
-	buf = append(append(append(buf, "data: "...), ev...), "\n\n"...)
-	w.Write(buf)
+	w.Write(d.appendError(make([]byte, 0, 128), e, s.cfg.StreamErrorFormat))
 	http.NewResponseController(w).Flush()
 }
 

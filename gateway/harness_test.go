@@ -56,11 +56,16 @@ type harness struct {
 	gw    *httptest.Server
 	store *sqlite.DB
 	recs  *records
+	cache *keys.Cache
 	user  string // secret of a user key
 	admin string // secret of an admin key
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessConfig(t, nil) }
+
+// newHarnessConfig is newHarness with configure applied to the server's
+// Config.
+func newHarnessConfig(t *testing.T, configure func(*Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	sim := simulator.New(simulator.Options{})
@@ -82,11 +87,48 @@ func newHarness(t *testing.T) *harness {
 	cctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	go cache.Run(cctx, 50*time.Millisecond)
-	handler := NewServer(log, Config{Usage: h.recs, Admin: store},
+	cfg := Config{Usage: h.recs, Admin: store, Responses: store}
+	if configure != nil {
+		configure(&cfg)
+	}
+	h.cache = cache
+	handler := NewServer(log, cfg,
 		cache, xai.NewClient(up.URL+"/v1", "sim-key", up.Client().Transport, xai.Retry{MaxAttempts: 1}, log, time.Now))
 	h.gw = httptest.NewServer(handler)
 	t.Cleanup(h.gw.Close)
 	return h
+}
+
+func (h *harness) now() time.Time { return time.Now() }
+
+// mintKey stores a new key and returns it with its secret.
+func (h *harness) mintKey(t *testing.T, name string, role grokgate.Role) (grokgate.Key, string) {
+	t.Helper()
+	k, secret, err := keys.Mint(keys.Random(), name, role, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.CreateKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	return k, secret
+}
+
+// waitKeys waits until the gateway's key cache holds secret's key in a
+// state that ok accepts.
+func (h *harness) waitKeys(t *testing.T, secret string, ok func(*grokgate.Key) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		k, err := h.cache.Authenticate(context.Background(), secret)
+		if err == nil && ok(k) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the key cache did not take the change (err %v)", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (h *harness) mint(t *testing.T, name string, role grokgate.Role, models []string) string {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/xai"
 )
 
 // defaultImageModel is used when a request names no model.
@@ -173,7 +174,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	if m != nil {
 		m.upstream = true // a prompt for images is billed by cost, not estimated in tokens
 	}
-	resp, err := s.up.Do(ctx, http.MethodPost, "/images/generations", up)
+	resp, err := s.up.Do(ctx, xai.Request{Method: http.MethodPost, Path: "/images/generations", Body: up})
 	if err != nil {
 		m.sendFailed(ctx, r.Context())
 		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)

@@ -207,7 +207,7 @@ func (k *keyedRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		k.h(s, w, r)
 		return
 	}
-	m := &meter{route: k.route}
+	m := newMeter(k.route)
 	info.meter = m
 	defer s.settle(w, r, m)
 	k.h(s, w, r)

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/grokgate/grokgate/xai"
 )
 
 const (
@@ -21,8 +23,8 @@ const (
 )
 
 // modelCatalog caches which upstream models accept image input, learnt from
-// xAI's GET /language-models (its input_modalities, which the wire notes say
-// to trust over any built-in table).
+// xAI's GET /language-models (its input_modalities, which docs/wire-format.md
+// says to trust over any built-in table).
 type modelCatalog struct {
 	up  Upstream
 	ttl time.Duration
@@ -122,7 +124,7 @@ func (c *modelCatalog) fetch(ctx context.Context) {
 func (c *modelCatalog) download(ctx context.Context) (map[string]modelMeta, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), modelInfoFetchTimeout)
 	defer cancel()
-	resp, err := c.up.Do(ctx, http.MethodGet, "/language-models", nil)
+	resp, err := c.up.Do(ctx, xai.Request{Method: http.MethodGet, Path: "/language-models"})
 	if err != nil {
 		return nil, err
 	}

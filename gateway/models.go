@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"time"
+
+	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/xai"
 )
 
 // handleModels serves GET /models: xAI's list, which already has OpenAI's
@@ -12,7 +16,7 @@ import (
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel, _ := s.upstreamContext(r)
 	defer cancel(nil)
-	resp, err := s.up.Do(ctx, http.MethodGet, "/models", nil)
+	resp, err := s.up.Do(ctx, xai.Request{Method: http.MethodGet, Path: "/models"})
 	if err != nil {
 		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
 		return
@@ -49,6 +53,34 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	out, _ := json.Marshal(list)
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(append(out, '\n'))
+}
+
+// handleModel serves GET /models/{id}: xAI's model, for a key that may use
+// it; to any other key it does not exist, as in the list.
+func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if k := infoFrom(r.Context()).key; k != nil && !k.Allows(id) {
+		s.fail(w, r, modelNotFound(id), nil)
+		return
+	}
+	ctx, cancel, _ := s.upstreamContext(r)
+	defer cancel(nil)
+	resp, err := s.up.Do(ctx, xai.Request{Method: http.MethodGet, Path: "/models/" + url.PathEscape(id)})
+	if err != nil {
+		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		s.fail(w, r, modelNotFound(id), nil)
+		return
+	}
+	s.forwardJSON(w, r, ctx, resp, false)
+}
+
+func modelNotFound(id string) *openai.Error {
+	return &openai.Error{Status: http.StatusNotFound, Type: openai.TypeInvalidRequest, Param: "model", Code: "model_not_found",
+		Message: "The model " + quote(id) + " does not exist or this API key may not use it. GET /models lists the models it may use."}
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/xai"
 )
 
 // Observer receives what the gateway measures (package metrics implements
@@ -212,12 +213,12 @@ type observedUpstream struct {
 	up Upstream
 }
 
-func (u observedUpstream) Do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+func (u observedUpstream) Do(ctx context.Context, req xai.Request) (*http.Response, error) {
 	info := infoFrom(ctx)
 	info.calledUpstream = true
-	ctx, span := u.s.startClientSpan(ctx, method, path, info)
+	ctx, span := u.s.startClientSpan(ctx, req.Method, req.Path, info)
 	start := u.s.cfg.Now()
-	resp, err := u.up.Do(ctx, method, path, body)
+	resp, err := u.up.Do(ctx, req)
 	if err != nil {
 		info.upstreamDur += u.s.cfg.Now().Sub(start)
 		span.end(nil, err)

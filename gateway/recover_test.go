@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/xai"
 )
 
 // lockedLog is a log destination safe for the server's goroutines.
@@ -40,11 +41,11 @@ type panickyUpstream struct {
 	json  jsonUpstream
 }
 
-func (u *panickyUpstream) Do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+func (u *panickyUpstream) Do(ctx context.Context, req xai.Request) (*http.Response, error) {
 	if u.calls.Add(1) == 1 {
 		panic("upstream client bug")
 	}
-	return u.json.Do(ctx, method, path, body)
+	return u.json.Do(ctx, req)
 }
 
 // panicAfterEvent is a stream body that delivers one event, then panics.
@@ -62,7 +63,7 @@ func (b *panicAfterEvent) Close() error { return nil }
 
 type panickyStream struct{}
 
-func (panickyStream) Do(context.Context, string, string, []byte) (*http.Response, error) {
+func (panickyStream) Do(context.Context, xai.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"text/event-stream"}},
 		ContentLength: -1, Body: &panicAfterEvent{}}, nil
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,7 +28,7 @@ var (
 	doneData   = []byte("[DONE]")
 	errorKey   = []byte(`"error"`)
 	keepAlive  = []byte(": keep-alive\n\n")
-	errNoDone  = errors.New("upstream stream ended without [DONE]")
+	errNoEnd   = errors.New("upstream stream ended without its final event")
 	errIdle    = errors.New("upstream stream idle")
 	errTotal   = errors.New("upstream total timeout")
 	errStopped = errors.New("server shutting down")
@@ -39,10 +38,13 @@ var (
 // byte for byte as xAI sent it, flushing whenever no further event is already
 // read, so every event reaches the client before the upstream sends the next.
 //
+// The request's dialect (dialect.go) meters each event and says where the
+// stream ends; event: lines and every other byte pass as xAI sent them.
+//
 // Response headers are held back until the first event (or the first
 // heartbeat): until then an upstream failure can still be answered with a
-// proper HTTP status. After it, failures end the stream with one SSE error
-// event and no [DONE].
+// proper HTTP status. After it, failures end the stream with the dialect's
+// error event.
 func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response, wd *watchdog) {
 	out := s.newSSEOut(w, r, wd)
 	defer out.close()
@@ -60,19 +62,20 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 			scratch, _ = sse.AppendData(scratch[:0], ev)
 			data = scratch
 		}
-		if bytes.Equal(data, doneData) {
+		switch out.d.event(data) {
+		case actEnd:
 			if out.write(ev, true) {
 				out.m.complete()
 			}
 			drain(sc)
 			return
-		}
-		if bytes.Contains(data, errorKey) && s.relayErrorEvent(w, r, out, data) {
+		case actError:
+			s.relayErrorEvent(w, r, out, data)
 			return
-		}
-		if out.m.observe(data) {
-			// The usage chunk the client did not ask for: withheld, but
-			// what was written before it must not wait in the buffer.
+		case actWithhold:
+			// Metered only (chat's usage chunk the client did not ask
+			// for), but what was written before it must not wait in the
+			// buffer.
 			if !sc.Buffered() {
 				out.flush()
 			}
@@ -85,28 +88,25 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 	s.relayEnded(w, r, ctx, out, sc.Err())
 }
 
-// relayErrorEvent ends the stream if data is xAI's error object: with its
-// HTTP error if nothing was sent yet, else with the SSE error event.
-func (s *Server) relayErrorEvent(w http.ResponseWriter, r *http.Request, out *sseOut, data []byte) bool {
-	e, isErr := eventError(data)
-	if !isErr {
-		return false
-	}
+// relayErrorEvent ends the stream on xAI's error event: with its HTTP error
+// if nothing was sent yet, else with the dialect's error event.
+func (s *Server) relayErrorEvent(w http.ResponseWriter, r *http.Request, out *sseOut, data []byte) {
 	noteStreamEnd(r, nil)
+	e := out.d.upstreamError(data)
 	if out.claim() {
-		s.fail(w, r, xai.StatusError(http.StatusOK, data), nil)
+		s.fail(w, r, e, nil)
 	} else {
 		out.fail(r, e, nil)
 	}
-	return true
 }
 
-// relayEnded answers for a stream that ended without [DONE]: an HTTP error
-// if nothing was sent yet, else the SSE error event. Apart from relay, whose
-// frame stays on the stack while a stream is open.
+// relayEnded answers for a stream that ended without its final event ([DONE]
+// or a terminal event): an HTTP error if nothing was sent yet, else the
+// dialect's error event. Apart from relay, whose frame stays on the stack
+// while a stream is open.
 func (s *Server) relayEnded(w http.ResponseWriter, r *http.Request, ctx context.Context, out *sseOut, err error) {
 	if err == nil {
-		err = errNoDone
+		err = errNoEnd
 	}
 	if r.Context().Err() != nil {
 		infoFrom(r.Context()).status = statusClientClosed
@@ -116,25 +116,24 @@ func (s *Server) relayEnded(w http.ResponseWriter, r *http.Request, ctx context.
 	noteStreamEnd(r, cause)
 	if out.claim() {
 		e := upstreamFailure(ctx, r.Context(), err)
-		if errors.Is(err, errNoDone) {
+		if errors.Is(err, errNoEnd) {
 			e.Message = "xAI ended the stream before sending any event; try again"
 		}
 		s.fail(w, r, e, err)
 		return
 	}
-	e := &openai.Error{Type: openai.TypeUpstream, Code: "upstream_connection_lost",
-		Message: "the upstream stream ended unexpectedly before it was complete"}
+	msg := "the upstream stream ended unexpectedly before it was complete"
 	switch {
 	case errors.Is(cause, errUpstreamTimeout):
-		e.Code, e.Message = "upstream_timeout", "xAI did not start answering in time"
+		msg = "xAI did not start answering in time"
 	case errors.Is(cause, errIdle):
-		e.Code, e.Message = "upstream_idle_timeout", "xAI sent nothing for "+s.cfg.StreamIdleTimeout.String()+"; the stream was ended"
+		msg = "xAI sent nothing for " + s.cfg.StreamIdleTimeout.String() + "; the stream was ended"
 	case errors.Is(cause, errTotal):
-		e.Code, e.Message = "total_timeout", "the stream ran longer than the gateway allows ("+s.cfg.TotalTimeout.String()+")"
+		msg = "the stream ran longer than the gateway allows (" + s.cfg.TotalTimeout.String() + ")"
 	case errors.Is(cause, errStopped):
-		e.Type, e.Code, e.Message = openai.TypeAPI, "shutting_down", "grokgate is shutting down; send the request again"
+		msg = "grokgate is shutting down; send the request again"
 	}
-	out.fail(r, e, err)
+	out.fail(r, &openai.Error{Status: http.StatusBadGateway, Type: openai.TypeUpstream, Code: "stream_interrupted", Message: msg}, err)
 }
 
 // sseOut is the client side of one stream. The relay loop and the heartbeat
@@ -146,6 +145,7 @@ type sseOut struct {
 	wd        *watchdog
 	heartbeat *time.Timer // nil when heartbeats are off
 	m         *meter      // usage metering of this request
+	d         dialect     // the request's dialect: how events are metered and an error event looks
 	metered   bool        // m knows the first event was sent
 	clock     streamClock // metrics: TTFT, gaps, open streams; used by the relay loop only
 
@@ -159,7 +159,8 @@ type sseOut struct {
 // metrics clock. (Set up here rather than in relay, whose frame stays on the
 // stack while the stream is open.)
 func (s *Server) newSSEOut(w http.ResponseWriter, r *http.Request, wd *watchdog) *sseOut {
-	out := &sseOut{s: s, w: w, rc: http.NewResponseController(w), wd: wd, m: meterFrom(r.Context()), clock: s.streamClock(r)}
+	m := meterFrom(r.Context())
+	out := &sseOut{s: s, w: w, rc: http.NewResponseController(w), wd: wd, m: m, d: m.dialect(), clock: s.streamClock(r)}
 	if s.cfg.Heartbeat > 0 {
 		out.mu.Lock() // beat reads the field; it may fire before the assignment otherwise
 		out.heartbeat = time.AfterFunc(s.cfg.Heartbeat, out.beat)
@@ -255,14 +256,14 @@ func (o *sseOut) start() {
 	o.started = true
 }
 
-// fail ends a begun stream with the error event.
+// fail ends a begun stream with the dialect's error event.
 func (o *sseOut) fail(r *http.Request, e *openai.Error, cause error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.broken {
 		return
 	}
-	o.s.failStream(o.w, r, e, cause)
+	o.s.failStream(o.w, r, o.d, e, cause)
 }
 
 // close stops the heartbeat; after it no write happens, so the handler may
@@ -285,23 +286,18 @@ func drain(sc *sse.Scanner) {
 }
 
 // eventError reports whether an event's data is an error object (a top-level
-// "error" key that is not null) and returns it as the error to pass on, with
-// xAI's code when it sent one.
-func eventError(data []byte) (*openai.Error, bool) {
+// "error" key that is not null) and returns its message.
+func eventError(data []byte) (string, bool) {
 	var probe struct {
 		Error json.RawMessage `json:"error"`
 	}
 	if json.Unmarshal(data, &probe) != nil || len(probe.Error) == 0 || string(probe.Error) == "null" {
-		return nil, false
+		return "", false
 	}
-	e := &openai.Error{Type: openai.TypeUpstream, Code: "upstream_error", Message: string(probe.Error)}
-	if code, msg, ok := xai.ParseError(data); ok {
-		e.Message = msg
-		if code != "" {
-			e.Code = code
-		}
+	if _, msg, ok := xai.ParseError(data); ok {
+		return msg, true
 	}
-	return e, true
+	return string(probe.Error), true
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/xai"
 )
 
 // A chat chunk as xAI sends it, about 200 bytes.
@@ -52,7 +53,7 @@ type memUpstream struct {
 	header http.Header
 }
 
-func (u *memUpstream) Do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+func (u *memUpstream) Do(ctx context.Context, req xai.Request) (*http.Response, error) {
 	u.body = eventReader{data: u.stream}
 	return &http.Response{StatusCode: http.StatusOK, Header: u.header, Body: &u.body}, nil
 }

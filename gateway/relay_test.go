@@ -71,7 +71,8 @@ func relayServer() *Server {
 // relayStream relays one stream of n content events plus the tail through a
 // metered request whose client did not ask for usage.
 func relayStream(s *Server, w *sinkWriter, n int) *meter {
-	m := &meter{route: "/chat/completions", upstream: true}
+	m := newMeter("/chat/completions")
+	m.upstream = true
 	ctx := context.WithValue(context.Background(), infoKey{}, &requestInfo{meter: m})
 	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil).WithContext(ctx)
 	resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(&streamBody{event: relayEvent, left: n, tail: relayTail})}
@@ -94,11 +95,12 @@ func TestRelayWithholdsUsageAndMeters(t *testing.T) {
 	if !bytes.HasSuffix(out.Bytes(), []byte("data: [DONE]\n\n")) || bytes.Count(out.Bytes(), []byte("data: ")) != 5+1+1 {
 		t.Errorf("relayed:\n%s", out.Bytes())
 	}
-	if !m.completed || !m.stream.HaveUsage || m.stream.Usage.Prompt != 165 || m.stream.Usage.CostTicks != 739000 || m.stream.ID == "" {
-		t.Errorf("meter %+v", m.stream)
+	res := m.d.result()
+	if !m.completed || !res.haveUsage || res.usage.Prompt != 165 || res.usage.CostTicks != 739000 || res.id == "" {
+		t.Errorf("meter %+v", res)
 	}
-	if m.stream.ContentBytes != 5*int64(len(" harbor")) {
-		t.Errorf("content bytes %d", m.stream.ContentBytes)
+	if res.contentBytes != 5*int64(len(" harbor")) {
+		t.Errorf("content bytes %d", res.contentBytes)
 	}
 }
 
@@ -127,4 +129,68 @@ func BenchmarkRelay(b *testing.B) {
 	b.SetBytes(int64(len(relayEvent)))
 	b.ResetTimer()
 	relayStream(s, w, b.N)
+}
+
+var (
+	respRelayEvent = []byte(`data: {"type":"response.output_text.delta","sequence_number":4,"output_index":0,"item_id":"msg_53ae1c0e-4c1c-4d2a-9a3e-0f5c1d2e3f4a","content_index":0,"delta":" harbor","logprobs":[]}` + "\n\n")
+	respRelayTail  = []byte(`data: {"type":"response.output_text.done","sequence_number":5,"output_index":0,"item_id":"msg_53ae1c0e-4c1c-4d2a-9a3e-0f5c1d2e3f4a","content_index":0,"text":" harbor","logprobs":[]}` + "\n\n" +
+		`data: {"type":"response.completed","sequence_number":6,"response":{"id":"53ae1c0e-4c1c-4d2a-9a3e-0f5c1d2e3f4a","object":"response","model":"grok-4.3","status":"completed","output":[],"error":null,"usage":{"input_tokens":165,"input_tokens_details":{"cached_tokens":164},"output_tokens":131,"output_tokens_details":{"reasoning_tokens":129},"total_tokens":296,"num_server_side_tools_used":1,"server_side_tool_usage_details":{"web_search_calls":1},"cost_in_usd_ticks":50739000}}}` + "\n\n")
+)
+
+// relayResponsesStream relays a Responses stream of n text deltas and its
+// terminal event through a metered request.
+func relayResponsesStream(s *Server, w *sinkWriter, n int) *meter {
+	m := newMeter("/responses")
+	m.useResponses()
+	m.upstream = true
+	ctx := context.WithValue(context.Background(), infoKey{}, &requestInfo{meter: m})
+	r := httptest.NewRequest(http.MethodPost, "/v1/responses", nil).WithContext(ctx)
+	resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(&streamBody{event: respRelayEvent, left: n, tail: respRelayTail})}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	wd := newWatchdog(cancel, time.Hour, time.Hour, time.Hour)
+	defer wd.stop()
+	s.relay(w, r, ctx, resp, wd)
+	return m
+}
+
+func TestRelayResponsesMeters(t *testing.T) {
+	s := relayServer()
+	var out bytes.Buffer
+	w := &sinkWriter{h: http.Header{}, keep: &out}
+	m := relayResponsesStream(s, w, 5)
+	want := string(bytes.Repeat(respRelayEvent, 5)) + string(respRelayTail)
+	if out.String() != want {
+		t.Fatalf("relayed:\n%s\nwant:\n%s", out.Bytes(), want)
+	}
+	res := m.d.result()
+	if !m.completed || !res.haveUsage || res.usage.Prompt != 165 || res.usage.Completion != 2 || res.usage.Reasoning != 129 ||
+		res.usage.CostTicks != 50739000 || res.tools.WebSearch != 1 || res.id != "53ae1c0e-4c1c-4d2a-9a3e-0f5c1d2e3f4a" {
+		t.Errorf("meter %+v", res)
+	}
+}
+
+// TestRelayResponsesAllocsPerEvent: the Responses dialect keeps the relay
+// at zero allocations per event.
+func TestRelayResponsesAllocsPerEvent(t *testing.T) {
+	s := relayServer()
+	w := &sinkWriter{h: http.Header{}}
+	allocs := func(n int) float64 {
+		return testing.AllocsPerRun(20, func() { relayResponsesStream(s, w, n) })
+	}
+	short, long := allocs(10), allocs(2010)
+	if perEvent := (long - short) / 2000; perEvent > 0.001 {
+		t.Errorf("relaying allocates %.3f times per event (%.0f allocs for 10 events, %.0f for 2010)", perEvent, short, long)
+	}
+}
+
+// BenchmarkRelayResponses is BenchmarkRelay for a Responses stream.
+func BenchmarkRelayResponses(b *testing.B) {
+	s := relayServer()
+	w := &sinkWriter{h: http.Header{}}
+	relayResponsesStream(s, w, 10)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(respRelayEvent)))
+	b.ResetTimer()
+	relayResponsesStream(s, w, b.N)
 }

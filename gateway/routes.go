@@ -20,6 +20,21 @@ func (s *Server) routes() {
 		s.handle(http.MethodPost, base+"/images/generations", s.keyed(!late, "/images/generations", (*Server).handleImages))
 		s.handle(http.MethodPost, base+"/images/generate", s.keyed(!late, "/images/generations", (*Server).handleImages))
 		s.handle(http.MethodPost, base+"/vision/analyze", s.keyed(late, "/vision/analyze", (*Server).handleVision))
+		s.handle(http.MethodGet, base+"/models/{id}", s.keyed(!late, "", (*Server).handleModel))
+		if s.cfg.Responses != nil {
+			// The Responses API (responses.go); every stored response is
+			// its creator key's alone.
+			s.handle(http.MethodPost, base+"/responses", s.keyed(late, "/responses", (*Server).handleResponses))
+			s.handleMethods(base+"/responses/{id}", map[string]http.Handler{
+				http.MethodGet:    s.keyed(!late, "/responses", (*Server).handleGetResponse),
+				http.MethodDelete: s.keyed(!late, "/responses", (*Server).handleDeleteResponse)})
+			// Not handle: a catch-all 405 on this path would overlap the
+			// one of /responses/{id}; the methods that one serves get the
+			// 405 here instead.
+			s.mux.Handle("POST "+base+"/responses/compact", s.keyed(late, "/responses", (*Server).handleCompactResponse))
+			s.mux.Handle("GET "+base+"/responses/compact", s.methodNotAllowed(http.MethodPost))
+			s.mux.Handle("DELETE "+base+"/responses/compact", s.methodNotAllowed(http.MethodPost))
+		}
 	}
 	if s.cfg.Admin != nil {
 		// The admin API (gateway/admin.go): admin-role keys only.

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/xai"
 )
 
 // Authenticator resolves a presented gateway key.
@@ -22,10 +23,10 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, secret string) (*grokgate.Key, error)
 }
 
-// Upstream sends a request to xAI. The response body belongs to the caller;
-// cancelling ctx aborts the exchange.
+// Upstream sends a request to xAI (package xai's Client). The response body
+// belongs to the caller; cancelling ctx aborts the exchange.
 type Upstream interface {
-	Do(ctx context.Context, method, path string, body []byte) (*http.Response, error)
+	Do(ctx context.Context, req xai.Request) (*http.Response, error)
 }
 
 // Config tunes the server. Every zero value means the documented default.
@@ -70,6 +71,9 @@ type Config struct {
 	// Usage receives one record per chat completion request; nil records
 	// nothing.
 	Usage UsageRecorder
+	// Responses records who owns each stored response of the Responses API;
+	// nil leaves the /responses routes out.
+	Responses ResponseOwners
 	// Admin backs the /admin/v1 API; nil leaves the admin API out.
 	Admin AdminStore
 	// Observer receives the request metrics (package metrics); nil

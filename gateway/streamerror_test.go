@@ -21,8 +21,8 @@ func TestStreamErrorFormats(t *testing.T) {
 		directive, message, code string
 	}{
 		{`{"error_after":2}`, "Simulated error after 2 chunks", "Internal error"},
-		{`{"cut_after":2}`, "the upstream stream ended unexpectedly before it was complete", "upstream_connection_lost"},
-		{`{"chunks":3,"delay_ms":1000}`, "xAI sent nothing for 200ms; the stream was ended", "upstream_idle_timeout"},
+		{`{"cut_after":2}`, "the upstream stream ended unexpectedly before it was complete", "stream_interrupted"},
+		{`{"chunks":3,"delay_ms":1000}`, "xAI sent nothing for 200ms; the stream was ended", "stream_interrupted"},
 	}
 	for _, format := range []gateway.StreamErrorFormat{"", gateway.StreamErrorString, gateway.StreamErrorOpenAI} {
 		e := newIV(t, gateway.Config{StreamErrorFormat: format, StreamIdleTimeout: 200 * time.Millisecond}, nil)

@@ -146,8 +146,9 @@ func (c clientSpan) end(e *spanEnd, err error) {
 func (m *meter) reported() (model, id string, u usage.Usage, ok bool) {
 	switch {
 	case m == nil:
-	case m.stream.HaveUsage:
-		return m.stream.Model, m.stream.ID, m.stream.Usage, true
+	case m.d.result().haveUsage:
+		res := m.d.result()
+		return res.model, res.id, res.usage, true
 	case m.hasBodyUsage:
 		return m.model, m.id, m.bodyUsage, true
 	}

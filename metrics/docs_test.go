@@ -18,7 +18,7 @@ type fixedQueue struct{}
 func (fixedQueue) Depth() int64   { return 0 }
 func (fixedQueue) Dropped() int64 { return 0 }
 
-// TestDocsAndDashboard keeps the README's metric table and the Grafana
+// TestDocsAndDashboard keeps the metric table of docs/observability.md and the Grafana
 // dashboard in step with the metrics registered.
 func TestDocsAndDashboard(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -46,13 +46,13 @@ func TestDocsAndDashboard(t *testing.T) {
 		registered[name] = true // histograms without observations are not gathered
 	}
 
-	readme, err := os.ReadFile("../README.md")
+	doc, err := os.ReadFile("../docs/observability.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name := range registered {
-		if !strings.Contains(string(readme), "| `"+name+"` |") {
-			t.Errorf("README's metric table lacks %s", name)
+		if !strings.Contains(string(doc), "| `"+name+"` |") {
+			t.Errorf("docs/observability.md's metric table lacks %s", name)
 		}
 	}
 

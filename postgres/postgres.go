@@ -138,6 +138,8 @@ func nullTS(t time.Time) *time.Time {
 	return &v
 }
 
+// models renders an allow-list (models or tools) for a NOT NULL array
+// column; empty allows everything.
 func models(m []string) []string {
 	if m == nil {
 		return []string{}
@@ -162,9 +164,10 @@ func (s *DB) CreateKey(ctx context.Context, k grokgate.Key) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		l := k.Limits
 		_, err := tx.Exec(ctx, `INSERT INTO keys (`+keyColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			k.ID, k.Name, k.Prefix, k.Hash[:], string(k.Role), ts(k.CreatedAt), nullTS(k.RevokedAt),
-			models(k.AllowedModels), nullTS(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth)
+			models(k.AllowedModels), nullTS(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth,
+			models(k.AllowedTools))
 		return err
 	})
 }
@@ -201,6 +204,12 @@ func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (gr
 				k.AllowedModels = nil
 			}
 		}
+		if u.AllowedTools != nil {
+			k.AllowedTools = *u.AllowedTools
+			if len(k.AllowedTools) == 0 {
+				k.AllowedTools = nil
+			}
+		}
 		if u.ExpiresAt != nil {
 			k.ExpiresAt = time.Time{}
 			if !u.ExpiresAt.IsZero() {
@@ -210,8 +219,10 @@ func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (gr
 		k.Limits = u.Limits.Apply(k.Limits)
 		l := k.Limits
 		if _, err := tx.Exec(ctx, `UPDATE keys SET name = $1, allowed_models = $2, expires_at = $3,
-			rpm = $4, tpm = $5, max_streams = $6, budget_ticks_per_day = $7, budget_ticks_per_month = $8 WHERE id = $9`,
-			k.Name, models(k.AllowedModels), nullTS(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth, id); err != nil {
+			rpm = $4, tpm = $5, max_streams = $6, budget_ticks_per_day = $7, budget_ticks_per_month = $8,
+			allowed_tools = $9 WHERE id = $10`,
+			k.Name, models(k.AllowedModels), nullTS(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth,
+			models(k.AllowedTools), id); err != nil {
 			return err
 		}
 		out = k
@@ -228,7 +239,7 @@ func (s *DB) KeysGeneration(ctx context.Context) (int64, error) {
 }
 
 const keyColumns = `id, name, prefix, hash, role, created_at, revoked_at, allowed_models, expires_at,
-	rpm, tpm, max_streams, budget_ticks_per_day, budget_ticks_per_month`
+	rpm, tpm, max_streams, budget_ticks_per_day, budget_ticks_per_month, allowed_tools`
 
 // ListKeys returns all keys, oldest first.
 func (s *DB) ListKeys(ctx context.Context) ([]grokgate.Key, error) {
@@ -267,7 +278,7 @@ func scanKey(row pgx.Row) (grokgate.Key, error) {
 	)
 	l := &k.Limits
 	err := row.Scan(&k.ID, &k.Name, &k.Prefix, &hash, &role, &k.CreatedAt, &revoked, &k.AllowedModels, &expires,
-		&l.RPM, &l.TPM, &l.MaxStreams, &l.BudgetTicksPerDay, &l.BudgetTicksPerMonth)
+		&l.RPM, &l.TPM, &l.MaxStreams, &l.BudgetTicksPerDay, &l.BudgetTicksPerMonth, &k.AllowedTools)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return k, grokgate.ErrNotFound
 	} else if err != nil {
@@ -287,6 +298,9 @@ func scanKey(row pgx.Row) (grokgate.Key, error) {
 	}
 	if len(k.AllowedModels) == 0 {
 		k.AllowedModels = nil
+	}
+	if len(k.AllowedTools) == 0 {
+		k.AllowedTools = nil
 	}
 	return k, nil
 }

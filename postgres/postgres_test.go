@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -92,4 +94,46 @@ func TestBadDSNHidesPassword(t *testing.T) {
 	if got := err.Error(); strings.Contains(got, "s3cret") {
 		t.Errorf("error shows the password: %s", got)
 	}
+}
+
+// TestMigratesForward: a database written before server-side tools and
+// response owners existed opens with its keys and records intact; its keys
+// allow every tool and its records made no tool calls.
+func TestMigratesForward(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Schema(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for v, name := range []string{"0001_init.sql", "0002_limits.sql"} {
+		body, err := os.ReadFile(filepath.Join("migrations", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := conn.Exec(ctx, `INSERT INTO keys (id, name, prefix, hash, role, created_at, allowed_models, rpm)
+		VALUES ('key_old', 'old', 'gg-old', $1, 'user', $2, '{grok-3}', 60)`, make([]byte, 32), created); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO usage_records VALUES
+		('req_old', $1, 'key_old', '/chat/completions', 'grok-3', 'grok-3', false, false, 200, 'completed', 10, 2, 1, 3, 500, false, 900, 0, 'up')`,
+		created); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, dsn)
+	defer s.Close()
+	storetest.CheckMigrated(t, s, created)
 }

@@ -12,7 +12,8 @@ import (
 
 const usageColumns = `request_id, time, key_id, route, requested_model, model, stream, fallback, status, outcome,
 	prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_in_usd_ticks, estimated,
-	latency_us, ttfb_us, upstream_id`
+	latency_us, ttfb_us, upstream_id,
+	web_search_calls, x_search_calls, code_interpreter_calls, file_search_calls, mcp_calls, document_search_calls`
 
 // InsertUsage writes recs in one statement: each column goes as an array,
 // and unnest turns them back into rows. One INSERT for the batch instead of
@@ -31,6 +32,7 @@ func (s *DB) InsertUsage(ctx context.Context, recs []grokgate.Record) error {
 		streams, fallbacks, estimated                               []bool
 		statuses                                                    []int32
 		prompt, completion, reasoning, cached, cost, latency, ttfb  []int64
+		web, x, code, file, mcp, document                           []int64
 	}
 	for i := range recs {
 		r := &recs[i]
@@ -53,14 +55,22 @@ func (s *DB) InsertUsage(ctx context.Context, recs []grokgate.Record) error {
 		c.latency = append(c.latency, r.Latency.Microseconds())
 		c.ttfb = append(c.ttfb, r.TTFB.Microseconds())
 		c.upstreamIDs = append(c.upstreamIDs, r.UpstreamID)
+		c.web = append(c.web, r.ToolCalls.WebSearch)
+		c.x = append(c.x, r.ToolCalls.XSearch)
+		c.code = append(c.code, r.ToolCalls.CodeInterpreter)
+		c.file = append(c.file, r.ToolCalls.FileSearch)
+		c.mcp = append(c.mcp, r.ToolCalls.MCP)
+		c.document = append(c.document, r.ToolCalls.DocumentSearch)
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO usage_records (`+usageColumns+`)
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
 			$7::boolean[], $8::boolean[], $9::integer[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[],
-			$14::bigint[], $15::bigint[], $16::boolean[], $17::bigint[], $18::bigint[], $19::text[])
+			$14::bigint[], $15::bigint[], $16::boolean[], $17::bigint[], $18::bigint[], $19::text[],
+			$20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::bigint[], $25::bigint[])
 		ON CONFLICT (request_id) DO NOTHING`,
 		c.ids, c.times, c.keys, c.routes, c.requested, c.models, c.streams, c.fallbacks, c.statuses, c.outcomes,
-		c.prompt, c.completion, c.reasoning, c.cached, c.cost, c.estimated, c.latency, c.ttfb, c.upstreamIDs)
+		c.prompt, c.completion, c.reasoning, c.cached, c.cost, c.estimated, c.latency, c.ttfb, c.upstreamIDs,
+		c.web, c.x, c.code, c.file, c.mcp, c.document)
 	if err != nil {
 		return fmt.Errorf("insert %d usage records: %w", len(recs), err)
 	}
@@ -103,7 +113,8 @@ func (s *DB) UsageRecords(ctx context.Context, from, to time.Time) ([]grokgate.R
 		)
 		if err := rows.Scan(&r.RequestID, &r.Time, &r.KeyID, &r.Route, &r.RequestedModel, &r.Model, &r.Stream, &r.Fallback,
 			&r.Status, &outcome, &r.PromptTokens, &r.CompletionTokens, &r.ReasoningTokens, &r.CachedTokens,
-			&r.CostTicks, &r.Estimated, &lat, &ttfb, &r.UpstreamID); err != nil {
+			&r.CostTicks, &r.Estimated, &lat, &ttfb, &r.UpstreamID, &r.ToolCalls.WebSearch, &r.ToolCalls.XSearch,
+			&r.ToolCalls.CodeInterpreter, &r.ToolCalls.FileSearch, &r.ToolCalls.MCP, &r.ToolCalls.DocumentSearch); err != nil {
 			return nil, err
 		}
 		r.Time = r.Time.UTC()
@@ -131,7 +142,9 @@ func (s *DB) UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgat
 	rows, err := s.pool.Query(ctx, `SELECT (`+groupExpr[q.GroupBy]+`) COLLATE "C" AS grp, count(*),
 		count(*) FILTER (WHERE outcome = 'completed'), count(*) FILTER (WHERE estimated),
 		sum(prompt_tokens)::bigint, sum(completion_tokens)::bigint, sum(reasoning_tokens)::bigint,
-		sum(cached_tokens)::bigint, sum(cost_in_usd_ticks)::bigint
+		sum(cached_tokens)::bigint, sum(cost_in_usd_ticks)::bigint,
+		sum(web_search_calls)::bigint, sum(x_search_calls)::bigint, sum(code_interpreter_calls)::bigint,
+		sum(file_search_calls)::bigint, sum(mcp_calls)::bigint, sum(document_search_calls)::bigint
 		FROM usage_records`+where+` GROUP BY grp ORDER BY grp`, args...)
 	if err != nil {
 		return nil, err
@@ -141,7 +154,8 @@ func (s *DB) UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgat
 	for rows.Next() {
 		var u grokgate.UsageTotals
 		if err := rows.Scan(&u.Group, &u.Requests, &u.Completed, &u.Estimated, &u.PromptTokens, &u.CompletionTokens,
-			&u.ReasoningTokens, &u.CachedTokens, &u.CostTicks); err != nil {
+			&u.ReasoningTokens, &u.CachedTokens, &u.CostTicks, &u.ToolCalls.WebSearch, &u.ToolCalls.XSearch,
+			&u.ToolCalls.CodeInterpreter, &u.ToolCalls.FileSearch, &u.ToolCalls.MCP, &u.ToolCalls.DocumentSearch); err != nil {
 			return nil, err
 		}
 		out = append(out, u)

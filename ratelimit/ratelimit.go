@@ -1,5 +1,5 @@
 // Package ratelimit is grokgate's in-memory limiter, for a single replica:
-// exact per-key request, token, stream and budget limits (README, "Limits").
+// exact per-key request, token, stream and budget limits (docs/limits.md).
 //
 // The request and token windows are sliding window logs: every admission
 // within the last window is remembered with its time, so a limit of N admits

@@ -29,6 +29,30 @@ type toolFunction struct {
 	Arguments string `json:"arguments"`
 }
 
+// chatToolDirective is the chat-only part of a #sim directive: ToolCall
+// names a function of the request's tools to call, with Arguments;
+// ToolCallDeltas > 0 streams the arguments in that many pieces instead of
+// the whole call in one chunk.
+type chatToolDirective struct {
+	ToolCall       string          `json:"tool_call"`
+	Arguments      json.RawMessage `json:"arguments"`
+	ToolCallDeltas int             `json:"tool_call_deltas"`
+}
+
+// chatToolDirectives decodes those fields of each directive left to right;
+// a directive whose fields here have the wrong type keeps only its shared
+// fields.
+func chatToolDirectives(d directive) chatToolDirective {
+	var ext chatToolDirective
+	for _, raw := range d.raw {
+		var probe chatToolDirective
+		if json.Unmarshal(raw, &probe) == nil {
+			_ = json.Unmarshal(raw, &ext) // cannot fail: probe decoded the same bytes
+		}
+	}
+	return ext
+}
+
 // toolCallPlan is the one function call the simulator answers with.
 type toolCallPlan struct {
 	id, name, arguments string
@@ -42,7 +66,8 @@ type toolCallPlan struct {
 // with a tool result is answered with text), and either the directive names
 // a tool or tool_choice forces one ("required" takes the first tool).
 // tool_choice "none" never calls one.
-func planToolCall(req *chatRequest, d directive) (*toolCallPlan, *apiError) {
+func planToolCall(req *chatRequest, dir directive) (*toolCallPlan, *apiError) {
+	d := chatToolDirectives(dir)
 	if len(req.Tools) == 0 || req.Messages[len(req.Messages)-1].Role != "user" {
 		return nil, nil
 	}
@@ -108,14 +133,19 @@ func offersTool(tools []chatTool, name string) bool {
 }
 
 // toolArguments is the call's arguments string: the directive's object
-// compacted, or "{}".
+// compacted, a JSON string as is (to send arguments that are not valid
+// JSON), or "{}".
 func toolArguments(raw json.RawMessage) (string, *apiError) {
-	if len(raw) == 0 {
+	var s string
+	switch {
+	case len(raw) == 0:
 		return "{}", nil
+	case json.Unmarshal(raw, &s) == nil:
+		return s, nil
 	}
 	var b bytes.Buffer
 	if json.Compact(&b, raw) != nil || b.Bytes()[0] != '{' {
-		return "", &apiError{status: http.StatusBadRequest, msg: "#sim arguments must be a JSON object"}
+		return "", &apiError{status: http.StatusBadRequest, msg: "#sim arguments must be a JSON object or string"}
 	}
 	return b.String(), nil
 }

@@ -24,12 +24,9 @@ type directive struct {
 	// FailTimes limits the faults (status, json_error, hang) to the first N
 	// identical requests, so retry and failover can be tested.
 	FailTimes int `json:"fail_times"`
-	// ToolCall names a function of the request's tools to call, with
-	// Arguments (a JSON object); ToolCallDeltas > 0 streams the arguments
-	// in that many pieces instead of the whole call in one chunk.
-	ToolCall       string          `json:"tool_call"`
-	Arguments      json.RawMessage `json:"arguments"`
-	ToolCallDeltas int             `json:"tool_call_deltas"`
+	// raw holds each well-formed directive object in order, so an endpoint
+	// can decode fields of its own without widening this shared struct.
+	raw []json.RawMessage
 }
 
 const (
@@ -66,6 +63,7 @@ func parseDirectives(text string) (directive, string) {
 			continue
 		}
 		_ = json.Unmarshal(raw, &d) // cannot fail: probe decoded the same bytes
+		d.raw = append(d.raw, raw)
 		out.WriteString(rest[:i])
 		rest = rest[obj+int(dec.InputOffset()):]
 	}

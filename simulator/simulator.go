@@ -35,6 +35,8 @@ type Simulator struct {
 	chat   []modelInfo
 	image  []imageModelInfo
 	images imageStore
+	// responses holds stored Responses API answers.
+	responses *responseStore
 	// attempts counts identical request bodies for the fail_times directive.
 	attempts attemptCounter
 
@@ -70,6 +72,8 @@ func New(opts Options) *Simulator {
 		log:    opts.Logger,
 		chat:   chatModels(),
 		image:  imageModels(),
+
+		responses: newResponseStore(maxStoredResponses),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -105,6 +109,8 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == "/v1/chat/completions":
 		s.serve(w, r, http.MethodPost, true, s.handleChat)
+	case p == "/v1/responses" || strings.HasPrefix(p, "/v1/responses/"):
+		s.serveResponses(w, r)
 	case p == "/v1/images/generations":
 		s.serve(w, r, http.MethodPost, true, s.handleImages)
 	case p == "/v1/models":

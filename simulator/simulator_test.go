@@ -698,7 +698,7 @@ func TestDirectiveShaping(t *testing.T) {
 
 func TestCostArithmetic(t *testing.T) {
 	t.Parallel()
-	// The wire-format doc's recorded usage at grok-4-fast prices (= grok-4.3 here).
+	// docs/wire-format.md's recorded usage at grok-4-fast prices (= grok-4.3 here).
 	m, _ := findChatModel(chatModels(), "grok-4.3")
 	if got := int64(165-164)*m.promptPrice + 164*m.cachedPrice + (2+129)*m.outputPrice; got != 739000 {
 		t.Fatalf("cost %d", got)

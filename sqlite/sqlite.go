@@ -152,11 +152,15 @@ func (s *DB) CreateKey(ctx context.Context, k grokgate.Key) error {
 		if err != nil {
 			return err
 		}
+		tools, err := modelsJSON(k.AllowedTools)
+		if err != nil {
+			return err
+		}
 		l := k.Limits
 		_, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			k.ID, k.Name, k.Prefix, k.Hash[:], string(k.Role), k.CreatedAt.UnixMicro(), nullTime(k.RevokedAt),
-			models, nullTime(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth)
+			models, nullTime(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth, tools)
 		return err
 	})
 }
@@ -200,7 +204,7 @@ func (s *DB) KeysGeneration(ctx context.Context) (int64, error) {
 }
 
 const keyColumns = `id, name, prefix, hash, role, created_at, revoked_at, allowed_models, expires_at,
-	rpm, tpm, max_streams, budget_ticks_per_day, budget_ticks_per_month`
+	rpm, tpm, max_streams, budget_ticks_per_day, budget_ticks_per_month, allowed_tools`
 
 // ListKeys returns all keys, oldest first.
 func (s *DB) ListKeys(ctx context.Context) ([]grokgate.Key, error) {
@@ -239,11 +243,12 @@ func scanKey(row scanner) (grokgate.Key, error) {
 		created int64
 		revoked sql.NullInt64
 		models  string
+		tools   string
 		expires sql.NullInt64
 	)
 	l := &k.Limits
 	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &hash, &role, &created, &revoked, &models, &expires,
-		&l.RPM, &l.TPM, &l.MaxStreams, &l.BudgetTicksPerDay, &l.BudgetTicksPerMonth); err != nil {
+		&l.RPM, &l.TPM, &l.MaxStreams, &l.BudgetTicksPerDay, &l.BudgetTicksPerMonth, &tools); err != nil {
 		return k, err
 	}
 	if err := json.Unmarshal([]byte(models), &k.AllowedModels); err != nil {
@@ -251,6 +256,12 @@ func scanKey(row scanner) (grokgate.Key, error) {
 	}
 	if len(k.AllowedModels) == 0 {
 		k.AllowedModels = nil
+	}
+	if err := json.Unmarshal([]byte(tools), &k.AllowedTools); err != nil {
+		return k, fmt.Errorf("key %s: allowed_tools: %w", k.ID, err)
+	}
+	if len(k.AllowedTools) == 0 {
+		k.AllowedTools = nil
 	}
 	if expires.Valid {
 		k.ExpiresAt = time.UnixMicro(expires.Int64).UTC()

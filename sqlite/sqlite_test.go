@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -68,4 +69,49 @@ func TestConcurrentOpen(t *testing.T) {
 			t.Errorf("opener %d: %v", i, err)
 		}
 	}
+}
+
+// TestMigratesForward: a database written before server-side tools and
+// response owners existed opens with its keys and records intact; its keys
+// allow every tool and its records made no tool calls.
+func TestMigratesForward(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for v, name := range []string{"0001_keys.sql", "0002_usage.sql", "0003_limits.sql"} {
+		body, err := os.ReadFile(filepath.Join("migrations", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.ExecContext(ctx, string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := old.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, 0)`, v+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := old.ExecContext(ctx, `INSERT INTO keys (id, name, prefix, hash, role, created_at, allowed_models, rpm)
+		VALUES ('key_old', 'old', 'gg-old', x'`+strings.Repeat("ab", 32)+`', 'user', ?, '["grok-3"]', 60)`, created.UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `INSERT INTO usage_records VALUES
+		('req_old', ?, 'key_old', '/chat/completions', 'grok-3', 'grok-3', 0, 0, 200, 'completed', 10, 2, 1, 3, 500, 0, 900, 0, 'up')`,
+		created.UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("opening the old database: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckMigrated(t, s, created)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/grokgate/grokgate"
 )
 
+// modelsJSON encodes an allow-list (models or tools); [] allows everything.
 func modelsJSON(models []string) (string, error) {
 	if len(models) == 0 {
 		return "[]", nil
@@ -50,6 +51,12 @@ func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (gr
 				k.AllowedModels = nil
 			}
 		}
+		if u.AllowedTools != nil {
+			k.AllowedTools = *u.AllowedTools
+			if len(k.AllowedTools) == 0 {
+				k.AllowedTools = nil
+			}
+		}
 		if u.ExpiresAt != nil {
 			k.ExpiresAt = u.ExpiresAt.UTC().Truncate(time.Microsecond)
 		}
@@ -58,10 +65,14 @@ func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (gr
 		if err != nil {
 			return err
 		}
+		tools, err := modelsJSON(k.AllowedTools)
+		if err != nil {
+			return err
+		}
 		l := k.Limits
 		if _, err := tx.ExecContext(ctx, `UPDATE keys SET name = ?, allowed_models = ?, expires_at = ?,
-			rpm = ?, tpm = ?, max_streams = ?, budget_ticks_per_day = ?, budget_ticks_per_month = ? WHERE id = ?`,
-			k.Name, models, nullTime(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth, id); err != nil {
+			rpm = ?, tpm = ?, max_streams = ?, budget_ticks_per_day = ?, budget_ticks_per_month = ?, allowed_tools = ? WHERE id = ?`,
+			k.Name, models, nullTime(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth, tools, id); err != nil {
 			return err
 		}
 		out = k
@@ -72,19 +83,20 @@ func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (gr
 
 const usageColumns = `request_id, time, key_id, route, requested_model, model, stream, fallback, status, outcome,
 	prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_in_usd_ticks, estimated,
-	latency_us, ttfb_us, upstream_id`
+	latency_us, ttfb_us, upstream_id,
+	web_search_calls, x_search_calls, code_interpreter_calls, file_search_calls, mcp_calls, document_search_calls`
 
 // usageChunkShift sets the most records one INSERT writes, 1<<5 = 32.
 // database/sql and the driver spend about 4µs of CPU per Exec, on top of
 // some 10µs of SQLite's own work per record (BenchmarkInsertUsage), so a
 // batch is written many rows per statement. 16, 32 and 64 rows measure the
 // same; the statements' programs, kept on every connection, grow with their
-// rows (about 20 VDBE ops and 19 parameters a row; 608 parameters stay well
+// rows (about 26 VDBE ops and 25 parameters a row; 800 parameters stay
 // under SQLite's limit, 32766, even the old 999).
 const usageChunkShift = 5
 
 // usageParams is the number of columns, and so of parameters, per record.
-const usageParams = 19
+const usageParams = 25
 
 // insertUsageSQL is the statement writing n records. ON CONFLICT DO NOTHING
 // skips a request id already stored, or met earlier in the same statement,
@@ -116,7 +128,9 @@ func appendUsageArgs(args []any, r *grokgate.Record) []any {
 	return append(args, r.RequestID, r.Time.UnixMicro(), r.KeyID, r.Route, r.RequestedModel, r.Model,
 		r.Stream, r.Fallback, r.Status, string(r.Outcome),
 		r.PromptTokens, r.CompletionTokens, r.ReasoningTokens, r.CachedTokens, r.CostTicks, r.Estimated,
-		r.Latency.Microseconds(), r.TTFB.Microseconds(), r.UpstreamID)
+		r.Latency.Microseconds(), r.TTFB.Microseconds(), r.UpstreamID,
+		r.ToolCalls.WebSearch, r.ToolCalls.XSearch, r.ToolCalls.CodeInterpreter, r.ToolCalls.FileSearch,
+		r.ToolCalls.MCP, r.ToolCalls.DocumentSearch)
 }
 
 // InsertUsage writes recs in one transaction. A record whose request id is
@@ -191,7 +205,8 @@ func (s *DB) UsageRecords(ctx context.Context, from, to time.Time) ([]grokgate.R
 		)
 		if err := rows.Scan(&r.RequestID, &at, &r.KeyID, &r.Route, &r.RequestedModel, &r.Model, &r.Stream, &r.Fallback,
 			&r.Status, &outcome, &r.PromptTokens, &r.CompletionTokens, &r.ReasoningTokens, &r.CachedTokens,
-			&r.CostTicks, &r.Estimated, &lat, &ttfb, &r.UpstreamID); err != nil {
+			&r.CostTicks, &r.Estimated, &lat, &ttfb, &r.UpstreamID, &r.ToolCalls.WebSearch, &r.ToolCalls.XSearch,
+			&r.ToolCalls.CodeInterpreter, &r.ToolCalls.FileSearch, &r.ToolCalls.MCP, &r.ToolCalls.DocumentSearch); err != nil {
 			return nil, err
 		}
 		r.Time = time.UnixMicro(at).UTC()
@@ -217,7 +232,9 @@ func (s *DB) UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgat
 	where, args := timeRange(q.From, q.To)
 	rows, err := s.db.QueryContext(ctx, `SELECT `+groupExpr[q.GroupBy]+` AS grp, count(*),
 		sum(outcome = 'completed'), sum(estimated), sum(prompt_tokens), sum(completion_tokens),
-		sum(reasoning_tokens), sum(cached_tokens), sum(cost_in_usd_ticks)
+		sum(reasoning_tokens), sum(cached_tokens), sum(cost_in_usd_ticks),
+		sum(web_search_calls), sum(x_search_calls), sum(code_interpreter_calls), sum(file_search_calls),
+		sum(mcp_calls), sum(document_search_calls)
 		FROM usage_records`+where+` GROUP BY grp ORDER BY grp`, args...)
 	if err != nil {
 		return nil, err
@@ -227,7 +244,8 @@ func (s *DB) UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgat
 	for rows.Next() {
 		var u grokgate.UsageTotals
 		if err := rows.Scan(&u.Group, &u.Requests, &u.Completed, &u.Estimated, &u.PromptTokens, &u.CompletionTokens,
-			&u.ReasoningTokens, &u.CachedTokens, &u.CostTicks); err != nil {
+			&u.ReasoningTokens, &u.CachedTokens, &u.CostTicks, &u.ToolCalls.WebSearch, &u.ToolCalls.XSearch,
+			&u.ToolCalls.CodeInterpreter, &u.ToolCalls.FileSearch, &u.ToolCalls.MCP, &u.ToolCalls.DocumentSearch); err != nil {
 			return nil, err
 		}
 		out = append(out, u)

@@ -1,6 +1,7 @@
 // Package storetest is the conformance suite every grokgate store must pass,
 // so SQLite and PostgreSQL keep the same semantics: keys, the keys generation
-// counter other replicas poll, and the usage ledger.
+// counter other replicas poll, the usage ledger and the owners of stored
+// responses.
 package storetest
 
 import (
@@ -29,6 +30,10 @@ type Store interface {
 	InsertUsage(ctx context.Context, recs []grokgate.Record) error
 	UsageRecords(ctx context.Context, from, to time.Time) ([]grokgate.Record, error)
 	UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgate.UsageTotals, error)
+	RecordResponseOwner(ctx context.Context, o grokgate.ResponseOwner) error
+	ResponseOwner(ctx context.Context, id string, now time.Time) (grokgate.ResponseOwner, error)
+	ForgetResponse(ctx context.Context, id string) error
+	PruneResponseOwners(ctx context.Context, before time.Time) (int64, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -52,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"KeysUnique", testKeysUnique},
 		{"UpdateKey", testUpdateKey},
 		{"KeyLimits", testKeyLimits},
+		{"KeyAllowedTools", testKeyAllowedTools},
 		{"RevokeKey", testRevokeKey},
 		{"Generation", testGeneration},
 		{"UsageRoundTrip", testUsageRoundTrip},
@@ -62,6 +68,13 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"UsageBatchAtomic", testUsageBatchAtomic},
 		{"UsageSummary", testUsageSummary},
 		{"UsageSummaryEmpty", testUsageSummaryEmpty},
+		{"UsageToolCalls", testUsageToolCalls},
+		{"ResponseOwnerRoundTrip", testResponseOwnerRoundTrip},
+		{"ResponseOwnerFirstWins", testResponseOwnerFirstWins},
+		{"ResponseOwnerConcurrentClaims", testResponseOwnerConcurrentClaims},
+		{"ResponseOwnerExpiry", testResponseOwnerExpiry},
+		{"ForgetResponse", testForgetResponse},
+		{"PruneResponseOwners", testPruneResponseOwners},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,14 +112,17 @@ func ctx(t *testing.T) context.Context {
 }
 
 func equalKeys(a, b grokgate.Key) bool {
-	// nil and empty model lists mean the same.
+	// nil and empty allow-lists mean the same.
 	if len(a.AllowedModels) == 0 && len(b.AllowedModels) == 0 {
 		a.AllowedModels, b.AllowedModels = nil, nil
+	}
+	if len(a.AllowedTools) == 0 && len(b.AllowedTools) == 0 {
+		a.AllowedTools, b.AllowedTools = nil, nil
 	}
 	return a.ID == b.ID && a.Name == b.Name && a.Prefix == b.Prefix && a.Hash == b.Hash && a.Role == b.Role &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.RevokedAt.Equal(b.RevokedAt) && a.ExpiresAt.Equal(b.ExpiresAt) &&
 		a.Limits == b.Limits &&
-		reflect.DeepEqual(a.AllowedModels, b.AllowedModels)
+		reflect.DeepEqual(a.AllowedModels, b.AllowedModels) && reflect.DeepEqual(a.AllowedTools, b.AllowedTools)
 }
 
 func testKeysRoundTrip(t *testing.T, s Store) {
@@ -115,6 +131,7 @@ func testKeysRoundTrip(t *testing.T, s Store) {
 	full := mintKey(t, "full ünïcode", grokgate.RoleAdmin)
 	full.CreatedAt = base.Add(time.Second)
 	full.AllowedModels = []string{"grok-4.3", "grok-3-mini"}
+	full.AllowedTools = []string{"x_search", "web_search"}
 	full.ExpiresAt = base.Add(48 * time.Hour)
 	full.Limits = grokgate.Limits{RPM: 60, TPM: 100000, MaxStreams: 2, BudgetTicksPerDay: 5e10, BudgetTicksPerMonth: grokgate.NoLimit}
 	for _, k := range []grokgate.Key{plain, full} {
@@ -319,6 +336,9 @@ func record(n int, at time.Time, key, model string) grokgate.Record {
 		Latency:          time.Duration(1500+n) * time.Microsecond,
 		TTFB:             time.Duration(300+n) * time.Microsecond,
 		UpstreamID:       fmt.Sprintf("up-%d", n),
+		// Each kind gets its own value, so columns mixed up show.
+		ToolCalls: grokgate.ToolCalls{WebSearch: int64(n % 3), XSearch: int64(10 + n%4), CodeInterpreter: int64(20 + n%5),
+			FileSearch: int64(30 + n%6), MCP: int64(40 + n%7), DocumentSearch: int64(50 + n%8)},
 	}
 }
 
@@ -593,7 +613,9 @@ func testUsageSummary(t *testing.T, s Store) {
 	add(day1, "key_a", "grok-4.3", "grok-4-1-fast-reasoning", nil)
 	add(day1.Add(23*time.Hour+59*time.Minute), "key_a", "grok-4.3", "grok-4.3", nil)
 	add(day1.Add(time.Hour), "key_b", "grok-3", "grok-3", func(r *grokgate.Record) { r.Outcome = grokgate.OutcomeUpstreamError })
-	add(day2, "key_a", "", "grok-4.5", func(r *grokgate.Record) { r.Estimated, r.Outcome = true, grokgate.OutcomeClientCanceled })
+	add(day2, "key_a", "", "grok-4.5", func(r *grokgate.Record) {
+		r.Estimated, r.Outcome, r.ToolCalls = true, grokgate.OutcomeClientCanceled, grokgate.ToolCalls{}
+	})
 	add(day2.Add(time.Second), "key_b", "grok-4.3", "grok-4.3", nil)
 	if err := s.InsertUsage(c, recs); err != nil {
 		t.Fatal(err)
@@ -634,6 +656,7 @@ func testUsageSummary(t *testing.T, s Store) {
 			u.ReasoningTokens += r.ReasoningTokens
 			u.CachedTokens += r.CachedTokens
 			u.CostTicks += r.CostTicks
+			u.ToolCalls = u.ToolCalls.Add(r.ToolCalls)
 		}
 		out := []grokgate.UsageTotals{}
 		for _, u := range m {
@@ -669,4 +692,352 @@ func testUsageSummaryEmpty(t *testing.T, s Store) {
 	if err != nil || got == nil || len(got) != 0 {
 		t.Errorf("empty ledger: %#v, %v; want an empty, non-nil slice", got, err)
 	}
+}
+
+// testKeyAllowedTools: a key's server-side tool list is stored with it,
+// changed only by an update that names it, and cleared by an empty list.
+func testKeyAllowedTools(t *testing.T, s Store) {
+	c := ctx(t)
+	k := mintKey(t, "tools", grokgate.RoleUser)
+	k.AllowedModels = []string{"grok-4.3"}
+	k.AllowedTools = []string{"web_search"}
+	if err := s.CreateKey(c, k); err != nil {
+		t.Fatal(err)
+	}
+	plain := mintKey(t, "every tool", grokgate.RoleUser)
+	plain.CreatedAt = base.Add(time.Second)
+	if err := s.CreateKey(c, plain); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, want grokgate.Key) {
+		t.Helper()
+		for _, get := range []func() (grokgate.Key, error){
+			func() (grokgate.Key, error) { return s.KeyByID(c, want.ID) },
+			func() (grokgate.Key, error) { return s.KeyByHash(c, want.Hash) },
+		} {
+			if got, err := get(); err != nil || !equalKeys(got, want) {
+				t.Errorf("%s: stored %+v, %v; want %+v", what, got, err, want)
+			} else if len(want.AllowedTools) == 0 && got.AllowedTools != nil {
+				t.Errorf("%s: AllowedTools = %#v, want nil for every tool", what, got.AllowedTools)
+			}
+		}
+		list, err := s.ListKeys(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, got := range list {
+			if got.ID == want.ID && !equalKeys(got, want) {
+				t.Errorf("%s: listed %+v; want %+v", what, got, want)
+			}
+		}
+	}
+	check("created", k)
+	check("created without tools", plain)
+
+	tools := []string{"code_interpreter", "mcp", "x_search"}
+	got, err := s.UpdateKey(c, k.ID, grokgate.KeyUpdate{AllowedTools: &tools})
+	want := k
+	want.AllowedTools = tools
+	if err != nil || !equalKeys(got, want) {
+		t.Fatalf("set tools: %+v, %v; want %+v", got, err, want)
+	}
+	check("tools set", want)
+	models := []string{"grok-3"}
+	got, err = s.UpdateKey(c, k.ID, grokgate.KeyUpdate{AllowedModels: &models})
+	want.AllowedModels = models
+	if err != nil || !equalKeys(got, want) {
+		t.Fatalf("changing the models kept the tools? %+v, %v; want %+v", got, err, want)
+	}
+	check("models changed", want)
+	none := []string{}
+	got, err = s.UpdateKey(c, k.ID, grokgate.KeyUpdate{AllowedTools: &none})
+	want.AllowedTools = nil
+	if err != nil || !equalKeys(got, want) || got.AllowedTools != nil {
+		t.Fatalf("clear tools: %+v, %v; want %+v", got, err, want)
+	}
+	check("tools cleared", want)
+	if !got.AllowsTool("file_search") {
+		t.Error("a key with no tool list should allow every tool")
+	}
+	check("untouched", plain)
+}
+
+// testUsageToolCalls: the server-side tool calls of each kind are stored
+// with their record and summed per group, large counts included; records
+// without any read back as zero.
+func testUsageToolCalls(t *testing.T, s Store) {
+	c := ctx(t)
+	a := record(1, base, "key_a", "grok-4.3")
+	a.Route = "/responses"
+	a.ToolCalls = grokgate.ToolCalls{WebSearch: 3, XSearch: 1 << 40, CodeInterpreter: 2, FileSearch: 5, MCP: 7, DocumentSearch: 11}
+	b := record(2, base.Add(time.Second), "key_a", "grok-4.3")
+	b.Route = "/responses"
+	b.ToolCalls = grokgate.ToolCalls{WebSearch: 1, MCP: 1}
+	chat := record(3, base.Add(2*time.Second), "key_a", "grok-4.3")
+	chat.ToolCalls = grokgate.ToolCalls{}
+	other := record(4, base.Add(3*time.Second), "key_b", "grok-4.3")
+	other.ToolCalls = grokgate.ToolCalls{DocumentSearch: 9}
+	if err := s.InsertUsage(c, []grokgate.Record{a, b, chat, other}); err != nil {
+		t.Fatal(err)
+	}
+	checkUsage(t, s, []grokgate.Record{a, b, chat, other})
+	sum, err := s.UsageSummary(c, grokgate.UsageQuery{GroupBy: grokgate.GroupByKey})
+	if err != nil || len(sum) != 2 {
+		t.Fatalf("summary %+v, %v; want two keys", sum, err)
+	}
+	want := grokgate.ToolCalls{WebSearch: 4, XSearch: 1 << 40, CodeInterpreter: 2, FileSearch: 5, MCP: 8, DocumentSearch: 11}
+	if sum[0].Group != "key_a" || sum[0].ToolCalls != want || sum[0].ToolCalls.Total() != 30+(1<<40) {
+		t.Errorf("key_a: %+v; want tool calls %+v", sum[0], want)
+	}
+	if sum[1].Group != "key_b" || sum[1].ToolCalls != (grokgate.ToolCalls{DocumentSearch: 9}) {
+		t.Errorf("key_b: %+v; want 9 document searches", sum[1])
+	}
+	sum, err = s.UsageSummary(c, grokgate.UsageQuery{GroupBy: grokgate.GroupByModel, From: base.Add(time.Second), To: base.Add(3 * time.Second)})
+	if err != nil || len(sum) != 1 || sum[0].ToolCalls != b.ToolCalls {
+		t.Errorf("summary of b and chat: %+v, %v; want tool calls %+v", sum, err, b.ToolCalls)
+	}
+}
+
+// owner is a response owner record created at base plus d.
+func owner(id, key string, d time.Duration) grokgate.ResponseOwner {
+	return grokgate.ResponseOwner{ResponseID: id, KeyID: key, CreatedAt: base.Add(d)}
+}
+
+// checkOwner fails t unless id is owned as want says at time now.
+func checkOwner(t *testing.T, s Store, want grokgate.ResponseOwner, now time.Time) {
+	t.Helper()
+	got, err := s.ResponseOwner(ctx(t), want.ResponseID, now)
+	if err != nil || got != want || got.CreatedAt.Location() != time.UTC {
+		t.Errorf("ResponseOwner(%s) = %+v, %v; want %+v (UTC)", want.ResponseID, got, err, want)
+	}
+}
+
+// checkNoOwner fails t unless id has no owner at time now.
+func checkNoOwner(t *testing.T, s Store, id string, now time.Time) {
+	t.Helper()
+	if got, err := s.ResponseOwner(ctx(t), id, now); !errors.Is(err, grokgate.ErrNotFound) {
+		t.Errorf("ResponseOwner(%s) = %+v, %v; want ErrNotFound", id, got, err)
+	}
+}
+
+func testResponseOwnerRoundTrip(t *testing.T, s Store) {
+	c := ctx(t)
+	a := owner("6f1c2f4e-8d3a-4a57-9c3b-1f2e3d4c5b6a", "key_a", 0)
+	b := owner("0b7e5c1d-2a3f-4e6d-8c9b-a1b2c3d4e5f6", "key_b", time.Minute)
+	for _, o := range []grokgate.ResponseOwner{a, b} {
+		if err := s.RecordResponseOwner(c, o); err != nil {
+			t.Fatalf("RecordResponseOwner(%+v): %v", o, err)
+		}
+	}
+	now := base.Add(time.Hour)
+	checkOwner(t, s, a, now)
+	checkOwner(t, s, b, now)
+	checkNoOwner(t, s, "11111111-2222-3333-4444-555555555555", now)
+	checkNoOwner(t, s, "", now)
+	// A time in another zone is stored as the same instant, read back in UTC.
+	z := owner("c0ffee00-0000-4000-8000-000000000000", "key_a", 2*time.Minute)
+	zoned := z
+	zoned.CreatedAt = z.CreatedAt.In(time.FixedZone("UTC+5", 5*3600))
+	if err := s.RecordResponseOwner(c, zoned); err != nil {
+		t.Fatal(err)
+	}
+	checkOwner(t, s, z, now)
+	for _, bad := range []grokgate.ResponseOwner{{KeyID: "key_a", CreatedAt: base}, {ResponseID: "r", CreatedAt: base}} {
+		if err := s.RecordResponseOwner(c, bad); err == nil {
+			t.Errorf("RecordResponseOwner(%+v) accepted a record without a response or key id", bad)
+		}
+	}
+	checkNoOwner(t, s, "r", now)
+}
+
+// testResponseOwnerFirstWins: claiming an owned id again, by its owner or by
+// another key, is no error and changes nothing, so no key can take over
+// another's response.
+func testResponseOwnerFirstWins(t *testing.T, s Store) {
+	c := ctx(t)
+	first := owner("resp-1", "key_a", 0)
+	if err := s.RecordResponseOwner(c, first); err != nil {
+		t.Fatal(err)
+	}
+	for _, again := range []grokgate.ResponseOwner{
+		owner("resp-1", "key_a", 0),           // the same record, as after a retry
+		owner("resp-1", "key_a", time.Minute), // the owner, later
+		owner("resp-1", "key_b", 0),           // another key, same time
+		owner("resp-1", "key_b", -time.Hour),  // another key, claiming an earlier time
+	} {
+		if err := s.RecordResponseOwner(c, again); err != nil {
+			t.Errorf("RecordResponseOwner(%+v): %v", again, err)
+		}
+		checkOwner(t, s, first, base.Add(time.Hour))
+	}
+}
+
+// testResponseOwnerConcurrentClaims: two keys claiming the same ids at once
+// (two gateway processes, say) each leave exactly one owner per id, with
+// that claim's own time, and later claims do not move it.
+func testResponseOwnerConcurrentClaims(t *testing.T, s Store) {
+	c := ctx(t)
+	const ids, rounds = 40, 3
+	claim := func(key string, d time.Duration) <-chan error {
+		errs := make(chan error, 1)
+		go func() {
+			defer close(errs)
+			for r := range rounds {
+				for i := range ids {
+					if err := s.RecordResponseOwner(c, owner(fmt.Sprintf("resp-%d", i), key, d+time.Duration(r)*time.Second)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+		return errs
+	}
+	ea, eb := claim("key_a", time.Minute), claim("key_b", time.Hour)
+	for _, errs := range []<-chan error{ea, eb} {
+		for err := range errs {
+			t.Errorf("concurrent RecordResponseOwner: %v", err)
+		}
+	}
+	now := base.Add(2 * time.Hour)
+	won := map[string]int{}
+	for i := range ids {
+		id := fmt.Sprintf("resp-%d", i)
+		got, err := s.ResponseOwner(c, id, now)
+		if err != nil {
+			t.Fatalf("ResponseOwner(%s): %v", id, err)
+		}
+		// The winner's first claim is the one stored: its own key and time.
+		var want grokgate.ResponseOwner
+		switch got.KeyID {
+		case "key_a":
+			want = owner(id, "key_a", time.Minute)
+		case "key_b":
+			want = owner(id, "key_b", time.Hour)
+		default:
+			t.Fatalf("ResponseOwner(%s) = %+v, owned by neither claimant", id, got)
+		}
+		if got != want {
+			t.Errorf("ResponseOwner(%s) = %+v, want the winner's first claim %+v", id, got, want)
+		}
+		won[got.KeyID]++
+		// The loser claiming again changes nothing.
+		loser := "key_a"
+		if got.KeyID == "key_a" {
+			loser = "key_b"
+		}
+		if err := s.RecordResponseOwner(c, owner(id, loser, 0)); err != nil {
+			t.Fatal(err)
+		}
+		checkOwner(t, s, want, now)
+	}
+	t.Logf("claims won: %v", won)
+}
+
+// testResponseOwnerExpiry: an owner is known until exactly ResponseRetention
+// after the response was created, and not from that instant on.
+func testResponseOwnerExpiry(t *testing.T, s Store) {
+	c := ctx(t)
+	o := owner("resp-old", "key_a", 0)
+	if err := s.RecordResponseOwner(c, o); err != nil {
+		t.Fatal(err)
+	}
+	end := base.Add(grokgate.ResponseRetention)
+	checkOwner(t, s, o, base)
+	checkOwner(t, s, o, end.Add(-time.Nanosecond))
+	checkNoOwner(t, s, o.ResponseID, end)
+	checkNoOwner(t, s, o.ResponseID, end.Add(time.Microsecond))
+	// Expiry is a reading of the clock, not a deletion: an earlier now
+	// still finds it.
+	checkOwner(t, s, o, end.Add(-time.Microsecond))
+}
+
+func testForgetResponse(t *testing.T, s Store) {
+	c := ctx(t)
+	gone, kept := owner("resp-gone", "key_a", 0), owner("resp-kept", "key_a", 0)
+	for _, o := range []grokgate.ResponseOwner{gone, kept} {
+		if err := s.RecordResponseOwner(c, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.ForgetResponse(c, gone.ResponseID); err != nil {
+		t.Fatalf("ForgetResponse: %v", err)
+	}
+	now := base.Add(time.Minute)
+	checkNoOwner(t, s, gone.ResponseID, now)
+	checkOwner(t, s, kept, now)
+	for _, id := range []string{gone.ResponseID, "resp-never"} {
+		if err := s.ForgetResponse(c, id); err != nil {
+			t.Errorf("ForgetResponse(%s), not owned: %v; want no error", id, err)
+		}
+	}
+	checkOwner(t, s, kept, now)
+}
+
+// testPruneResponseOwners: pruning deletes exactly the owners created
+// before the bound, counts them, and leaves the rest readable.
+func testPruneResponseOwners(t *testing.T, s Store) {
+	c := ctx(t)
+	var all []grokgate.ResponseOwner
+	for i, d := range []time.Duration{0, time.Microsecond, time.Second, time.Hour, time.Hour + time.Microsecond, 48 * time.Hour} {
+		o := owner(fmt.Sprintf("resp-%d", i), fmt.Sprintf("key_%d", i%2), d)
+		if err := s.RecordResponseOwner(c, o); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, o)
+	}
+	now := base.Add(72 * time.Hour)
+	if n, err := s.PruneResponseOwners(c, base); err != nil || n != 0 {
+		t.Errorf("pruning before the oldest: %d, %v; want 0", n, err)
+	}
+	// Half a microsecond past resp-3's time: it goes, resp-4 stays.
+	n, err := s.PruneResponseOwners(c, base.Add(time.Hour+500*time.Nanosecond))
+	if err != nil || n != 4 {
+		t.Errorf("PruneResponseOwners: %d, %v; want 4", n, err)
+	}
+	for _, o := range all[:4] {
+		checkNoOwner(t, s, o.ResponseID, now)
+	}
+	for _, o := range all[4:] {
+		checkOwner(t, s, o, now)
+	}
+	if n, err := s.PruneResponseOwners(c, base.Add(time.Hour+time.Microsecond)); err != nil || n != 0 {
+		t.Errorf("pruning at resp-4's own time: %d, %v; want 0 (only older ones go)", n, err)
+	}
+	checkOwner(t, s, all[4], now)
+	if n, err := s.PruneResponseOwners(c, now); err != nil || n != 2 {
+		t.Errorf("pruning the rest: %d, %v; want 2", n, err)
+	}
+	checkNoOwner(t, s, all[5].ResponseID, now)
+}
+
+// CheckMigrated is for a store's own migration test. That test writes,
+// with the schema as it was before server-side tools and response owners,
+// a key "key_old" named "old" (allowed models grok-3, 60 RPM, created at
+// created) and one usage record "req_old" (10 prompt tokens, 500 cost
+// ticks), then opens it with the current code as s. CheckMigrated checks
+// that both are intact, that the key allows every tool and the record made
+// no tool calls, and that response owners can be recorded.
+func CheckMigrated(t *testing.T, s Store, created time.Time) {
+	t.Helper()
+	c := ctx(t)
+	k, err := s.KeyByID(c, "key_old")
+	if err != nil || k.Name != "old" || len(k.AllowedModels) != 1 || k.AllowedModels[0] != "grok-3" || k.AllowedTools != nil ||
+		k.Limits.RPM != 60 || !k.CreatedAt.Equal(created) {
+		t.Errorf("old key: %+v, %v", k, err)
+	}
+	recs, err := s.UsageRecords(c, time.Time{}, time.Time{})
+	if err != nil || len(recs) != 1 || recs[0].RequestID != "req_old" || recs[0].CostTicks != 500 ||
+		recs[0].ToolCalls != (grokgate.ToolCalls{}) {
+		t.Errorf("old records: %+v, %v", recs, err)
+	}
+	sum, err := s.UsageSummary(c, grokgate.UsageQuery{GroupBy: grokgate.GroupByKey})
+	if err != nil || len(sum) != 1 || sum[0].PromptTokens != 10 || sum[0].ToolCalls.Total() != 0 {
+		t.Errorf("old summary: %+v, %v", sum, err)
+	}
+	o := grokgate.ResponseOwner{ResponseID: "resp", KeyID: "key_old", CreatedAt: created}
+	if err := s.RecordResponseOwner(c, o); err != nil {
+		t.Fatal(err)
+	}
+	checkOwner(t, s, o, created)
 }

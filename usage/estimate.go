@@ -13,7 +13,7 @@ import (
 // never arrived (the client left, the stream was cut or ended in an error),
 // and reserve a request's share of a tokens-per-minute limit before it is
 // sent. Records built from them are marked estimated. The formulas are in
-// README.
+// docs/usage-accounting.md.
 
 const (
 	bytesPerToken         = 4   // English text averages about four bytes per token
@@ -126,9 +126,9 @@ type Parts struct {
 func (p *Parts) Add(typ string, text PartText) {
 	p.notString = p.notString || text.notString
 	switch typ {
-	case "text":
+	case "text", "input_text", "output_text":
 		p.n += TokensForBytes(text.n)
-	case "image_url":
+	case "image_url", "input_image":
 		p.n += imagePartTokens
 	}
 }

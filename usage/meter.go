@@ -20,7 +20,7 @@ type Usage struct {
 	CostTicks                             int64 // cost_in_usd_ticks
 }
 
-// wireUsage is xAI's usage object (see the wire-format notes).
+// wireUsage is xAI's usage object (see docs/wire-format.md).
 type wireUsage struct {
 	PromptTokens        int64 `json:"prompt_tokens"`
 	CompletionTokens    int64 `json:"completion_tokens"`

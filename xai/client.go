@@ -34,6 +34,37 @@ type Retry struct {
 	Budget      time.Duration // no new attempt starts after this long; 0 means 20s
 }
 
+// Request is one call to xAI: every upstream call (chat, responses, images,
+// models) is a Request sent through Client.Do, so retries and key rotation
+// follow one set of rules.
+type Request struct {
+	Method string
+	Path   string      // under the base URL, such as "/chat/completions"
+	Query  string      // raw query without "?"; "" for none
+	Header http.Header // extra headers to send; nil for none
+	Body   []byte      // nil for none
+	// Retry says which failures may be retried; the zero value is
+	// RetryUnanswered.
+	Retry RetryPolicy
+}
+
+// RetryPolicy says which failed attempts of a Request may be repeated
+// before the first byte reaches the client.
+type RetryPolicy uint8
+
+const (
+	// RetryUnanswered repeats a call that xAI did not answer with work done:
+	// a connection never made, 429, 500, 502, 503 and xAI's 200 with a JSON
+	// error. Right for calls whose repetition creates nothing that lasts
+	// (chat completions, images, reads).
+	RetryUnanswered RetryPolicy = iota
+	// RetryNotTaken repeats only on answers that prove xAI did not take the
+	// request: a refused connection, 429 and 503. Right for a call that
+	// creates a stored object (POST /responses), which a repeat after a 500
+	// could create twice.
+	RetryNotTaken
+)
+
 // Client sends requests to xAI. Its zero value is not usable.
 type Client struct {
 	baseURL string
@@ -75,21 +106,21 @@ func (c *Client) Keys() int { return len(c.pool.keys) }
 // BaseURL returns the upstream base URL, for logs and readiness checks.
 func (c *Client) BaseURL() string { return c.baseURL }
 
-// Do sends method path with body (nil for none) and returns the first answer
+// Do sends req and returns the first answer
 // worth giving the client. Before returning, it retries, on another key when
-// there is one, whatever failed without xAI doing the work: a failed
-// connection, 429, 500, 502, 503, and xAI's 200-with-JSON-error; a key xAI
+// there is one, whatever req.Retry allows (RetryUnanswered: a failed
+// connection, 429, 500, 502, 503, and xAI's 200-with-JSON-error); a key xAI
 // calls invalid or unfunded is set aside and the request moves on. A
 // response it returns has not been read, except a JSON error body, which is
 // buffered. ctx governs the whole exchange including the body, so
 // cancelling it (a client that went away) stops the upstream request.
-func (c *Client) Do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+func (c *Client) Do(ctx context.Context, req Request) (*http.Response, error) {
 	start := c.now()
 	var last *poolKey
 	for attempt := 1; ; attempt++ {
 		k := c.pool.pick(c.now(), last)
-		resp, jsonErr, err := c.send(ctx, k, method, path, body)
-		verdict, retryAfter := classify(resp, jsonErr, err)
+		resp, jsonErr, err := c.send(ctx, k, &req)
+		verdict, retryAfter := classify(resp, jsonErr, err, req.Retry)
 		c.observe(ctx, verdict, resp, err)
 		if verdict == ok {
 			k.succeeded()
@@ -153,19 +184,26 @@ func (c *Client) failed(ctx context.Context, k *poolKey, attempt int, start time
 
 // send makes one attempt. jsonErr reports xAI's 200-with-JSON-error, which
 // it can send even to a streaming request.
-func (c *Client) send(ctx context.Context, k *poolKey, method, path string, body []byte) (resp *http.Response, jsonErr bool, err error) {
+func (c *Client) send(ctx context.Context, k *poolKey, r *Request) (resp *http.Response, jsonErr bool, err error) {
 	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
+	if r.Body != nil {
+		rd = bytes.NewReader(r.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, rd)
+	url := c.baseURL + r.Path
+	if r.Query != "" {
+		url += "?" + r.Query
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, url, rd)
 	if err != nil {
 		return nil, false, fmt.Errorf("xai: build request: %w", err)
+	}
+	for name, vs := range r.Header {
+		req.Header[name] = vs
 	}
 	// Assigned, not Set: Set allocates a slice per header per request. The
 	// slices are never written to (full slice expressions: an Add copies).
 	req.Header["Authorization"] = k.authHeader
-	if body != nil {
+	if r.Body != nil {
 		req.Header["Content-Type"] = jsonContentType
 	}
 	req.Header["Accept"] = acceptBoth
@@ -176,7 +214,7 @@ func (c *Client) send(ctx context.Context, k *poolKey, method, path string, body
 	if err != nil {
 		return nil, false, err
 	}
-	if resp.StatusCode != http.StatusOK || method != http.MethodPost {
+	if resp.StatusCode != http.StatusOK || r.Method != http.MethodPost {
 		return resp, false, nil
 	}
 	if mediatype.Of(resp.Header.Get("Content-Type")) != "application/json" {
@@ -214,7 +252,7 @@ const (
 	final
 )
 
-func classify(resp *http.Response, jsonErr bool, err error) (verdict, time.Duration) {
+func classify(resp *http.Response, jsonErr bool, err error, policy RetryPolicy) (verdict, time.Duration) {
 	if err != nil {
 		// Only a connection that was never made is surely safe to repeat: a
 		// request that reached xAI may be generating (and billing) already.
@@ -226,11 +264,16 @@ func classify(resp *http.Response, jsonErr bool, err error) (verdict, time.Durat
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		if jsonErr {
+		if jsonErr && policy == RetryUnanswered {
 			return retryable, 0
 		}
 		return ok, 0
-	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable:
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return retryable, retryAfter(resp.Header.Get("Retry-After"))
+	case http.StatusInternalServerError, http.StatusBadGateway:
+		if policy != RetryUnanswered {
+			return final, 0
+		}
 		return retryable, retryAfter(resp.Header.Get("Retry-After"))
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return keyRejected, 0

@@ -17,12 +17,14 @@ import (
 )
 
 const keysUsage = `Usage:
-  grokgate keys create --name NAME [--role user|admin] [--models M1,M2] [--expires TIME] [LIMITS] [--db DB]
+  grokgate keys create --name NAME [--role user|admin] [--models M1,M2] [--tools T1,T2] [--expires TIME] [LIMITS] [--db DB]
   grokgate keys list [--json] [--db DB]
-  grokgate keys update ID_OR_PREFIX [--name NAME] [--models M1,M2] [--expires TIME|never] [LIMITS] [--db DB]
+  grokgate keys update ID_OR_PREFIX [--name NAME] [--models M1,M2] [--tools T1,T2] [--expires TIME|never] [LIMITS] [--db DB]
   grokgate keys revoke ID_OR_PREFIX [--db DB]
 
 --models limits the key to those models (an empty list allows every model);
+--tools to those server-side tools xAI runs, such as web_search and
+x_search (an empty list allows every tool);
 --expires takes an RFC 3339 time (2027-01-31T00:00:00Z) or a UTC date.
 LIMITS: --rpm N --tpm N --max-streams N --budget-ticks-per-day N
 --budget-ticks-per-month N; 0 is the server default, -1 no limit.
@@ -36,8 +38,9 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return errUsage
 	}
 	sub, args := args[0], args[1:]
+	serverTools := strings.Join(grokgate.ServerTools(), ", ")
 	s := newSettings("keys "+sub, getenv, stderr)
-	var db, name, role, models, expires string
+	var db, name, role, models, tools, expires string
 	var asJSON bool
 	s.String(&db, "db", "GROKGATE_DB", "grokgate.db", dbHelp)
 	switch sub {
@@ -45,10 +48,12 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		s.fs.StringVar(&name, "name", "", "a label for the key (required)")
 		s.fs.StringVar(&role, "role", string(grokgate.RoleUser), "user or admin")
 		s.fs.StringVar(&models, "models", "", "comma-separated models the key may use (default: every model)")
+		s.fs.StringVar(&tools, "tools", "", "comma-separated server-side tools the key may use: "+serverTools+" (default: every tool)")
 		s.fs.StringVar(&expires, "expires", "", "when the key stops working: RFC 3339 time or UTC date (default: never)")
 	case "update":
 		s.fs.StringVar(&name, "name", "", "a new label")
 		s.fs.StringVar(&models, "models", "", `comma-separated models the key may use ("" allows every model)`)
+		s.fs.StringVar(&tools, "tools", "", `comma-separated server-side tools the key may use ("" allows every tool)`)
 		s.fs.StringVar(&expires, "expires", "", `RFC 3339 time or UTC date, or "never"`)
 	case "list":
 		s.fs.BoolVar(&asJSON, "json", false, "print JSON for scripts")
@@ -98,6 +103,13 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		list := splitModels(models)
 		upd.AllowedModels = &list
 	}
+	if set["tools"] {
+		list := splitModels(tools)
+		for _, t := range list {
+			s.check(grokgate.KnownServerTool(t), "--tools names %q, which is not a server-side tool; the known ones are %s", t, serverTools)
+		}
+		upd.AllowedTools = &list
+	}
 	ptrs := []**int64{&upd.Limits.RPM, &upd.Limits.TPM, &upd.Limits.MaxStreams, &upd.Limits.BudgetTicksPerDay, &upd.Limits.BudgetTicksPerMonth}
 	for i, f := range lim.Fields() {
 		if flagName := strings.ReplaceAll(f.Name, "_", "-"); set[flagName] {
@@ -118,7 +130,7 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		s.check(grokgate.Role(role).Valid(), "--role must be user or admin, got %q", role)
 	case "update":
 		s.check(target != "", "say which key to update: its id (key_...) or its prefix (gg-...)")
-		s.check(len(set) > 0 && !(len(set) == 1 && set["db"]), "say what to change: --name, --models, --expires or a limit (--rpm, --tpm, --max-streams, --budget-ticks-per-day, --budget-ticks-per-month)")
+		s.check(len(set) > 0 && !(len(set) == 1 && set["db"]), "say what to change: --name, --models, --tools, --expires or a limit (--rpm, --tpm, --max-streams, --budget-ticks-per-day, --budget-ticks-per-month)")
 	case "revoke":
 		s.check(target != "", "say which key to revoke: its id (key_...) or its prefix (gg-...)")
 	}
@@ -138,6 +150,9 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		if upd.AllowedModels != nil {
 			k.AllowedModels = *upd.AllowedModels
+		}
+		if upd.AllowedTools != nil && len(*upd.AllowedTools) > 0 {
+			k.AllowedTools = *upd.AllowedTools
 		}
 		if upd.ExpiresAt != nil {
 			k.ExpiresAt = *upd.ExpiresAt
@@ -179,6 +194,8 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
+// splitModels reads a comma-separated list (--models, --tools), dropping
+// blanks and repeats.
 func splitModels(s string) []string {
 	out := []string{}
 	seen := map[string]bool{}
@@ -213,6 +230,9 @@ func describeLimits(k grokgate.Key) string {
 	var b strings.Builder
 	if len(k.AllowedModels) > 0 {
 		b.WriteString(", models " + strings.Join(k.AllowedModels, ","))
+	}
+	if len(k.AllowedTools) > 0 {
+		b.WriteString(", tools " + strings.Join(k.AllowedTools, ","))
 	}
 	if !k.ExpiresAt.IsZero() {
 		b.WriteString(", expires " + k.ExpiresAt.Format(time.RFC3339))
@@ -252,20 +272,23 @@ func printKeys(w io.Writer, list []grokgate.Key, asJSON bool, now time.Time) err
 		return enc.Encode(views)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tROLE\tCREATED\tMODELS\tEXPIRES\tSTATUS")
+	fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tROLE\tCREATED\tMODELS\tTOOLS\tEXPIRES\tSTATUS")
 	for _, v := range views {
 		status := v.Status
 		if v.RevokedAt != nil {
 			status += " " + v.RevokedAt.Format(time.RFC3339)
 		}
-		models, expires := "all", "never"
+		models, tools, expires := "all", "all", "never"
 		if len(v.AllowedModels) > 0 {
 			models = strings.Join(v.AllowedModels, ",")
+		}
+		if len(v.AllowedTools) > 0 {
+			tools = strings.Join(v.AllowedTools, ",")
 		}
 		if v.ExpiresAt != nil {
 			expires = v.ExpiresAt.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, v.Prefix, v.Role, v.CreatedAt.Format(time.RFC3339), models, expires, status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, v.Prefix, v.Role, v.CreatedAt.Format(time.RFC3339), models, tools, expires, status)
 	}
 	return tw.Flush()
 }

@@ -118,4 +118,3 @@ func TestREADMEPythonLoop(t *testing.T) {
 	}
 	t.Fatal("neither README.md nor docs/*.md shows e2e/python/readme_loop.py as a python block")
 }
-

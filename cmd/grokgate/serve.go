@@ -123,6 +123,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("loading keys: %w", err)
 	}
 	go cache.Run(ctx, keysPollInterval)
+	go pruneResponseOwners(ctx, store, time.Now, log)
 
 	limiter, closeLimiter, err := newLimiter(ctx, cfg.limits, log.With("component", "ratelimit"))
 	if err != nil {
@@ -147,6 +148,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		StreamErrorFormat: cfg.streamErrors,
 		Usage:             recorder,
 		Admin:             store,
+		Responses:         store,
 		Observer:          obs,
 		Metrics:           metricsHandler,
 		Tracer:            tracer,
@@ -274,4 +276,29 @@ func startSimulator(ctx context.Context, addr, apiKey string, log *slog.Logger) 
 		srv.Close()
 	}()
 	return "http://" + ln.Addr().String(), nil
+}
+
+// pruneResponseOwners forgets, every hour, the owners of responses xAI no
+// longer keeps (grokgate.ResponseRetention), so the table stays as large as
+// xAI's store and no larger. Every replica may prune: the deletes are
+// idempotent.
+func pruneResponseOwners(ctx context.Context, st store, now func() time.Time, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		n, err := st.PruneResponseOwners(pctx, now().Add(-grokgate.ResponseRetention))
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("forgetting expired response owners failed; trying again in an hour", "err", err)
+		case n > 0:
+			log.Info("forgot the owners of expired responses", "responses", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

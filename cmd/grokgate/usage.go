@@ -72,7 +72,7 @@ func printUsage(w io.Writer, q grokgate.UsageQuery, rows []grokgate.UsageTotals,
 	if names != nil {
 		head += "\tNAME"
 	}
-	fmt.Fprintln(tw, head+"\tREQUESTS\tCOMPLETED\tESTIMATED\tPROMPT\tCOMPLETION\tREASONING\tCACHED\tTOTAL\tCOST (USD)\t")
+	fmt.Fprintln(tw, head+"\tREQUESTS\tCOMPLETED\tESTIMATED\tPROMPT\tCOMPLETION\tREASONING\tCACHED\tTOTAL\tTOOL CALLS\tCOST (USD)\t")
 	var sum grokgate.UsageTotals
 	line := func(group, name string, u grokgate.UsageTotals) {
 		cols := []string{group}
@@ -80,7 +80,7 @@ func printUsage(w io.Writer, q grokgate.UsageQuery, rows []grokgate.UsageTotals,
 			cols = append(cols, name)
 		}
 		for _, n := range []int64{u.Requests, u.Completed, u.Estimated, u.PromptTokens, u.CompletionTokens,
-			u.ReasoningTokens, u.CachedTokens, u.TotalTokens()} {
+			u.ReasoningTokens, u.CachedTokens, u.TotalTokens(), u.ToolCalls.Total()} {
 			cols = append(cols, strconv.FormatInt(n, 10))
 		}
 		cols = append(cols, usd(u.CostTicks))
@@ -96,8 +96,41 @@ func printUsage(w io.Writer, q grokgate.UsageQuery, rows []grokgate.UsageTotals,
 		sum.ReasoningTokens += u.ReasoningTokens
 		sum.CachedTokens += u.CachedTokens
 		sum.CostTicks += u.CostTicks
+		sum.ToolCalls = sum.ToolCalls.Add(u.ToolCalls)
 	}
 	line("TOTAL", "", sum)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if sum.ToolCalls.Total() == 0 {
+		return nil
+	}
+	return printToolCalls(w, q, rows, sum)
+}
+
+// printToolCalls breaks the server-side tool calls down by kind, for the
+// groups that made any; the main table has no room for six more columns.
+func printToolCalls(w io.Writer, q grokgate.UsageQuery, rows []grokgate.UsageTotals, sum grokgate.UsageTotals) error {
+	fmt.Fprintln(w, "\nServer-side tool calls:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := []string{strings.ToUpper(q.GroupBy.Field())}
+	for _, c := range gateway.ToolCallCounts(sum.ToolCalls) {
+		head = append(head, strings.ToUpper(strings.ReplaceAll(strings.TrimSuffix(c.Name, "_calls"), "_", " ")))
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	line := func(group string, t grokgate.ToolCalls) {
+		cols := []string{group}
+		for _, c := range gateway.ToolCallCounts(t) {
+			cols = append(cols, strconv.FormatInt(c.N, 10))
+		}
+		fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t")
+	}
+	for _, u := range rows {
+		if u.ToolCalls.Total() > 0 {
+			line(u.Group, u.ToolCalls)
+		}
+	}
+	line("TOTAL", sum.ToolCalls)
 	return tw.Flush()
 }
 

@@ -1,4 +1,4 @@
--- Per-key limits (see README, "Limits"): 0 means the server-wide default,
+-- Per-key limits (see docs/limits.md): 0 means the server-wide default,
 -- -1 no limit for this key.
 ALTER TABLE keys
     ADD COLUMN rpm bigint NOT NULL DEFAULT 0,

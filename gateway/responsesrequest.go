@@ -1,0 +1,217 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/usage"
+)
+
+// responsesRequest holds only the fields of a Responses API body that
+// grokgate checks or acts on; the body forwarded upstream is the client's
+// own bytes.
+type responsesRequest struct {
+	Model              *string         `json:"model"`
+	Input              jsontext.Value  `json:"input"`
+	Stream             *bool           `json:"stream"`
+	PreviousResponseID *string         `json:"previous_response_id"`
+	MaxOutputTokens    *int64          `json:"max_output_tokens"`
+	Tools              []responsesTool `json:"tools"`
+	Instructions       *usage.PartText `json:"instructions"`
+	Background         *bool           `json:"background"`
+	Store              *bool           `json:"store"`
+}
+
+// responsesTool is one entry of "tools": its type is all grokgate reads.
+// (The mcp tool's authorization and headers are secrets; they are never
+// decoded, so never logged.)
+type responsesTool struct {
+	Type *string `json:"type"`
+}
+
+// responsesItem is one entry of an items-valued "input".
+type responsesItem struct {
+	Type    *string        `json:"type"`
+	ID      *string        `json:"id"`
+	Role    *string        `json:"role"`
+	Content jsontext.Value `json:"content"`
+}
+
+// parsedResponses is what the handler needs to know about a valid request.
+type parsedResponses struct {
+	model        string
+	stream       bool
+	hasImage     bool
+	maxOutput    int64    // 0 when absent; for the token reservation
+	previous     string   // previous_response_id, "" when absent
+	referenced   []string // response ids embedded in input item ids (msg_<id>, rs_<id>, ...)
+	serverTools  []string // the types of the tools xAI runs itself
+	promptTokens int64
+}
+
+// parseResponses validates a Responses API create body (also the compact
+// body). Every problem it reports names the field and says what is
+// expected; the rest of the body is xAI's to judge.
+func parseResponses(body []byte) (parsedResponses, *openai.Error) {
+	var p parsedResponses
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return p, invalid("", "Request body is empty; send a JSON object with \"model\" and \"input\".")
+	}
+	if trimmed[0] != '{' {
+		return p, invalid("", "Request body must be a JSON object.")
+	}
+	var req responsesRequest
+	if e := decodeBody(body, &req); e != nil {
+		return p, e
+	}
+	if req.Model == nil || *req.Model == "" {
+		return p, invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
+	}
+	p.model = *req.Model
+	if req.Stream != nil {
+		p.stream = *req.Stream
+	}
+	if req.PreviousResponseID != nil {
+		if *req.PreviousResponseID == "" {
+			return p, invalid("previous_response_id", "'previous_response_id' must be the id of an earlier response, or left out.")
+		}
+		p.previous = *req.PreviousResponseID
+	}
+	if req.MaxOutputTokens != nil {
+		if *req.MaxOutputTokens < 1 {
+			return p, invalid("max_output_tokens", fmt.Sprintf("Invalid value for 'max_output_tokens': %d; expected a positive integer.", *req.MaxOutputTokens))
+		}
+		p.maxOutput = *req.MaxOutputTokens
+	}
+	if req.Background != nil && *req.Background {
+		return p, invalid("background", "'background' is not supported: xAI has no background mode. Send the request without it (stream it to see the answer as it is made).")
+	}
+	for i, t := range req.Tools {
+		if t.Type == nil || *t.Type == "" {
+			f := "tools[" + strconv.Itoa(i) + "].type"
+			return p, invalid(f, "Missing required parameter: '"+f+"' (such as \"function\" or \"web_search\").")
+		}
+		if *t.Type != "function" {
+			p.serverTools = append(p.serverTools, *t.Type)
+		}
+	}
+	if req.Instructions != nil {
+		var est usage.Parts
+		est.Add("input_text", *req.Instructions)
+		p.promptTokens += est.MessageTokens()
+	}
+	if e := p.readInput(req.Input); e != nil {
+		return p, e
+	}
+	return p, nil
+}
+
+// readInput checks "input" (a string, or an array of items), estimates its
+// tokens, and notes image parts and the response ids item ids embed.
+func (p *parsedResponses) readInput(raw jsontext.Value) *openai.Error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return invalid("input", "Missing required parameter: 'input' (a string, or an array of input items).")
+	}
+	switch raw[0] {
+	case '"':
+		p.promptTokens += usage.MessageTokens(raw)
+		return nil
+	case '[':
+	default:
+		return invalid("input", "Invalid type for 'input': expected a string or an array of input items.")
+	}
+	var items []jsontext.Value
+	if err := unmarshal(raw, &items); err != nil {
+		return invalid("input", "Invalid 'input': "+err.Error())
+	}
+	for i, rawItem := range items {
+		var it responsesItem
+		if err := unmarshal(rawItem, &it); err != nil {
+			f := itemField(i)
+			return invalid(f, "Invalid '"+f+"': each input item must be an object.")
+		}
+		if it.ID != nil {
+			if id, ok := embeddedResponseID(*it.ID); ok {
+				p.referenced = append(p.referenced, id)
+			}
+		}
+		if it.Type != nil && *it.Type != "message" {
+			// Earlier output items, function_call_output and the like:
+			// counted by their size.
+			p.promptTokens += usage.MessageTokens(rawItem)
+			continue
+		}
+		if e := p.readMessage(i, it.Content); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// readMessage checks the content of input[i], a message.
+func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *openai.Error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] == '"' || string(raw) == "null" {
+		p.promptTokens += usage.MessageTokens(raw)
+		return nil
+	}
+	if raw[0] != '[' {
+		f := itemField(i) + ".content"
+		return invalid(f, "Invalid type for '"+f+"': expected a string or an array of content parts.")
+	}
+	var parts []jsontext.Value
+	if err := unmarshal(raw, &parts); err != nil {
+		f := itemField(i) + ".content"
+		return invalid(f, "Invalid '"+f+"': "+err.Error())
+	}
+	var est usage.Parts
+	for j, rawPart := range parts {
+		var part contentPart
+		if err := unmarshal(rawPart, &part); err != nil || part.Type == nil {
+			f := itemField(i) + ".content[" + strconv.Itoa(j) + "]"
+			return invalid(f, "Invalid '"+f+"': each content part must be an object with a string \"type\".")
+		}
+		if *part.Type == "input_image" {
+			p.hasImage = true
+		}
+		est.Add(*part.Type, part.Text)
+	}
+	p.promptTokens += est.MessageTokens()
+	return nil
+}
+
+func itemField(i int) string { return "input[" + strconv.Itoa(i) + "]" }
+
+// embeddedResponseID returns the response id an output item's id embeds:
+// xAI names items msg_<id>, rs_<id>, fc_<id>_0, ws_<id>_0 and so on, with
+// <id> the response's UUID.
+func embeddedResponseID(itemID string) (string, bool) {
+	_, rest, ok := strings.Cut(itemID, "_")
+	if !ok || len(rest) < 36 {
+		return "", false
+	}
+	id := rest[:36]
+	if len(rest) > 36 && rest[36] != '_' {
+		return "", false
+	}
+	for i, c := range id {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return "", false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+				return "", false
+			}
+		}
+	}
+	return id, true
+}

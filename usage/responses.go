@@ -1,0 +1,201 @@
+package usage
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/grokgate/grokgate"
+)
+
+// Terminal event types of a Responses API stream: each ends it, and only
+// they (and the error event) carry the response's final state.
+const (
+	ResponseCompleted  = "response.completed"
+	ResponseIncomplete = "response.incomplete"
+	ResponseFailed     = "response.failed"
+	ResponseError      = "error"
+)
+
+// ResponsesMeter follows one Responses API stream. Like StreamMeter it
+// decodes only the events that matter (the first, which names the response
+// and model, and the terminal one, which carries usage); every other event
+// costs a few byte searches and no allocation. The zero value is ready.
+type ResponsesMeter struct {
+	ID    string // the response id, from the first event
+	Model string // the resolved model, from the first event
+	Usage Usage
+	Tools grokgate.ToolCalls
+	// HaveUsage is set once a terminal event's usage arrived.
+	HaveUsage bool
+	// Terminal is the type of the terminal event seen ("" while none).
+	Terminal string
+	// ErrorCode and ErrorMessage are an error event's fields.
+	ErrorCode, ErrorMessage string
+	// Seq is the last sequence_number seen, -1 before any: an error event
+	// the gateway writes takes the next one.
+	Seq int64
+	// ContentBytes and ReasoningBytes count generated text (output text and
+	// function arguments, and reasoning text) for the estimate when usage
+	// never arrives.
+	ContentBytes, ReasoningBytes int64
+	seenFirst                    bool
+}
+
+// NewResponsesMeter returns a meter that has seen no event.
+func NewResponsesMeter() ResponsesMeter { return ResponsesMeter{Seq: -1} }
+
+// Observe takes one event's data and reports whether it ends the stream (a
+// terminal event or an error event).
+func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
+	if n, ok := sequenceNumber(data); ok {
+		m.Seq = n
+	}
+	if !m.seenFirst {
+		m.seenFirst = true
+		var head struct {
+			Response struct {
+				ID    string `json:"id"`
+				Model string `json:"model"`
+			} `json:"response"`
+		}
+		if json.Unmarshal(data, &head) == nil {
+			m.ID, m.Model = head.Response.ID, head.Response.Model
+		}
+	}
+	if bytes.Contains(data, []byte(`.delta"`)) {
+		n := stringBytes(data, `"delta"`)
+		if bytes.Contains(data, []byte(`"response.reasoning`)) {
+			m.ReasoningBytes += n
+		} else {
+			m.ContentBytes += n
+		}
+		return false
+	}
+	// A raw quoted type name can only be a JSON string token, never text
+	// inside one (whose quotes are escaped), so these searches cannot be
+	// fooled by generated text.
+	if !bytes.Contains(data, []byte(`"`+ResponseCompleted+`"`)) && !bytes.Contains(data, []byte(`"`+ResponseIncomplete+`"`)) &&
+		!bytes.Contains(data, []byte(`"`+ResponseFailed+`"`)) && !bytes.Contains(data, []byte(`"`+ResponseError+`"`)) {
+		return false
+	}
+	var ev struct {
+		Type     string `json:"type"`
+		Code     any    `json:"code"`
+		Message  string `json:"message"`
+		Response *struct {
+			ID    string              `json:"id"`
+			Model string              `json:"model"`
+			Usage *wireResponsesUsage `json:"usage"`
+		} `json:"response"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		return false
+	}
+	switch ev.Type {
+	case ResponseCompleted, ResponseIncomplete, ResponseFailed:
+	case ResponseError:
+		m.Terminal, m.ErrorMessage = ev.Type, ev.Message
+		if c, ok := ev.Code.(string); ok {
+			m.ErrorCode = c
+		}
+		return true
+	default:
+		return false
+	}
+	m.Terminal = ev.Type
+	if r := ev.Response; r != nil {
+		if m.ID == "" {
+			m.ID = r.ID
+		}
+		if m.Model == "" {
+			m.Model = r.Model
+		}
+		if r.Usage != nil {
+			m.Usage, m.Tools, m.HaveUsage = r.Usage.usage(), r.Usage.tools(), true
+		}
+	}
+	return true
+}
+
+// sequenceNumber reads the top-level "sequence_number" of an event without
+// decoding it; nested objects carry none.
+func sequenceNumber(data []byte) (int64, bool) {
+	const key = `"sequence_number":`
+	i := bytes.LastIndex(data, []byte(key))
+	if i < 0 {
+		return 0, false
+	}
+	j := skipSpace(data, i+len(key))
+	var n int64
+	start := j
+	for ; j < len(data) && data[j] >= '0' && data[j] <= '9' && j-start < 18; j++ {
+		n = n*10 + int64(data[j]-'0')
+	}
+	return n, j > start
+}
+
+// wireResponsesUsage is the usage object of the Responses API.
+type wireResponsesUsage struct {
+	InputTokens        int64 `json:"input_tokens"`
+	InputTokensDetails struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokens        int64 `json:"output_tokens"`
+	OutputTokensDetails struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+	TotalTokens    *int64 `json:"total_tokens"`
+	CostInUSDTicks int64  `json:"cost_in_usd_ticks"`
+	ToolDetails    struct {
+		WebSearch       int64 `json:"web_search_calls"`
+		XSearch         int64 `json:"x_search_calls"`
+		CodeInterpreter int64 `json:"code_interpreter_calls"`
+		FileSearch      int64 `json:"file_search_calls"`
+		MCP             int64 `json:"mcp_calls"`
+		DocumentSearch  int64 `json:"document_search_calls"`
+	} `json:"server_side_tool_usage_details"`
+}
+
+// usage maps Responses usage onto the ledger's counts, in which Completion
+// excludes Reasoning. Whether xAI's output_tokens includes the reasoning
+// tokens is not settled; total_tokens tells: when it equals input plus
+// output, reasoning is inside output and is taken out of it.
+func (w *wireResponsesUsage) usage() Usage {
+	u := Usage{Prompt: w.InputTokens, Completion: w.OutputTokens, Reasoning: w.OutputTokensDetails.ReasoningTokens,
+		Cached: w.InputTokensDetails.CachedTokens, CostTicks: w.CostInUSDTicks}
+	if w.TotalTokens != nil && *w.TotalTokens == w.InputTokens+w.OutputTokens && u.Reasoning <= u.Completion {
+		u.Completion -= u.Reasoning
+	}
+	return u
+}
+
+func (w *wireResponsesUsage) tools() grokgate.ToolCalls {
+	d := w.ToolDetails
+	return grokgate.ToolCalls{WebSearch: d.WebSearch, XSearch: d.XSearch, CodeInterpreter: d.CodeInterpreter,
+		FileSearch: d.FileSearch, MCP: d.MCP, DocumentSearch: d.DocumentSearch}
+}
+
+// ParseResponse reads the id, resolved model, status, usage and tool calls
+// of a non-streaming Responses API body (a response object). ok is false
+// when it has no usage object.
+func ParseResponse(body []byte) (id, model, status string, u Usage, tools grokgate.ToolCalls, ok bool) {
+	var r struct {
+		ID     string              `json:"id"`
+		Model  string              `json:"model"`
+		Status string              `json:"status"`
+		Usage  *wireResponsesUsage `json:"usage"`
+	}
+	if json.Unmarshal(body, &r) != nil {
+		return "", "", "", u, tools, false
+	}
+	if r.Usage != nil {
+		u, tools, ok = r.Usage.usage(), r.Usage.tools(), true
+	}
+	return r.ID, r.Model, r.Status, u, tools, ok
+}
+
+// ResponseGeneratedBytes counts the generated text of a response object
+// without usage, for the estimate.
+func ResponseGeneratedBytes(body []byte) (content, reasoning int64) {
+	return stringBytes(body, `"text"`) + stringBytes(body, `"arguments"`), 0
+}
