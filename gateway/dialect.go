@@ -26,8 +26,9 @@ type dialect interface {
 	// actError, as it is answered before the first byte; its Message goes
 	// into the error event after it.
 	upstreamError(data []byte) *openai.Error
-	// appendError appends the SSE event that ends a begun stream with e.
-	appendError(b []byte, e *openai.Error) []byte
+	// appendError appends the SSE event that ends a begun stream with e, in
+	// format f where the dialect has a choice of formats.
+	appendError(b []byte, e *openai.Error, f StreamErrorFormat) []byte
 	// result is what the stream reported, for the usage record.
 	result() streamResult
 }
@@ -85,12 +86,19 @@ func (d *chatDialect) upstreamError(data []byte) *openai.Error {
 	return e
 }
 
-// appendError writes the specified event, data: {"error":"API error: <message>"}.
-// The SDKs turn it into an exception carrying the message.
-func (d *chatDialect) appendError(b []byte, e *openai.Error) []byte {
-	ev, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{"API error: " + e.Message})
+// appendError writes the specified event, data: {"error":"API error: <message>"},
+// or with StreamErrorOpenAI the OpenAI error object with that message.
+func (d *chatDialect) appendError(b []byte, e *openai.Error, f StreamErrorFormat) []byte {
+	var ev []byte
+	if f == StreamErrorOpenAI {
+		shown := *e
+		shown.Message = "API error: " + e.Message
+		ev, _ = json.Marshal(&shown)
+	} else {
+		ev, _ = json.Marshal(struct {
+			Error string `json:"error"`
+		}{"API error: " + e.Message})
+	}
 	return append(append(append(b, "data: "...), ev...), "\n\n"...)
 }
 
@@ -140,7 +148,7 @@ func (d *responsesDialect) upstreamError(data []byte) *openai.Error {
 // "error" object: the OpenAI SDKs raise an exception only for an event with
 // one, and readers of the Responses shape (the AI SDK's xAI provider) ignore
 // the extra member.
-func (d *responsesDialect) appendError(b []byte, e *openai.Error) []byte {
+func (d *responsesDialect) appendError(b []byte, e *openai.Error, _ StreamErrorFormat) []byte {
 	code := e.Code
 	if code == "" {
 		code = openai.TypeFor(e.StatusCode())
@@ -175,4 +183,3 @@ func (d *responsesDialect) result() streamResult {
 	return streamResult{id: d.m.ID, model: d.m.Model, usage: d.m.Usage, tools: d.m.Tools, haveUsage: d.m.HaveUsage,
 		contentBytes: d.m.ContentBytes, reasoningBytes: d.m.ReasoningBytes, failed: d.m.Terminal == usage.ResponseFailed}
 }
-

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 
@@ -30,13 +31,38 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *openai.Error, c
 	w.Write(append(body, '\n'))
 }
 
+// StreamErrorFormat says how the chat error event that ends a begun stream
+// is written (GROKGATE_STREAM_ERROR_FORMAT).
+type StreamErrorFormat string
+
+const (
+	// StreamErrorString, the specified default, writes
+	// {"error":"API error: <message>"}. The SDKs look for an object there:
+	// openai-python shows a generic message, the AI SDK a schema error.
+	StreamErrorString StreamErrorFormat = "string"
+	// StreamErrorOpenAI writes the OpenAI error envelope,
+	// {"error":{"message":"API error: <message>","type","param","code"}},
+	// from which the SDKs raise an error carrying the message.
+	StreamErrorOpenAI StreamErrorFormat = "openai"
+)
+
+// ParseStreamErrorFormat checks a configured format.
+func ParseStreamErrorFormat(s string) (StreamErrorFormat, error) {
+	switch f := StreamErrorFormat(s); f {
+	case StreamErrorString, StreamErrorOpenAI:
+		return f, nil
+	}
+	return "", fmt.Errorf("%q is not a stream error format; use string or openai", s)
+}
+
 // failStream ends a stream whose headers are already sent with the dialect's
-// error event (chat: {"error":"API error: <message>"} and no [DONE]), which
-// the SDKs turn into an exception carrying the message.
+// error event in the configured format (chat: {"error":"API error: <message>"}
+// or the OpenAI error object, and no [DONE]). It is the only writer of that
+// event.
 func (s *Server) failStream(w http.ResponseWriter, r *http.Request, d dialect, e *openai.Error, cause error) {
 	info := infoFrom(r.Context())
-	info.streamErr, info.errMsg, info.cause = true, e.Message, cause
-	w.Write(d.appendError(make([]byte, 0, 128), e))
+	info.streamErr, info.errCode, info.errMsg, info.cause = true, e.Code, e.Message, cause
+	w.Write(d.appendError(make([]byte, 0, 128), e, s.cfg.StreamErrorFormat))
 	http.NewResponseController(w).Flush()
 }
 

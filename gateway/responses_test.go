@@ -306,7 +306,7 @@ func TestResponsesVisionStream(t *testing.T) {
 		{"type": "input_text", "text": "What is this?"},
 		{"type": "input_image", "image_url": "https://example.com/cat.png"}}}
 	body := responsesBody("grok-4.3", "", map[string]any{"input": []any{img}, "stream": true})
-	for _, mode := range []VisionStream{VisionStreamFallback, VisionStreamEmulate, VisionStreamNative} {
+	for _, mode := range []VisionStream{VisionStreamJSON, VisionStreamEmulate, VisionStreamNative} {
 		h := newHarnessConfig(t, func(c *Config) { c.VisionStream = mode })
 		resp, got := h.do(t, context.Background(), http.MethodPost, "/v1/responses", h.user, body)
 		if resp.StatusCode != 200 {
@@ -314,7 +314,7 @@ func TestResponsesVisionStream(t *testing.T) {
 		}
 		fallback := resp.Header.Get("X-Stream-Fallback") == "true"
 		switch mode {
-		case VisionStreamFallback:
+		case VisionStreamJSON:
 			var r responseObject
 			if !fallback || json.Unmarshal(got, &r) != nil || r.Status != "completed" {
 				t.Fatalf("fallback: %v %s", resp.Header, got)

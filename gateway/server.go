@@ -60,8 +60,11 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// VisionStream says how a streaming request with image input is answered
-	// (GROKGATE_VISION_STREAM); "" means VisionStreamFallback.
+	// (GROKGATE_VISION_STREAM); "" means VisionStreamEmulate.
 	VisionStream VisionStream
+	// StreamErrorFormat says how the error event that ends a begun stream is
+	// written (GROKGATE_STREAM_ERROR_FORMAT); "" means StreamErrorString.
+	StreamErrorFormat StreamErrorFormat
 	// ModelInfoTTL is how long upstream's model metadata (which models take
 	// images) is trusted before it is fetched again; 0 means 10m.
 	ModelInfoTTL time.Duration
@@ -140,8 +143,11 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.VisionStream != VisionStreamEmulate && cfg.VisionStream != VisionStreamNative {
-		cfg.VisionStream = VisionStreamFallback
+	if cfg.VisionStream != VisionStreamJSON && cfg.VisionStream != VisionStreamNative {
+		cfg.VisionStream = VisionStreamEmulate
+	}
+	if cfg.StreamErrorFormat != StreamErrorOpenAI {
+		cfg.StreamErrorFormat = StreamErrorString
 	}
 	if cfg.LimitOnError != LimitDeny {
 		cfg.LimitOnError = LimitAllow

@@ -21,15 +21,15 @@ type UsageRecorder interface {
 // request's record when the handler returns. Its methods accept a nil
 // receiver, so handlers work unmetered too.
 type meter struct {
-	route        string
-	returned     bool  // the handler returned (settle runs otherwise for a panic)
-	upstream     bool  // the request was sent to xAI
-	prompt       int64 // the prompt's estimated tokens (parseChat's), for usage that never came
-	unreachable  bool  // xAI never got the request
-	refused      bool  // xAI answered with an error: nothing billed
-	completed    bool  // the whole answer reached the client
-	fallback     bool
-	firstByte    time.Time
+	route       string
+	returned    bool  // the handler returned (settle runs otherwise for a panic)
+	upstream    bool  // the request was sent to xAI
+	prompt      int64 // the prompt's estimated tokens (parseChat's), for usage that never came
+	unreachable bool  // xAI never got the request
+	refused     bool  // xAI answered with an error: nothing billed
+	completed   bool  // the whole answer reached the client
+	fallback    bool
+	firstByte   time.Time
 	// d is the request's dialect (dialect.go), pointing at one of the two
 	// below, which live here so that a request allocates neither.
 	d            dialect

@@ -17,25 +17,34 @@ import (
 type VisionStream string
 
 const (
-	// VisionStreamFallback, the specified default, sends the request upstream
-	// as non-streaming and answers with the complete JSON completion and
-	// X-Stream-Fallback: true. SDK streaming loops see zero chunks.
-	VisionStreamFallback VisionStream = "fallback"
-	// VisionStreamEmulate makes the same single non-streaming upstream call
-	// but delivers the answer in SSE framing (role+content chunk, finish
-	// chunk, usage chunk if asked, [DONE]), with X-Stream-Fallback: true.
+	// VisionStreamEmulate, the default, sends the request upstream as
+	// non-streaming and delivers the complete answer in SSE framing
+	// (role+content chunk, finish chunk, usage chunk if asked, [DONE]), with
+	// X-Stream-Fallback: true: every streaming client reads it.
 	VisionStreamEmulate VisionStream = "emulate"
+	// VisionStreamJSON makes the same single non-streaming upstream call but
+	// answers with the complete JSON completion and X-Stream-Fallback: true.
+	// Only clients that check the header read it; SDK streaming loops see
+	// zero chunks.
+	VisionStreamJSON VisionStream = "json"
 	// VisionStreamNative streams from upstream like any other request.
 	VisionStreamNative VisionStream = "native"
 )
 
-// ParseVisionStream checks a configured mode.
-func ParseVisionStream(s string) (VisionStream, error) {
+// visionStreamFallback is VisionStreamJSON's old name, still accepted so
+// that existing configurations keep working.
+const visionStreamFallback = "fallback"
+
+// ParseVisionStream checks a configured mode. renamed reports that s is a
+// mode's old name, which the caller should warn about.
+func ParseVisionStream(s string) (_ VisionStream, renamed bool, _ error) {
 	switch v := VisionStream(s); v {
-	case VisionStreamFallback, VisionStreamEmulate, VisionStreamNative:
-		return v, nil
+	case VisionStreamEmulate, VisionStreamJSON, VisionStreamNative:
+		return v, false, nil
+	case visionStreamFallback:
+		return VisionStreamJSON, true, nil
 	}
-	return "", fmt.Errorf("%q is not a vision stream mode; use fallback, emulate or native", s)
+	return "", false, fmt.Errorf("%q is not a vision stream mode; use emulate, json or native", s)
 }
 
 // visionStreaming applies the specified contract to a chat request: one that

@@ -142,7 +142,7 @@ func TestVisionStreamModes(t *testing.T) {
 		{"chat", "/api/v1/chat/completions", ivImageChat, "What is in the picture?", true},
 		{"chat-no-usage", "/v1/chat/completions", strings.Replace(ivImageChat, `"stream_options":{"include_usage":true},`, "", 1), "What is in the picture?", false},
 	}
-	for _, mode := range []gateway.VisionStream{"", gateway.VisionStreamFallback, gateway.VisionStreamEmulate, gateway.VisionStreamNative} {
+	for _, mode := range []gateway.VisionStream{"", gateway.VisionStreamJSON, gateway.VisionStreamEmulate, gateway.VisionStreamNative} {
 		e := newIV(t, gateway.Config{VisionStream: mode}, nil)
 		for _, rq := range requests {
 			name := string(mode) + "/" + rq.name
@@ -153,14 +153,14 @@ func TestVisionStreamModes(t *testing.T) {
 			up := e.lastUpstream(t, "/chat/completions")
 			want := ivSimAnswer(rq.prompt)
 			switch mode {
-			case "", gateway.VisionStreamFallback:
+			case gateway.VisionStreamJSON:
 				if resp.Header.Get("X-Stream-Fallback") != "true" || resp.Header.Get("Content-Type") != "application/json" {
 					t.Fatalf("%s: headers %v", name, resp.Header)
 				}
 				if c := ivDecodeCompletion(t, resp, body); c.Choices[0].Message.Content != want {
 					t.Fatalf("%s: %s", name, body)
 				}
-			case gateway.VisionStreamEmulate:
+			case "", gateway.VisionStreamEmulate: // emulate is the default
 				if resp.Header.Get("X-Stream-Fallback") != "true" || resp.Header.Get("Content-Type") != "text/event-stream" {
 					t.Fatalf("%s: headers %v", name, resp.Header)
 				}
@@ -185,12 +185,12 @@ func TestVisionStreamModes(t *testing.T) {
 }
 
 // TestVisionStreamOpenAIGo: what the Go SDK's streaming loop receives in
-// each mode: nothing in fallback (the documented cost of that default), the
-// full text in emulate and native.
+// each mode: the full text in emulate (the default) and native, nothing in
+// json (the documented cost of that mode).
 func TestVisionStreamOpenAIGo(t *testing.T) {
 	t.Parallel()
 	want := ivSimAnswer("What is in the picture?")
-	for _, mode := range []gateway.VisionStream{gateway.VisionStreamFallback, gateway.VisionStreamEmulate, gateway.VisionStreamNative} {
+	for _, mode := range []gateway.VisionStream{"", gateway.VisionStreamJSON, gateway.VisionStreamEmulate, gateway.VisionStreamNative} {
 		e := newIV(t, gateway.Config{VisionStream: mode}, nil)
 		client := openai.NewClient(option.WithBaseURL(e.gw.URL+"/api/v1"), option.WithAPIKey(ivKey),
 			option.WithHTTPClient(e.gw.Client()), option.WithMaxRetries(0))
@@ -218,9 +218,9 @@ func TestVisionStreamOpenAIGo(t *testing.T) {
 			t.Fatalf("%s: stream error: %v", mode, err)
 		}
 		switch mode {
-		case gateway.VisionStreamFallback:
+		case gateway.VisionStreamJSON:
 			if chunks != 0 {
-				t.Fatalf("fallback: %d chunks; the JSON answer was expected to yield none", chunks)
+				t.Fatalf("json: %d chunks; the JSON answer was expected to yield none", chunks)
 			}
 		default:
 			if len(acc.Choices) != 1 || acc.Choices[0].Message.Content != want || acc.Usage.PromptTokens == 0 {

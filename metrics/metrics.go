@@ -108,7 +108,7 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 	}, withKey("kind", "model", "estimated"))
 	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "grokgate_stream_fallbacks_total",
-		Help: "Stream requests answered without an upstream stream (image input, GROKGATE_VISION_STREAM fallback or emulate), by route and requested model.",
+		Help: "Stream requests answered without an upstream stream (image input, GROKGATE_VISION_STREAM emulate or json), by route and requested model.",
 	}, []string{"route", "model"})
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstream, m.overhead, m.ttft, m.gap,
 		m.openStreams, m.upErrors, m.rateLimited, m.tokens, m.fallbacks} {

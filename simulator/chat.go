@@ -64,6 +64,8 @@ type chatRequest struct {
 	MaxCompletionTokens *int            `json:"max_completion_tokens"`
 	MaxTokens           *int            `json:"max_tokens"`
 	SearchParameters    json.RawMessage `json:"search_parameters"`
+	Tools               []chatTool      `json:"tools"`
+	ToolChoice          json.RawMessage `json:"tool_choice"`
 }
 
 type streamOptions struct {
@@ -132,6 +134,7 @@ type chatPlan struct {
 	reasoning    []string
 	content      []string
 	finish       string
+	toolCall     *toolCallPlan // answer with this call instead of content
 	usage        Usage
 }
 
@@ -196,15 +199,26 @@ func planChat(body []byte, models []modelInfo, team string) (*chatPlan, *apiErro
 			break
 		}
 	}
-	p.content = Reply(p.prompt, p.dir.chunks())
-	if len(p.content) > limit {
-		p.content = p.content[:limit]
-		p.finish = "length"
+	call, aerr := planToolCall(&req, p.dir)
+	if aerr != nil {
+		return nil, aerr
+	}
+	completionTokens := 0
+	if call != nil {
+		p.toolCall, p.content, p.finish = call, []string{}, "tool_calls"
+		completionTokens = call.tokens()
+	} else {
+		p.content = Reply(p.prompt, p.dir.chunks())
+		if len(p.content) > limit {
+			p.content = p.content[:limit]
+			p.finish = "length"
+		}
+		completionTokens = len(p.content)
 	}
 	if m.reasoning() {
 		p.reasoning = reasoningReply(p.prompt, p.dir.reasoningChunks())
 	}
-	p.usage = computeUsage(m, req.Messages, p.dir.CachedTokens, len(p.content), len(p.reasoning))
+	p.usage = computeUsage(m, req.Messages, p.dir.CachedTokens, completionTokens, len(p.reasoning))
 	return p, nil
 }
 
@@ -265,9 +279,10 @@ type chunkChoice struct {
 }
 
 type chunkDelta struct {
-	Content          *string `json:"content,omitempty"`
-	ReasoningContent *string `json:"reasoning_content,omitempty"`
-	Role             string  `json:"role,omitempty"`
+	Content          *string    `json:"content,omitempty"`
+	ReasoningContent *string    `json:"reasoning_content,omitempty"`
+	Role             string     `json:"role,omitempty"`
+	ToolCalls        []toolCall `json:"tool_calls,omitempty"`
 }
 
 type completion struct {
@@ -287,10 +302,11 @@ type completionChoice struct {
 }
 
 type completionMessage struct {
-	Role             string  `json:"role"`
-	Content          string  `json:"content"`
-	ReasoningContent string  `json:"reasoning_content,omitempty"`
-	Refusal          *string `json:"refusal"`
+	Role             string     `json:"role"`
+	Content          string     `json:"content"`
+	ReasoningContent string     `json:"reasoning_content,omitempty"`
+	ToolCalls        []toolCall `json:"tool_calls,omitempty"`
+	Refusal          *string    `json:"refusal"`
 }
 
 func (s *Simulator) handleChat(w http.ResponseWriter, r *http.Request) {
@@ -360,7 +376,7 @@ func (s *Simulator) handleChat(w http.ResponseWriter, r *http.Request) {
 		ID: newID(), Object: "chat.completion", Created: s.now().Unix(), Model: p.model.id,
 		Choices: []completionChoice{{
 			Message: completionMessage{Role: "assistant", Content: strings.Join(p.content, ""),
-				ReasoningContent: strings.Join(p.reasoning, "")},
+				ReasoningContent: strings.Join(p.reasoning, ""), ToolCalls: p.toolCall.messageOrNil()},
 			FinishReason: p.finish,
 		}},
 		Usage:             p.usage,
@@ -432,6 +448,14 @@ func (s *Simulator) stream(w http.ResponseWriter, r *http.Request, p *chatPlan) 
 		if !sendDelta(chunkDelta{Content: &piece}) {
 			canceled()
 			return
+		}
+	}
+	if p.toolCall != nil {
+		for _, delta := range p.toolCall.streamDeltas() {
+			if !sendDelta(delta) {
+				canceled()
+				return
+			}
 		}
 	}
 	if d.ErrorAfter != nil {

@@ -76,6 +76,11 @@
 //	                                 with the same body bytes, then answer normally (for retries)
 //	moderate          bool  false    images only: every image comes back moderated
 //	                                 (respect_moderation:false, null url/b64_json)
+//	tool_call         string -       answer with a call of this function of the request's tools
+//	                                 (see Tool calls)
+//	arguments         object {}      the call's arguments (a JSON string is sent as is)
+//	tool_call_deltas  int   0        stream the arguments in N pieces instead of the whole call
+//	                                 in one chunk
 //
 // On /v1/responses the directives above work the same, read from the last
 // user message of "input" (a string input is that message), with these
@@ -111,6 +116,26 @@
 // {"index":0,"delta":{},"finish_reason":"stop"|"length"}, the usage chunk
 // ("choices":[]) only when stream_options.include_usage is true, and
 // "data: [DONE]".
+//
+// # Tool calls
+//
+// A request that offers "tools" and whose last message is the user's is
+// answered with one function call when the directive names a tool
+// (tool_call), or when tool_choice is "required" (the first tool) or names a
+// function (that one, arguments {} unless the directive gives them);
+// tool_choice "none" always gets text. A request that ends with the "tool"
+// message (the follow-up carrying the result) is answered with text. A call
+// of a function the request does not offer, a tool_choice of another shape,
+// or arguments that are neither an object nor a string get 400.
+//
+// The completion's message has "content":"" and "tool_calls":[{"id":"call_...",
+// "type":"function","function":{"name","arguments"}}], finish_reason
+// "tool_calls". Streamed, as xAI does, the whole call comes in one delta
+// (with "index":0 and "role":"assistant"); with tool_call_deltas N the first
+// delta has the id, type, name and "arguments":"", and N more carry only
+// {"index":0,"function":{"arguments":<piece>}}. Then the finish chunk with
+// "finish_reason":"tool_calls". The call counts ceil((len(name) +
+// len(arguments)) / 4) completion tokens.
 //
 // # Responses
 //
@@ -178,7 +203,8 @@
 //	prompt_tokens     = text_tokens + image_tokens
 //	cached_tokens     = min(directive cached_tokens, prompt_tokens)
 //	completion_tokens = content chunks sent (one token per chunk; max_completion_tokens,
-//	                    else max_tokens, caps it and makes finish_reason "length")
+//	                    else max_tokens, caps it and makes finish_reason "length"), or a
+//	                    tool call's tokens (see Tool calls)
 //	reasoning_tokens  = reasoning chunks sent (reasoning models only; not capped)
 //	total_tokens      = prompt + completion + reasoning (xAI arithmetic)
 //	cost_in_usd_ticks = (prompt-cached)*prompt_price + cached*cached_price

@@ -127,9 +127,13 @@ type serveConfig struct {
 	logFlush         time.Duration
 	gcFloor          int64
 	visionStream     gateway.VisionStream
-	flushTimeout     time.Duration
-	obs              obsConfig
-	limits           limitConfig
+	// visionStreamRenamed: the mode was given by its old name (fallback),
+	// which serve warns about once it has a logger.
+	visionStreamRenamed bool
+	streamErrors        gateway.StreamErrorFormat
+	flushTimeout        time.Duration
+	obs                 obsConfig
+	limits              limitConfig
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -152,8 +156,11 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Duration(&c.logFlush, "log-flush-interval", "GROKGATE_LOG_FLUSH_INTERVAL", 100*time.Millisecond, "longest a log line waits to be written with others; 0 writes each line at once")
 	s.Int64(&c.gcFloor, "gc-floor", "GROKGATE_GC_FLOOR", 64<<20, "heap size in bytes below which the garbage collector does not run (0: Go's default pacing; ignored when GOGC is set)")
 	var visionStream string
-	s.String(&visionStream, "vision-stream", "GROKGATE_VISION_STREAM", string(gateway.VisionStreamFallback),
-		"how a streaming request with image input is answered: fallback (complete JSON), emulate (the complete answer as SSE) or native (stream from xAI)")
+	s.String(&visionStream, "vision-stream", "GROKGATE_VISION_STREAM", string(gateway.VisionStreamEmulate),
+		"how a streaming request with image input is answered: emulate (the complete answer as SSE), json (the complete answer as JSON; formerly fallback) or native (stream from xAI)")
+	var streamErrors string
+	s.String(&streamErrors, "stream-error-format", "GROKGATE_STREAM_ERROR_FORMAT", string(gateway.StreamErrorString),
+		`how an error after a stream began is written: string ({"error":"API error: ..."}) or openai (the OpenAI error object, which every SDK shows)`)
 	parseObs(s, &c.obs)
 	limitFlags(s, &c.limits)
 	// The xAI keys are read from the environment only: a flag would show them
@@ -185,7 +192,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
 	c.limits.check(s)
 	var err error
-	c.visionStream, err = gateway.ParseVisionStream(visionStream)
-	s.check(err == nil, "GROKGATE_VISION_STREAM/--vision-stream must be fallback, emulate or native, got %q", visionStream)
+	c.visionStream, c.visionStreamRenamed, err = gateway.ParseVisionStream(visionStream)
+	s.check(err == nil, "GROKGATE_VISION_STREAM/--vision-stream must be emulate, json or native, got %q", visionStream)
+	c.streamErrors, err = gateway.ParseStreamErrorFormat(streamErrors)
+	s.check(err == nil, "GROKGATE_STREAM_ERROR_FORMAT/--stream-error-format must be string or openai, got %q", streamErrors)
 	return c, s.err()
 }

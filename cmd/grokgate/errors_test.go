@@ -153,3 +153,33 @@ func TestHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamErrorFormatSetting: GROKGATE_STREAM_ERROR_FORMAT (or its flag)
+// reaches the gateway, and a bad value is refused before anything starts.
+func TestStreamErrorFormatSetting(t *testing.T) {
+	t.Parallel()
+	if _, err := parseServe([]string{"--stream-error-format", "json"}, func(string) string { return "" }, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), `GROKGATE_STREAM_ERROR_FORMAT/--stream-error-format must be string or openai, got "json"`) {
+		t.Fatalf("bad format accepted: %v", err)
+	}
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, nil, `data: {"error":"API error: Simulated error after 1 chunks"}`},
+		{map[string]string{"GROKGATE_STREAM_ERROR_FORMAT": "openai"}, nil,
+			`data: {"error":{"message":"API error: Simulated error after 1 chunks","type":"upstream_error","param":null,"code":"Internal error"}}`},
+		{map[string]string{"GROKGATE_STREAM_ERROR_FORMAT": "openai"}, []string{"--stream-error-format", "string"},
+			`data: {"error":"API error: Simulated error after 1 chunks"}`},
+	} {
+		g := startGW(t, c.env, c.args...)
+		resp := g.post(t, "/api/v1/chat/completions", g.AdminKey,
+			`{"model":"grok-4.3","stream":true,"messages":[{"role":"user","content":"hi #sim{\"error_after\":1}"}]}`)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.HasSuffix(string(body), "\n\n"+c.want+"\n\n") {
+			t.Fatalf("env %v args %v: stream\n%s\ndoes not end with\n%s", c.env, c.args, body, c.want)
+		}
+	}
+}

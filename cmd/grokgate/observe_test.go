@@ -167,9 +167,10 @@ func TestObservabilityMix(t *testing.T) {
 	want.add(usageOf(t, expect(g.post(t, chatPath, key, mixBody(`hello #sim{"cached_tokens":5}`, false)), 200)))
 	// stream
 	want.add(usageOf(t, expect(g.post(t, chatPath, key, mixBody("stream to me", true)), 200)))
-	// fallback: a streaming vision request is answered as JSON
+	// fallback: a streaming vision request is answered from one
+	// non-streaming upstream call
 	resp := g.post(t, "/api/v1/vision/analyze", key,
-		`{"image_url":"https://example.com/cat.png","stream":true,"prompt":"`+secretWord+`"}`)
+		`{"image_url":"https://example.com/cat.png","stream":true,"stream_options":{"include_usage":true},"prompt":"`+secretWord+`"}`)
 	if resp.Header.Get("X-Stream-Fallback") != "true" {
 		t.Fatalf("no fallback: %v", resp.Header)
 	}

@@ -37,6 +37,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logw := newLogWriter(stderr, cfg.logFlush)
 	defer logw.Close() // first deferred, so it runs last: every line is written
 	log := newLogger(cfg.logFormat, logw)
+	if cfg.visionStreamRenamed {
+		log.Warn("vision stream mode fallback is deprecated: it is now called json; set GROKGATE_VISION_STREAM (or --vision-stream) to json, or to emulate (the default) for SDK streaming clients")
+	}
 	switch {
 	case getenv("GOGC") != "":
 		log.Info("GOGC is set: the garbage collector paces by it alone (GROKGATE_GC_FLOOR ignored)")
@@ -142,6 +145,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		BodyReadTimeout:   cfg.bodyTimeout,
 		Ready:             store.Ping,
 		VisionStream:      cfg.visionStream,
+		StreamErrorFormat: cfg.streamErrors,
 		Usage:             recorder,
 		Admin:             store,
 		Responses:         store,
