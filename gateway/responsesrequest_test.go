@@ -59,11 +59,11 @@ func TestParseResponses(t *testing.T) {
 		t.Fatalf("%+v %v", p, e)
 	}
 	for id, want := range map[string]bool{
-		"msg_11111111-2222-4333-8444-555555555555":   true,
+		"msg_11111111-2222-4333-8444-555555555555":  true,
 		"fc_11111111-2222-4333-8444-555555555555_0": true,
-		"msg_11111111-2222-4333-8444-55555555555":    false,
-		"msg_11111111-2222-4333-8444-555555555555x":  false,
-		"11111111-2222-4333-8444-555555555555":       false,
+		"msg_11111111-2222-4333-8444-55555555555":   false,
+		"msg_11111111-2222-4333-8444-555555555555x": false,
+		"11111111-2222-4333-8444-555555555555":      false,
 	} {
 		if _, ok := embeddedResponseID(id); ok != want {
 			t.Errorf("embeddedResponseID(%q) = %v", id, ok)
