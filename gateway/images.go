@@ -163,6 +163,10 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	}
 	info := infoFrom(r.Context())
 	info.model, info.stream = model, stream
+	if e := modelNotAllowed(info.key, model); e != nil {
+		s.fail(w, r, e, nil)
+		return
+	}
 	if stream {
 		// Images never stream here: the complete result is the answer.
 		w.Header().Set(headerStreamFallback, "true")
