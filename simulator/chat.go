@@ -99,14 +99,14 @@ func (c *messageContent) UnmarshalJSON(b []byte) error {
 		return nil
 	case len(b) > 0 && b[0] == '"':
 		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		if err := unmarshal(b, &s); err != nil {
 			return err
 		}
 		c.texts = []string{s}
 		return nil
 	}
 	var parts []contentPart
-	if err := json.Unmarshal(b, &parts); err != nil {
+	if err := unmarshal(b, &parts); err != nil {
 		return errors.New("content: expected a string or an array of content parts")
 	}
 	for _, p := range parts {

@@ -46,8 +46,8 @@ func chatToolDirectives(d directive) chatToolDirective {
 	var ext chatToolDirective
 	for _, raw := range d.raw {
 		var probe chatToolDirective
-		if json.Unmarshal(raw, &probe) == nil {
-			_ = json.Unmarshal(raw, &ext) // cannot fail: probe decoded the same bytes
+		if unmarshal(raw, &probe) == nil {
+			_ = unmarshal(raw, &ext) // cannot fail: probe decoded the same bytes
 		}
 	}
 	return ext
@@ -105,7 +105,7 @@ func parseToolChoice(raw json.RawMessage) (choice, forced string, _ *apiError) {
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return "auto", "", nil
 	}
-	if json.Unmarshal(raw, &choice) == nil {
+	if unmarshal(raw, &choice) == nil {
 		switch choice {
 		case "auto", "none", "required":
 			return choice, "", nil
@@ -117,7 +117,7 @@ func parseToolChoice(raw json.RawMessage) (choice, forced string, _ *apiError) {
 			Name string `json:"name"`
 		} `json:"function"`
 	}
-	if json.Unmarshal(raw, &named) != nil || named.Function.Name == "" {
+	if unmarshal(raw, &named) != nil || named.Function.Name == "" {
 		return "", "", &apiError{status: http.StatusBadRequest, msg: "tool_choice must be auto, none, required or a function, got " + string(raw)}
 	}
 	return "function", named.Function.Name, nil
@@ -140,7 +140,7 @@ func toolArguments(raw json.RawMessage) (string, *apiError) {
 	switch {
 	case len(raw) == 0:
 		return "{}", nil
-	case json.Unmarshal(raw, &s) == nil:
+	case unmarshal(raw, &s) == nil:
 		return s, nil
 	}
 	var b bytes.Buffer

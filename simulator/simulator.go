@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"io"
 	"log/slog"
 	"net/http"
@@ -312,11 +314,26 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) *apiError {
 }
 
 func decodeJSON(body []byte, v any) *apiError {
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := unmarshal(body, v); err != nil {
+		var syn *jsontext.SyntacticError
+		if errors.As(err, &syn) && syn.Err == jsontext.ErrDuplicateName {
+			// serde's words for it
+			name := syn.JSONPointer.LastToken()
+			return &apiError{status: http.StatusUnprocessableEntity, plain: true,
+				msg: "Failed to deserialize the JSON body into the target type: duplicate field `" + name + "`"}
+		}
 		return &apiError{status: http.StatusUnprocessableEntity, plain: true,
 			msg: "Failed to deserialize the JSON body into the target type: " + err.Error()}
 	}
 	return nil
+}
+
+// unmarshal decodes as xAI's serde does: names matched exactly (a "MODEL"
+// is an unknown field, ignored, not "model") and given once. encoding/json
+// would match names in any case, and tests would then see a body mean
+// something it does not mean upstream.
+func unmarshal(b []byte, v any) error {
+	return jsonv2.Unmarshal(b, v, jsontext.AllowInvalidUTF8(true))
 }
 
 // wait blocks for d or until ctx is done; it reports whether the full delay
