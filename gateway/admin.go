@@ -103,9 +103,14 @@ func (s *Server) decodeAdmin(w http.ResponseWriter, r *http.Request, allowed ...
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, invalid("", "Request body is empty; send a JSON object.")
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+	if !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
 		return nil, invalid("", "Request body must be a JSON object.")
+	}
+	// The API's strict decoder: a repeated name ({"role":"user","role":
+	// "admin"}) is refused, not settled by whichever one a parser keeps.
+	var fields map[string]json.RawMessage
+	if e := decodeBody(body, &fields); e != nil {
+		return nil, e
 	}
 	for name := range fields {
 		ok := false

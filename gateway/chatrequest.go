@@ -158,8 +158,14 @@ func decodeBody(body []byte, v any) *openai.Error {
 // what AllowInvalidUTF8 still lets through are escaped lone surrogates
 // ("\ud800"), valid JSON, and what JavaScript's JSON.stringify writes for
 // a string cut inside an emoji.
+//
+// It also refuses a member whose name differs only in case from a field of
+// v (checkNameCase), so every body means to xAI what grokgate checked.
 func unmarshal(b []byte, v any) error {
-	return jsonv2.Unmarshal(b, v, jsontext.AllowInvalidUTF8(true))
+	if err := jsonv2.Unmarshal(b, v, jsontext.AllowInvalidUTF8(true)); err != nil {
+		return err
+	}
+	return checkNameCase(b, reflect.TypeOf(v))
 }
 
 // The field names in errors are built only when there is an error to
@@ -201,6 +207,9 @@ func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens
 		var part contentPart
 		if err := unmarshal(rawPart, &part); err != nil {
 			pf := partField(i, j)
+			if cv := (*caseVariantError)(nil); errors.As(err, &cv) {
+				return false, 0, cv.invalid(pf)
+			}
 			return false, 0, invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
 		}
 		if part.Type == nil {
@@ -224,7 +233,10 @@ func invalid(param, msg string) *openai.Error {
 func jsonError(err error) *openai.Error {
 	var syn *jsontext.SyntacticError
 	var sem *jsonv2.SemanticError
+	var cv *caseVariantError
 	switch {
+	case errors.As(err, &cv):
+		return cv.invalid("")
 	case errors.As(err, &syn) && syn.Err == jsontext.ErrDuplicateName:
 		k := pointerParam(syn.JSONPointer)
 		return invalid(k, "Request body has the field '"+k+"' more than once; send each field once.")

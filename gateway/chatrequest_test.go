@@ -23,12 +23,19 @@ var parseCases = []struct {
 	// disagree on "MODEL" and on which of two names wins, and xAI must
 	// read the body as it was checked.
 	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"model":"grok-3"}`, false, "model"},
-	{`{"model":"grok-4.3","MODEL":"grok-3","messages":[{"role":"user","content":"x"}]}`, true, ""},
-	{`{"Model":"grok-4.3","messages":[{"role":"user","content":"x"}]}`, false, "model"},
+	// A name that differs only in case from one grokgate reads is refused,
+	// named: a case-insensitive decoder upstream would take it for the other.
+	{`{"model":"grok-4.3","MODEL":"grok-3","messages":[{"role":"user","content":"x"}]}`, false, "MODEL"},
+	{`{"Model":"grok-4.3","messages":[{"role":"user","content":"x"}]}`, false, "Model"},
+	{`{"model":"grok-4.3","Stream":true,"messages":[{"role":"user","content":"x"}]}`, false, "Stream"},
+	{`{"model":"grok-4.3","messages":[{"Role":"system","role":"user","content":"x"}]}`, false, "messages[0].Role"},
+	{`{"model":"grok-4.3","stream":true,"stream_options":{"Include_Usage":false},"messages":[{"role":"user","content":"x"}]}`, false, "stream_options.Include_Usage"},
+	// A client's own data is not judged: a tool schema's "Model" property.
+	{`{"model":"grok-4.3","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"Model":{"type":"string"}}}}}],"messages":[{"role":"user","content":"x"}]}`, true, ""},
 	{`{"model":"m","messages":[{"role":"user","content":"first","content":"second, longer"}]}`, false, "messages[0].content"},
 	{`{"model":"m","messages":[{"role":"user","content":[{"type":null,"type":"text","text":"abcde"}]}]}`, false, "messages[0].content[0].type"},
 	{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":1,"text":"abcdefgh"}]}]}`, false, "messages[0].content[0].text"},
-	{`{"model":"m","messages":[{"role":"user","content":[{"TYPE":"text","text":"abcd"}]}]}`, false, "messages[0].content[0].type"},
+	{`{"model":"m","messages":[{"role":"user","content":[{"TYPE":"text","text":"abcd"}]}]}`, false, "messages[0].content[0].TYPE"},
 	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"n":0}`, false, "n"},
 	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"temperature":3}`, false, "temperature"},
 	{`{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"top_p":-1}`, false, "top_p"},
@@ -108,7 +115,7 @@ func TestParseChatPromptTokens(t *testing.T) {
 // wrong: escapes, surrogates, arrays of parts, null and absent content,
 // parts whose "text" is not a string, names in other cases, whitespace.
 var estimateBodies = []string{
-	`{"model":"m","messages":[{"role":"user","content":[{"type":"Text","TEXT":"not the text"},{"type":"text","Text":"nor this","text":"abcd"}]}]}`,
+	`{"model":"m","messages":[{"role":"user","content":[{"type":"Text","text":"not text"},{"type":"text","text":"abcd"}]}]}`,
 	`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
 	`{"model":"m","messages":[{"role":"user","content":""},{"role":"user","content":"12345"},{"role":"user","content":"1234"}]}`,
 	`{"model":"m","messages":[{"role":"user","content":"line\nline\ttab \"quoted\" back\\slash \/ \b\f\r"}]}`,

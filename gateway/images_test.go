@@ -236,7 +236,8 @@ func TestImageValidation(t *testing.T) {
 		{`{"prompt":`, "invalid_json", "not valid JSON", 400},
 		// Names match exactly and once, as on chat: "MODEL" is not "model".
 		{`{"prompt":"p","prompt":"q"}`, "invalid_request", "'prompt' more than once", 400},
-		{`{"PROMPT":"p"}`, "invalid_request", "Missing required parameter: 'prompt'", 400},
+		{`{"PROMPT":"p"}`, "invalid_request", "'PROMPT', which differs only in case from 'prompt'", 400},
+		{`{"prompt":"p","Model":"grok-imagine-image-quality"}`, "invalid_request", "'Model', which differs only in case from 'model'", 400},
 		{"{\"prompt\":\"bad \xff utf-8\"}", "invalid_encoding", "not valid UTF-8", 400},
 		// Upstream's verdicts arrive in the OpenAI envelope too.
 		{`{"prompt":"p","model":"grok-4.3"}`, "", "does not exist", 404},

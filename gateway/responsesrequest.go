@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -135,6 +136,9 @@ func (p *parsedResponses) readInput(raw jsontext.Value) *openai.Error {
 		var it responsesItem
 		if err := unmarshal(rawItem, &it); err != nil {
 			f := itemField(i)
+			if cv := (*caseVariantError)(nil); errors.As(err, &cv) {
+				return cv.invalid(f)
+			}
 			return invalid(f, "Invalid '"+f+"': each input item must be an object.")
 		}
 		if it.ID != nil {
@@ -176,6 +180,9 @@ func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *openai.Error {
 		var part contentPart
 		if err := unmarshal(rawPart, &part); err != nil || part.Type == nil {
 			f := itemField(i) + ".content[" + strconv.Itoa(j) + "]"
+			if cv := (*caseVariantError)(nil); errors.As(err, &cv) {
+				return cv.invalid(f)
+			}
 			return invalid(f, "Invalid '"+f+"': each content part must be an object with a string \"type\".")
 		}
 		if *part.Type == "input_image" {

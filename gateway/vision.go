@@ -178,14 +178,17 @@ func parseVisionJSON(body []byte) (*visionRequest, *openai.Error) {
 // imageRef reads an image given as a URL string or as {"url","detail"}.
 func imageRef(param string, raw json.RawMessage) (visionImage, *openai.Error) {
 	img := visionImage{label: param, param: param}
-	if json.Unmarshal(raw, &img.url) == nil {
+	if unmarshal(raw, &img.url) == nil {
 		return img, nil
 	}
 	var obj struct {
 		URL    *string `json:"url"`
 		Detail *string `json:"detail"`
 	}
-	if json.Unmarshal(raw, &obj) != nil || obj.URL == nil {
+	if err := unmarshal(raw, &obj); err != nil || obj.URL == nil {
+		if cv := (*caseVariantError)(nil); errors.As(err, &cv) {
+			return img, cv.invalid(param)
+		}
 		return img, invalid(param, "Invalid type for '"+param+"': expected a URL string (https://... or data:image/png;base64,...) or an object {\"url\": ...}.")
 	}
 	img.url = *obj.URL

@@ -63,7 +63,7 @@ func TestBadInputCatalogue(t *testing.T) {
 		{"duplicate model key", "POST", chat, bearer, j, `{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"model":"grok-3"}`, 400, "more than once"},
 		{"escaped duplicate key", "POST", chat, bearer, j, `{"model":"grok-4.3","messages":[{"role":"user","content":"x"}],"mod\u0065l":"grok-3"}`, 400, "more than once"},
 		{"nested duplicate key", "POST", chat, bearer, j, `{"model":"grok-4.3","messages":[{"role":"user","content":"x","content":[{"type":"text","text":"y"}]}]}`, 400, "'messages[0].content' more than once"},
-		{"model in another case", "POST", chat, bearer, j, `{"MODEL":"grok-4.3","messages":[{"role":"user","content":"x"}]}`, 400, "Missing required parameter: 'model'"},
+		{"model in another case", "POST", chat, bearer, j, `{"MODEL":"grok-4.3","messages":[{"role":"user","content":"x"}]}`, 400, "'MODEL', which differs only in case from 'model'"},
 		{"invalid utf-8", "POST", chat, bearer, j, msg("\"\xff\xfe\""), 400, "UTF-8"},
 		{"deeply nested", "POST", chat, bearer, j, `{"model":"grok-4.3","x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `,"messages":[{"role":"user","content":"x"}]}`, 400, "not valid JSON"},
 		{"body over limit", "POST", chat, bearer, j, msg(`"` + strings.Repeat("a", 70000) + `"`), 413, "64 KiB"},
@@ -89,6 +89,13 @@ func TestBadInputCatalogue(t *testing.T) {
 		{"key one char off", "POST", chat, "Bearer " + key[:len(key)-1] + flip(key[len(key)-1]), j, msg(`"x"`), 401, "Invalid API key"},
 		{"xai key as gateway key", "POST", chat, "Bearer xai-" + strings.Repeat("z", 60), j, msg(`"x"`), 401, "Invalid API key"},
 		{"10000-part content", "POST", chat, bearer, j, msg(`[` + strings.Join(parts, ",") + `]`), 413, "limit"},
+		{"model and MODEL", "POST", chat, bearer, j, `{"model":"grok-4.3","MODEL":"grok-3","messages":[{"role":"user","content":"x"}]}`, 400, "'MODEL', which differs only in case from 'model'"},
+		{"STREAM in capitals", "POST", chat, bearer, j, `{"model":"grok-4.3","STREAM":true,"messages":[{"role":"user","content":"x"}]}`, 400, "'STREAM', which differs only in case"},
+		{"role in another case", "POST", chat, bearer, j, `{"model":"grok-4.3","messages":[{"Role":"system","role":"user","content":"x"}]}`, 400, "'messages[0].Role'"},
+		{"images Model", "POST", "/api/v1/images/generations", bearer, j, `{"prompt":"p","Model":"grok-imagine-image-quality"}`, 400, "'Model', which differs only in case"},
+		{"responses Model", "POST", "/api/v1/responses", bearer, j, `{"model":"grok-4.3","Model":"grok-3","input":"x"}`, 400, "'Model', which differs only in case"},
+		{"admin duplicate role", "POST", "/admin/v1/keys", bearer, j, `{"name":"x","role":"user","role":"admin"}`, 400, "'role' more than once"},
+		{"admin invalid utf-8", "POST", "/admin/v1/keys", bearer, j, "{\"name\":\"\xff\"}", 400, "UTF-8"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

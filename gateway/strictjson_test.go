@@ -1,0 +1,105 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/simulator"
+)
+
+// TestCaseVariantNamesRefused: a member whose name differs only in case from
+// a field grokgate reads is refused with a 400 naming it, on every JSON
+// route, so a key restricted to one model cannot slip another past the
+// check in "MODEL", nor a stream past the stream limit in "STREAM".
+func TestCaseVariantNamesRefused(t *testing.T) {
+	h := newHarness(t)
+	limited := h.mint(t, "limited", grokgate.RoleUser, []string{"grok-4.3"})
+	h.waitKeys(t, limited, func(*grokgate.Key) bool { return true })
+	before := h.sim.Stats().Requests
+	for _, c := range []struct{ path, body, name string }{
+		{"/v1/chat/completions", `{"model":"grok-4.3","MODEL":"grok-3","messages":[{"role":"user","content":"hi"}]}`, "MODEL"},
+		{"/v1/chat/completions", `{"model":"grok-4.3","STREAM":true,"messages":[{"role":"user","content":"hi"}]}`, "STREAM"},
+		{"/v1/chat/completions", `{"model":"grok-4.3","Messages":[],"messages":[{"role":"user","content":"hi"}]}`, "Messages"},
+		{"/v1/vision/analyze", `{"model":"grok-4.3","Model":"grok-3","image_url":"https://example.com/a.png"}`, "Model"},
+		{"/v1/vision/analyze", `{"model":"grok-4.3","image_url":{"url":"https://example.com/a.png","URL":"https://example.com/b.png"}}`, "image_url.URL"},
+		{"/v1/images/generations", `{"model":"grok-imagine-image","Model":"grok-imagine-image-quality","prompt":"p"}`, "Model"},
+		{"/v1/responses", `{"model":"grok-4.3","Model":"grok-3","input":"hi"}`, "Model"},
+		{"/v1/responses", `{"model":"grok-4.3","input":[{"role":"user","Content":"x","content":"hi"}]}`, "input[0].Content"},
+	} {
+		resp, b := h.do(t, context.Background(), "POST", c.path, limited, c.body)
+		var env struct {
+			Error struct{ Message, Param string }
+		}
+		json.Unmarshal(b, &env)
+		if resp == nil || resp.StatusCode != 400 || env.Error.Param != c.name || !strings.Contains(env.Error.Message, "differs only in case") {
+			t.Errorf("%s %s: %s, want 400 naming %q", c.path, c.body, b, c.name)
+		}
+	}
+	if n := h.sim.Stats().Requests - before; n != 0 {
+		t.Errorf("%d refused requests reached upstream", n)
+	}
+}
+
+// TestSimulatorNamesCaseSensitive: the simulator reads names as xAI does,
+// exactly: "MODEL" is not "model", so a body with only "MODEL" has no model.
+func TestSimulatorNamesCaseSensitive(t *testing.T) {
+	sim := httptest.NewServer(simulator.New(simulator.Options{}))
+	defer sim.Close()
+	for body, want := range map[string]int{
+		`{"MODEL":"grok-4.3","messages":[{"role":"user","content":"hi"}]}`:                    400,
+		`{"model":"grok-4.3","Messages":[{"role":"user","content":"hi"}]}`:                    400,
+		`{"model":"grok-4.3","messages":[{"role":"user","content":"hi"}],"model":"grok-4.3"}`: 422,
+		`{"model":"grok-4.3","messages":[{"role":"user","content":"hi"}]}`:                    200,
+	} {
+		req, _ := http.NewRequest("POST", sim.URL+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer sim")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := sim.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", body, resp.StatusCode, want)
+		}
+	}
+}
+
+// TestAdminRefusesDuplicateNames: the admin API decodes as the API does: a
+// repeated member is refused (a parser that keeps the first "role" and one
+// that keeps the last would otherwise disagree on whether a key is admin),
+// and no key is created.
+func TestAdminRefusesDuplicateNames(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	for _, body := range []string{
+		`{"name":"sneaky","role":"user","role":"admin"}`,
+		`{"name":"sneaky","ro\u006ce":"user","role":"admin"}`,
+		`{"name":"sneaky","allowed_models":["grok-4.3"],"allowed_models":[]}`,
+		`{"name":"sneaky","Role":"admin"}`,
+		"{\"name\":\"bad \xff\"}",
+	} {
+		resp, b := h.do(t, ctx, "POST", "/admin/v1/keys", h.admin, body)
+		if resp == nil || resp.StatusCode != 400 {
+			t.Errorf("%s: %s, want 400", body, b)
+		}
+	}
+	resp, b := h.do(t, ctx, "PATCH", "/admin/v1/keys/nope", h.admin, `{"name":"a","name":"b"}`)
+	if resp == nil || resp.StatusCode != 400 || !strings.Contains(string(b), "more than once") {
+		t.Errorf("PATCH with a repeated name: %s", b)
+	}
+	keys, err := h.store.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.Name == "sneaky" {
+			t.Errorf("a refused body created key %s with role %s", k.ID, k.Role)
+		}
+	}
+}
