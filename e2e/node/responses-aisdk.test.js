@@ -1,14 +1,14 @@
 // End-to-end: the Vercel AI SDK with the latest @ai-sdk/xai, whose
 // xai(model) speaks only the Responses API, through grokgate: generateText
-// and streamText, a continued conversation, a tool round trip and a stream
-// that fails after it began. openai-node reads back what the AI SDK stored.
+// and streamText, a continued conversation, a server-side tool and a stream
+// that fails after it began (its function tools: tools.test.js). openai-node
+// reads back what the AI SDK stored.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createXai } from '@ai-sdk/xai';
-import { generateText, stepCountIs, streamText, tool } from 'ai';
+import { generateText, streamText } from 'ai';
 import OpenAI from 'openai';
-import { z } from 'zod';
 
+import { responsesProvider } from './aisdk.js';
 import { startGrokgate } from './grokgate.js';
 
 let gg;
@@ -21,7 +21,7 @@ function client() {
 describe('@ai-sdk/xai xai(model) through grokgate', () => {
   before(async () => {
     gg = await startGrokgate();
-    xai = createXai({ baseURL: gg.baseURL, apiKey: gg.adminKey });
+    xai = responsesProvider(gg);
   });
   after(async () => {
     if (gg) await gg.stop();
@@ -71,33 +71,6 @@ describe('@ai-sdk/xai xai(model) through grokgate', () => {
     });
     assert.match(await second.text, /^\(turn 2\) /);
   });
-
-  for (const [name, run] of [['generateText', generateText], ['streamText', streamText]]) {
-    it(`${name} runs a function tool and answers`, async () => {
-      const executed = [];
-      // generateText's result is a promise; streamText's is not.
-      const result = await run({
-        model: xai('grok-4.3'),
-        maxRetries: 0,
-        prompt: 'What is the weather in Paris? #sim{"tool_call":"get_weather","arguments":{"city":"Paris"}}',
-        stopWhen: stepCountIs(3),
-        tools: {
-          get_weather: tool({
-            description: 'The current weather in a city',
-            inputSchema: z.object({ city: z.string() }),
-            execute: async ({ city }) => { executed.push(city); return { city, celsius: 21 }; },
-          }),
-        },
-      });
-      const steps = await result.steps;
-      assert.deepEqual(executed, ['Paris']);
-      assert.equal(steps.length, 2, 'a tool step, then the answer');
-      assert.equal(steps[0].finishReason, 'tool-calls');
-      assert.deepEqual(steps[0].toolCalls.map((c) => [c.toolName, c.input]), [['get_weather', { city: 'Paris' }]]);
-      assert.equal(steps[1].finishReason, 'stop');
-      assert.ok((await result.text).length > 0);
-    });
-  }
 
   it("a server-side tool (xai.tools.webSearch) is answered, with xAI's sources", async () => {
     const result = await generateText({
