@@ -274,7 +274,7 @@ func (s *Server) forget(r *http.Request, id string) {
 
 // handleCompactResponse serves POST /responses/compact: a conversation
 // compacted into one opaque item, billed like a response; the key must own
-// what it compacts.
+// what it compacts, and owns the compaction.
 func (s *Server) handleCompactResponse(w http.ResponseWriter, r *http.Request) {
 	body, e := s.readBody(w, r)
 	if e != nil {
@@ -310,6 +310,11 @@ func (s *Server) handleCompactResponse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.response(answer)
+	// The compaction item is sent back as input, and its id (cmp_<id>)
+	// embeds this id: without a record, its own key would get a 404.
+	owner := s.newOwnerRecorder(r)
+	owner.record(responseID(m, answer))
+	owner.wait()
 	writeJSONAnswer(w, m, answer)
 }
 
