@@ -1,6 +1,6 @@
 // End-to-end: xAI's Responses API through grokgate with the openai npm
-// package, unmodified: create (streamed and not), retrieve, delete, a
-// continued conversation, function and server-side tools, a stream that
+// package, unmodified: create (streamed and not), retrieve, delete, compact,
+// a continued conversation, function and server-side tools, a stream that
 // fails after it began, the ownership of stored responses between keys, the
 // tool policy and the ledger. The simulator is steered with #sim{...} in the
 // last user input (see simulator/doc.go).
@@ -224,6 +224,22 @@ describe('the Responses API through the openai npm package', () => {
     assert.equal(last.type, 'response.failed');
     assert.equal(last.response.status, 'failed');
     assert.equal(last.response.error.code, 'server_error');
+  });
+
+  it('/v1 serves the same API, and responses.compact gives an item its key can send back', async () => {
+    const v1 = new OpenAI({ baseURL: `${gg.origin}/v1`, apiKey: gg.adminKey, maxRetries: 0, timeout: 10_000 });
+    const first = await v1.responses.create({ model: 'grok-4.3', input: 'My name is Ada.' });
+    assert.equal((await v1.responses.retrieve(first.id)).output_text, first.output_text);
+    const compacted = await v1.responses.compact({ model: 'grok-4.3', previous_response_id: first.id, input: 'Keep the gist.' });
+    assert.equal(compacted.object, 'response.compaction');
+    assert.deepEqual(compacted.output.map((o) => o.type), ['compaction']);
+    assert.ok(compacted.usage.output_tokens > 0);
+    const input = [...compacted.output, { role: 'user', content: 'What is my name?' }];
+    const next = await v1.responses.create({ model: 'grok-4.3', input });
+    assert.equal(next.status, 'completed');
+    assert.ok(next.output_text.length > 0);
+    const err = await rejection(() => client(keyB).responses.create({ model: 'grok-4.3', input }), OpenAI.NotFoundError);
+    assert.equal(err.code, 'response_not_found');
   });
 
   // What another key gets for a response it does not own, next to what it
