@@ -269,7 +269,7 @@ func (s *Server) forget(r *http.Request, id string) {
 
 // handleCompactResponse serves POST /responses/compact: a conversation
 // compacted into one opaque item, billed like a response; the key must own
-// what it compacts.
+// what it compacts, and owns the compaction.
 func (s *Server) handleCompactResponse(w http.ResponseWriter, r *http.Request) {
 	body, e := s.readBody(w, r)
 	if e != nil {
@@ -295,9 +295,17 @@ func (s *Server) handleCompactResponse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
-	if answer, ok := s.responseAnswer(w, r, ctx, resp); ok {
-		writeJSONAnswer(w, meterFrom(r.Context()), answer)
+	answer, ok := s.responseAnswer(w, r, ctx, resp)
+	if !ok {
+		return
 	}
+	// The compaction item is sent back as input, and its id (cmp_<id>)
+	// embeds this id: without a record, its own key would get a 404.
+	m := meterFrom(r.Context())
+	owner := s.newOwnerRecorder(r)
+	owner.record(responseID(m, answer))
+	owner.wait()
+	writeJSONAnswer(w, m, answer)
 }
 
 // responseAnswer reads a non-streaming Responses answer and meters it; if

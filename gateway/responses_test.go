@@ -269,6 +269,34 @@ func TestResponsesOwnership(t *testing.T) {
 	}
 }
 
+// TestResponsesCompactOwnership: the compaction item /responses/compact
+// answers is made to be sent back as input, and its id (cmp_<id>) embeds the
+// compaction's id: the key that compacted may send it back, another key
+// gets the 404 of an unknown id.
+func TestResponsesCompactOwnership(t *testing.T) {
+	h := newHarness(t)
+	other := h.mint(t, "other", grokgate.RoleUser, nil)
+	ctx := context.Background()
+	resp, body := h.do(t, ctx, http.MethodPost, "/v1/responses/compact", h.user, responsesBody("grok-4.3", "My name is Ada.", nil))
+	var compacted struct {
+		Object string           `json:"object"`
+		Output []map[string]any `json:"output"`
+	}
+	if err := json.Unmarshal(body, &compacted); err != nil || resp.StatusCode != 200 || compacted.Object != "response.compaction" ||
+		len(compacted.Output) != 1 || compacted.Output[0]["type"] != "compaction" {
+		t.Fatalf("compact: %d %s", resp.StatusCode, body)
+	}
+	input := map[string]any{"input": []any{compacted.Output[0], map[string]any{"role": "user", "content": "What is my name?"}}}
+	resp, body = h.do(t, ctx, http.MethodPost, "/v1/responses", h.user, responsesBody("grok-4.3", "", input))
+	if resp.StatusCode != 200 {
+		t.Fatalf("the compacting key sending its compaction back: %d %s", resp.StatusCode, body)
+	}
+	resp, body = h.do(t, ctx, http.MethodPost, "/v1/responses", other, responsesBody("grok-4.3", "", input))
+	if resp.StatusCode != 404 || !strings.Contains(string(body), "response_not_found") {
+		t.Fatalf("another key sending the compaction: %d %s", resp.StatusCode, body)
+	}
+}
+
 // TestResponsesToolPolicy: a key limited to some server-side tools is
 // refused any other, named in the answer; function tools are always allowed.
 func TestResponsesToolPolicy(t *testing.T) {
