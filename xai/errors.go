@@ -48,8 +48,64 @@ func ParseError(body []byte) (code, message string, ok bool) {
 	if message == "" {
 		message = "upstream error"
 	}
-	return code, message, true
+	return code, withoutAccount(message), true
 }
+
+// withoutAccount removes what an xAI message says of the operator's account:
+// its team id (a UUID: "your team 1b2c...-... does not have access") and any
+// fragment of an xAI API key. Every caller of grokgate sees these messages,
+// and the account is the operator's, not theirs.
+func withoutAccount(msg string) string {
+	var b strings.Builder
+	for i := 0; i < len(msg); {
+		if n := uuidAt(msg[i:]); n > 0 {
+			// "your team <id> does" reads "your team does"
+			if b.Len() > 0 && strings.HasSuffix(b.String(), " ") && (i+n == len(msg) || msg[i+n] == ' ') {
+				i++
+			}
+			i += n
+			continue
+		}
+		if strings.HasPrefix(msg[i:], "xai-") {
+			b.WriteString("xai-...")
+			i += len("xai-")
+			for i < len(msg) && (isAlnum(msg[i]) || msg[i] == '-' || msg[i] == '_') {
+				i++
+			}
+			continue
+		}
+		b.WriteByte(msg[i])
+		i++
+	}
+	return b.String()
+}
+
+// uuidAt returns 36 if s starts with a UUID (8-4-4-4-12 hex digits), else 0.
+func uuidAt(s string) int {
+	if len(s) < 36 {
+		return 0
+	}
+	for i := range 36 {
+		switch i {
+		case 8, 13, 18, 23:
+			if s[i] != '-' {
+				return 0
+			}
+		default:
+			if !isHex(s[i]) {
+				return 0
+			}
+		}
+	}
+	if len(s) > 36 && (isAlnum(s[36]) || s[36] == '-') {
+		return 0
+	}
+	return 36
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func isAlnum(c byte) bool { return isHex(c) || 'g' <= c && c <= 'z' || 'G' <= c && c <= 'Z' }
 
 func rawString(raw json.RawMessage) string {
 	if len(raw) == 0 || string(raw) == "null" {
@@ -70,7 +126,7 @@ func rawString(raw json.RawMessage) string {
 func StatusError(status int, body []byte) *openai.Error {
 	code, msg, ok := ParseError(body)
 	if !ok {
-		msg = strings.TrimSpace(string(body))
+		msg = withoutAccount(strings.TrimSpace(string(body)))
 		if len(msg) > 512 {
 			msg = msg[:512] + "..."
 		}
