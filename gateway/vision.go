@@ -93,6 +93,9 @@ func (s *Server) handleVision(w http.ResponseWriter, r *http.Request) {
 		e = req.check()
 	}
 	if e == nil {
+		e = modelNotAllowed(infoFrom(r.Context()).key, req.model)
+	}
+	if e == nil {
 		e = s.checkVisionModel(r, req.model)
 	}
 	if e != nil {
@@ -441,12 +444,24 @@ func (s *Server) checkVisionModel(r *http.Request, model string) *openai.Error {
 	if !found || m.image {
 		return nil
 	}
-	suggest := strings.Join(s.models.visionModels(), ", ")
-	if suggest == "" {
-		suggest = defaultVisionModel
+	// Only models this key may use are suggested: the others are no
+	// answer to the caller, and the operator's catalogue is not theirs.
+	k := infoFrom(r.Context()).key
+	var usable []string
+	for _, v := range s.models.visionModels() {
+		if k == nil || k.Allows(v) {
+			usable = append(usable, v)
+		}
+	}
+	if len(usable) == 0 && (k == nil || k.Allows(defaultVisionModel)) {
+		usable = []string{defaultVisionModel}
+	}
+	if len(usable) == 0 {
+		return &openai.Error{Status: http.StatusBadRequest, Code: "model_not_vision_capable", Param: "model",
+			Message: fmt.Sprintf("Model %q does not accept image input, and none of the models this key may use does; ask the grokgate operator to allow a vision model.", model)}
 	}
 	return &openai.Error{Status: http.StatusBadRequest, Code: "model_not_vision_capable", Param: "model",
-		Message: fmt.Sprintf("Model %q does not accept image input; use one that does: %s.", model, suggest)}
+		Message: fmt.Sprintf("Model %q does not accept image input; use one that does: %s.", model, strings.Join(usable, ", "))}
 }
 
 type visionTextPart struct {
