@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/grokgate/grokgate/openai"
 	"github.com/grokgate/grokgate/xai"
@@ -28,6 +29,7 @@ func upstreamAnswer(w http.ResponseWriter, r *http.Request, ctx context.Context,
 		return nil, &openai.Error{Status: http.StatusBadGateway, Code: "upstream_response_too_large",
 			Message: "xAI's answer was larger than the gateway can relay."}, nil
 	}
+	noRetry(w.Header(), xai.Attempts(resp, nil))
 	if resp.StatusCode != http.StatusOK {
 		if ra := resp.Header.Get("Retry-After"); ra != "" {
 			w.Header().Set("Retry-After", ra)
@@ -45,6 +47,17 @@ func upstreamAnswer(w http.ResponseWriter, r *http.Request, ctx context.Context,
 		}
 	}
 	return body, nil, nil
+}
+
+// noRetry tells the client's SDK not to retry a call grokgate already
+// retried attempts times (0: it did not give up, and nothing is said). The
+// OpenAI SDKs honour x-should-retry; without it each of their retries would
+// repeat grokgate's, and one call would become attempts x theirs upstream.
+func noRetry(h http.Header, attempts int) {
+	if attempts > 0 {
+		h.Set("X-Should-Retry", "false")
+		h.Set("X-Upstream-Attempts", strconv.Itoa(attempts))
+	}
 }
 
 func badUpstream(what string) *openai.Error {

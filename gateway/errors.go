@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/xai"
 )
 
 // statusClientClosed is logged (never sent: nobody is listening) when the
@@ -25,6 +26,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *openai.Error, c
 	info.status, info.errCode, info.errMsg, info.cause = status, e.Code, e.Message, cause
 	body, _ := json.Marshal(e)
 	h := w.Header()
+	if cause != nil {
+		noRetry(h, xai.Attempts(nil, cause))
+	}
 	h.Set("Content-Type", "application/json")
 	h.Del("Content-Length")
 	w.WriteHeader(status)

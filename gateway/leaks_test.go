@@ -50,7 +50,9 @@ func TestVisionRefusalNamesOnlyUsableModels(t *testing.T) {
 	h.waitKeys(t, textOnly, func(*grokgate.Key) bool { return true })
 	body := `{"model":"grok-3","image_url":"https://example.com/a.png"}`
 	resp, b := h.do(t, ctx, "POST", "/v1/vision/analyze", narrow, body)
-	var env struct{ Error struct{ Code, Message string } }
+	var env struct {
+		Error struct{ Code, Message string }
+	}
 	json.Unmarshal(b, &env)
 	if resp == nil || resp.StatusCode != 400 || env.Error.Code != "model_not_vision_capable" {
 		t.Fatalf("%s", b)

@@ -128,6 +128,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*http.Response, error) {
 		}
 		wait, stop := c.failed(ctx, k, attempt, start, verdict, retryAfter, resp, jsonErr, err)
 		if stop {
+			if verdict != final && ctx.Err() == nil {
+				return gaveUp(resp, err, attempt)
+			}
 			return resp, err
 		}
 		if !sleep(ctx, wait) {
@@ -138,6 +141,50 @@ func (c *Client) Do(ctx context.Context, req Request) (*http.Response, error) {
 		}
 		last = k
 	}
+}
+
+// headerAttempts carries, on a response Do gave up on, how many attempts
+// were made. It never reaches the client as it is: the gateway reads it
+// with Attempts.
+const headerAttempts = "Grokgate-Upstream-Attempts"
+
+// RetriesExhausted is the error of a call Do stopped retrying although
+// the failure was of a retryable kind: its attempts or budget ran out.
+type RetriesExhausted struct {
+	Attempts int
+	Err      error
+}
+
+func (e *RetriesExhausted) Error() string {
+	return e.Err.Error() + " (after " + strconv.Itoa(e.Attempts) + " attempts)"
+}
+
+func (e *RetriesExhausted) Unwrap() error { return e.Err }
+
+// gaveUp marks the result of a call whose retries ran out.
+func gaveUp(resp *http.Response, err error, attempts int) (*http.Response, error) {
+	if err != nil {
+		return resp, &RetriesExhausted{Attempts: attempts, Err: err}
+	}
+	resp.Header.Set(headerAttempts, strconv.Itoa(attempts))
+	return resp, nil
+}
+
+// Attempts returns how many attempts Do made on a call it stopped retrying
+// although it could have gone on (its attempts or budget ran out), given
+// what Do returned; 0 for any other result. A client that retries such a
+// call only multiplies the load on xAI, which grokgate already retried.
+func Attempts(resp *http.Response, err error) int {
+	var re *RetriesExhausted
+	if errors.As(err, &re) {
+		return re.Attempts
+	}
+	if resp != nil {
+		if n, err := strconv.Atoi(resp.Header.Get(headerAttempts)); err == nil {
+			return n
+		}
+	}
+	return 0
 }
 
 // failed notes a failed attempt on its key and decides whether to try again
