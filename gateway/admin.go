@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -98,8 +99,12 @@ func keyNotFound(id string) *openai.Error {
 func (s *Server) decodeAdmin(w http.ResponseWriter, r *http.Request, allowed ...string) (map[string]json.RawMessage, *openai.Error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	if err != nil {
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+			return nil, s.bodyTimeout(w)
+		}
 		return nil, invalid("", "Could not read the request body (at most 64 KiB).")
 	}
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, invalid("", "Request body is empty; send a JSON object.")
 	}

@@ -140,14 +140,21 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *open
 		case errors.As(err, &mbe):
 			return nil, tooLarge(s.cfg.MaxBodyBytes)
 		case errors.As(err, &ne) && ne.Timeout():
-			return nil, &openai.Error{Status: http.StatusRequestTimeout, Code: "body_timeout",
-				Message: "The request body did not arrive within " + s.cfg.BodyReadTimeout.String() + "; send the whole body promptly."}
+			return nil, s.bodyTimeout(w)
 		}
 		return nil, &openai.Error{Status: http.StatusBadRequest, Code: "body_read_failed",
 			Message: "Could not read the request body; send it again."}
 	}
 	rc.SetReadDeadline(time.Time{})
 	return body, nil
+}
+
+// bodyTimeout is the 408 for a body that did not arrive in time. The
+// connection is closed after it: what is left of the body may never come.
+func (s *Server) bodyTimeout(w http.ResponseWriter) *openai.Error {
+	w.Header().Set("Connection", "close")
+	return &openai.Error{Status: http.StatusRequestTimeout, Code: "body_timeout",
+		Message: "The request body did not arrive within " + s.cfg.BodyReadTimeout.String() + "; send the whole body promptly."}
 }
 
 // jsonish accepts the media types JSON bodies arrive with in practice: curl's

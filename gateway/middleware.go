@@ -88,6 +88,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	inner := r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 	defer s.finish(r, inner, info, sw) // deferred first, so it runs after recoverPanic
 	defer s.recoverPanic(sw, inner)
+	if r.ContentLength != 0 {
+		s.bodyDeadline(w, now)
+	}
 	if !cleanPath(inner.URL.Path) {
 		// ServeMux would redirect with a 301, which turns a POST into a
 		// GET in many clients and hides the mistake.
@@ -95,6 +98,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(sw, inner)
+}
+
+// bodyDeadline bounds how long a request's body may take to arrive, before
+// anything else is known of it: a handler that never reads the body (a 401,
+// a 404) would otherwise leave net/http waiting to drain a body announced
+// and never sent, holding the connection without a key. The handlers that
+// read a body clear it once read; a body that misses it gets a 408.
+//
+//go:noinline
+func (s *Server) bodyDeadline(w http.ResponseWriter, now time.Time) {
+	http.NewResponseController(w).SetReadDeadline(now.Add(s.cfg.BodyReadTimeout))
 }
 
 // statusWriter records the status and byte count for the access log. Unwrap
@@ -161,6 +175,10 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 		k, err = s.auth.Authenticate(r.Context(), secret)
 	}
 	if err != nil {
+		if r.ContentLength != 0 {
+			// No one to read the body for: close rather than drain it.
+			w.Header().Set("Connection", "close")
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="grokgate"`)
 		s.fail(w, r, authError(err), nil)
 		return false

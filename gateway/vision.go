@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grokgate/grokgate/mediatype"
 	"github.com/grokgate/grokgate/openai"
@@ -77,12 +79,19 @@ func (s *Server) handleVision(w http.ResponseWriter, r *http.Request) {
 	var req *visionRequest
 	var e *openai.Error
 	if isMultipart(r.Header.Get("Content-Type")) {
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(s.cfg.Now().Add(s.cfg.BodyReadTimeout))
 		req, e = s.parseVisionMultipart(w, r)
+		if e != nil && e.Status == http.StatusRequestTimeout {
+			s.fail(w, r, e, nil)
+			return
+		}
 		if e != nil && e.Status != http.StatusRequestEntityTooLarge {
 			// Read what is left of the upload (the body limit bounds it), so
 			// the client, still sending, reliably gets this answer.
 			io.Copy(io.Discard, r.Body)
 		}
+		rc.SetReadDeadline(time.Time{})
 	} else {
 		var body []byte
 		if body, e = s.readBody(w, r); e == nil {
@@ -219,7 +228,7 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 			break
 		}
 		if err != nil {
-			return nil, readError(err, "the multipart body is malformed ("+err.Error()+")")
+			return nil, s.readError(w, err, "the multipart body is malformed ("+err.Error()+")")
 		}
 		name := part.FormName()
 		switch name {
@@ -230,7 +239,7 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 			}
 			data, err := io.ReadAll(io.LimitReader(part, maxImageBytes+1))
 			if err != nil {
-				return nil, readError(err, "the upload of "+label+" could not be read")
+				return nil, s.readError(w, err, "the upload of "+label+" could not be read")
 			}
 			if len(data) > maxImageBytes {
 				return nil, imageTooLarge(name, label, "")
@@ -240,7 +249,7 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 		}
 		data, err := io.ReadAll(io.LimitReader(part, maxFormField+1))
 		if err != nil {
-			return nil, readError(err, "form field '"+name+"' could not be read")
+			return nil, s.readError(w, err, "form field '"+name+"' could not be read")
 		}
 		if len(data) > maxFormField {
 			return nil, invalid(name, fmt.Sprintf("Form field '%s' is longer than %s.", name, formatBytes(maxFormField)))
@@ -280,11 +289,16 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 	return req, nil
 }
 
-// readError tells a body over the limit (413) from a broken upload (400).
-func readError(err error, what string) *openai.Error {
+// readError tells a body over the limit (413) and one too slow (408) from
+// a broken upload (400).
+func (s *Server) readError(w http.ResponseWriter, err error, what string) *openai.Error {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
 		return tooLarge(mbe.Limit)
+	case errors.As(err, &ne) && ne.Timeout():
+		return s.bodyTimeout(w)
 	}
 	return &openai.Error{Status: http.StatusBadRequest, Code: "body_read_failed", Message: "Could not read the request: " + what + "; send it again."}
 }
