@@ -110,10 +110,12 @@ func (s *Server) upstreamContext(r *http.Request) (context.Context, context.Canc
 	ctx, cancel := context.WithCancelCause(r.Context())
 	stopShutdown := context.AfterFunc(s.cfg.Shutdown, func() { cancel(errStopped) })
 	wd := newWatchdog(cancel, s.cfg.UpstreamTimeout, s.cfg.StreamIdleTimeout, s.cfg.TotalTimeout)
+	s.track(wd, infoFrom(r.Context()).key)
 	return ctx, func(cause error) {
 		cancel(cause)
 		wd.stop()
 		stopShutdown()
+		s.untrack(wd)
 	}, wd
 }
 

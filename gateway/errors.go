@@ -80,6 +80,8 @@ func upstreamFailure(ctx context.Context, clientCtx context.Context, err error) 
 	case errors.Is(context.Cause(ctx), errUpstreamTimeout), errors.Is(context.Cause(ctx), errTotal):
 		return &openai.Error{Status: http.StatusGatewayTimeout, Type: openai.TypeUpstream, Code: "upstream_timeout",
 			Message: "xAI did not start answering in time; try again, or raise GROKGATE_FIRST_BYTE_TIMEOUT"}
+	case errors.Is(context.Cause(ctx), errRevoked):
+		return revokedError()
 	case errors.Is(context.Cause(ctx), errStopped):
 		return &openai.Error{Status: http.StatusServiceUnavailable, Type: openai.TypeAPI, Code: "shutting_down",
 			Message: "grokgate is shutting down; send the request again"}

@@ -132,8 +132,38 @@ func (s *Server) relayEnded(w http.ResponseWriter, r *http.Request, ctx context.
 		msg = "the stream ran longer than the gateway allows (" + s.cfg.TotalTimeout.String() + ")"
 	case errors.Is(cause, errStopped):
 		msg = "grokgate is shutting down; send the request again"
+	case errors.Is(cause, errRevoked):
+		out.fail(r, &openai.Error{Status: http.StatusUnauthorized, Code: "revoked_api_key", Message: errRevoked.Error()}, err)
+		return
 	}
 	out.fail(r, &openai.Error{Status: http.StatusBadGateway, Type: openai.TypeUpstream, Code: "stream_interrupted", Message: msg}, err)
+	if errors.Is(cause, errIdle) || errors.Is(cause, errTotal) {
+		out.hangUp(r)
+	}
+}
+
+// hangUp closes the client's connection after a stream a timeout ended: a
+// client that stopped reading would otherwise keep it, and its buffers,
+// for its next request. HTTP/1.1 only; an HTTP/2 stream ends with the
+// handler, its connection shared.
+func (o *sseOut) hangUp(r *http.Request) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closed = true
+	if !r.ProtoAtLeast(1, 1) || r.ProtoAtLeast(2, 0) {
+		return
+	}
+	conn, rw, err := o.rc.Hijack()
+	if err != nil {
+		return
+	}
+	// The stream's chunked body ends properly: the error event before it
+	// is what the client should see, not a broken transfer.
+	if !o.broken {
+		rw.WriteString("0\r\n\r\n")
+		rw.Flush()
+	}
+	conn.Close()
 }
 
 // sseOut is the client side of one stream. The relay loop and the heartbeat
@@ -161,6 +191,7 @@ type sseOut struct {
 func (s *Server) newSSEOut(w http.ResponseWriter, r *http.Request, wd *watchdog) *sseOut {
 	m := meterFrom(r.Context())
 	out := &sseOut{s: s, w: w, rc: http.NewResponseController(w), wd: wd, m: m, d: m.dialect(), clock: s.streamClock(r)}
+	wd.rc.Store(out.rc)
 	if s.cfg.Heartbeat > 0 {
 		out.mu.Lock() // beat reads the field; it may fire before the assignment otherwise
 		out.heartbeat = time.AfterFunc(s.cfg.Heartbeat, out.beat)
@@ -269,6 +300,11 @@ func (o *sseOut) fail(r *http.Request, e *openai.Error, cause error) {
 // close stops the heartbeat; after it no write happens, so the handler may
 // return and net/http reuse the writer. The stream's metrics end with it.
 func (o *sseOut) close() {
+	if o.wd.rc.Swap(nil) != nil {
+		// A deadline the watchdog set must not outlive the stream on a
+		// connection kept for the next request.
+		o.rc.SetWriteDeadline(time.Time{})
+	}
 	o.mu.Lock()
 	o.closed = true
 	if o.heartbeat != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/keys"
 	"github.com/grokgate/grokgate/sqlite"
 	"github.com/grokgate/grokgate/xai"
@@ -34,28 +35,13 @@ func TestNoRetryAfterUpstreamRetries(t *testing.T) {
 		io.WriteString(w, `{"code":"Internal error","error":"boom"}`)
 	}))
 	defer up.Close()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "gw.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	k, secret, _ := keys.Mint(keys.Random(), "u", "user", time.Now())
-	if err := store.CreateKey(ctx, k); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cache := keys.NewCache(store, time.Now, log)
-	if err := cache.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	client := xai.NewClient(up.URL+"/v1", "k1", up.Client().Transport, xai.Retry{MaxAttempts: 3, BaseBackoff: time.Millisecond}, log, time.Now)
-	gw := httptest.NewServer(NewServer(log, Config{}, cache, client))
-	defer gw.Close()
+	client := xai.NewClient(up.URL+"/v1", "k1", up.Client().Transport, xai.Retry{MaxAttempts: 3, BaseBackoff: time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	gw := newClientHarness(t, client, nil)
+	secret := gw.secret
 	post := func(path, body string) *http.Response {
-		req, _ := http.NewRequest("POST", gw.URL+path, strings.NewReader(body))
+		req, _ := http.NewRequest("POST", gw.url+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+secret)
-		resp, err := gw.Client().Do(req)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,4 +64,44 @@ func TestNoRetryAfterUpstreamRetries(t *testing.T) {
 	if resp.StatusCode != 502 || resp.Header.Get("X-Should-Retry") != "false" || resp.Header.Get("X-Upstream-Attempts") != "3" {
 		t.Errorf("unreachable upstream: %d, x-should-retry %q, attempts %q", resp.StatusCode, resp.Header.Get("X-Should-Retry"), resp.Header.Get("X-Upstream-Attempts"))
 	}
+}
+
+// upHarness is a gateway with one user key over an upstream of the test's
+// own.
+type upHarness struct {
+	url    string
+	secret string
+}
+
+// newUpstreamHarness serves a gateway over the upstream at upURL, without
+// retries.
+func newUpstreamHarness(t *testing.T, upURL string, configure func(*Config)) *upHarness {
+	client := xai.NewClient(upURL+"/v1", "k1", http.DefaultTransport, xai.Retry{MaxAttempts: 1}, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	return newClientHarness(t, client, configure)
+}
+
+func newClientHarness(t *testing.T, client *xai.Client, configure func(*Config)) *upHarness {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "gw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	k, secret, _ := keys.Mint(keys.Random(), "u", grokgate.RoleUser, time.Now())
+	if err := store.CreateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cache := keys.NewCache(store, time.Now, log)
+	if err := cache.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config
+	if configure != nil {
+		configure(&cfg)
+	}
+	gw := httptest.NewServer(NewServer(log, cfg, cache, client))
+	t.Cleanup(gw.Close)
+	return &upHarness{url: gw.URL, secret: secret}
 }

@@ -118,6 +118,8 @@ type Server struct {
 	logAttrs sync.Pool
 	// limits tracks limiter failures for the failure policy's logs.
 	limits limiterHealth
+	// inflight ends the exchanges of keys revoked while they run (revoke.go).
+	inflight inflight
 }
 
 // NewServer returns the gateway handler.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -18,7 +19,16 @@ type watchdog struct {
 	total     time.Time // the total timeout's deadline, on the monotonic clock
 	idle      time.Duration
 	streaming atomic.Bool // an event arrived: silence is now measured by idle
+	// rc is the client side of a stream once it has one: ending the
+	// exchange must also end a write blocked on a client that stopped
+	// reading, which no context cancels.
+	rc atomic.Pointer[http.ResponseController]
 }
+
+// endGrace is how long a stream's closing event may take to reach the
+// client once the exchange is ended; a client that is not reading is cut
+// off after it.
+const endGrace = time.Second
 
 func newWatchdog(cancel context.CancelCauseFunc, firstByte, idle, total time.Duration) *watchdog {
 	w := &watchdog{cancel: cancel, idle: idle, total: time.Now().Add(total)}
@@ -29,11 +39,20 @@ func newWatchdog(cancel context.CancelCauseFunc, firstByte, idle, total time.Dur
 func (w *watchdog) fire() {
 	switch {
 	case !time.Now().Before(w.total):
-		w.cancel(errTotal)
+		w.end(errTotal)
 	case w.streaming.Load():
-		w.cancel(errIdle)
+		w.end(errIdle)
 	default:
-		w.cancel(errUpstreamTimeout)
+		w.end(errUpstreamTimeout)
+	}
+}
+
+// end ends the exchange with cause: upstream at once, the client's side
+// after endGrace if a write to it is stuck.
+func (w *watchdog) end(cause error) {
+	w.cancel(cause)
+	if rc := w.rc.Load(); rc != nil {
+		rc.SetWriteDeadline(time.Now().Add(endGrace))
 	}
 }
 

@@ -129,6 +129,27 @@ func (c *Cache) Authenticate(ctx context.Context, secret string) (*grokgate.Key,
 	return k, nil
 }
 
+// Status says whether k, a key Authenticate returned, is still usable as of
+// the latest reload: ErrRevoked or ErrExpired if not, nil if it is or the
+// cache no longer knows it (it cannot tell).
+func (c *Cache) Status(k *grokgate.Key) error {
+	cur := c.snap.Load().keys[k.Hash]
+	if cur == nil {
+		if v, ok := c.fresh.Load(k.Hash); ok {
+			cur = v.(*grokgate.Key)
+		} else {
+			cur = k
+		}
+	}
+	if !cur.RevokedAt.IsZero() {
+		return ErrRevoked
+	}
+	if cur.Expired(c.now()) {
+		return ErrExpired
+	}
+	return nil
+}
+
 func (c *Cache) lookup(ctx context.Context, h [32]byte) *grokgate.Key {
 	c.missMu.Lock()
 	defer c.missMu.Unlock()
