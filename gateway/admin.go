@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/keys"
-	"github.com/grokgate/grokgate/openai"
 )
 
 // AdminStore is what the admin API needs from the store.
@@ -83,19 +83,19 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // storeFailure is the answer when the store fails; the detail goes to the log.
-func storeFailure() *openai.Error {
-	return &openai.Error{Status: http.StatusServiceUnavailable, Type: openai.TypeAPI, Code: "store_unavailable",
+func storeFailure() *apierror.Error {
+	return &apierror.Error{Status: http.StatusServiceUnavailable, Type: apierror.TypeAPI, Code: "store_unavailable",
 		Message: "grokgate's database did not answer; try again shortly"}
 }
 
-func keyNotFound(id string) *openai.Error {
-	return &openai.Error{Status: http.StatusNotFound, Type: openai.TypeNotFound, Code: "key_not_found",
+func keyNotFound(id string) *apierror.Error {
+	return &apierror.Error{Status: http.StatusNotFound, Type: apierror.TypeNotFound, Code: "key_not_found",
 		Message: "No key has the id " + quote(id) + "; GET /admin/v1/keys lists them."}
 }
 
 // decodeAdmin reads a JSON object body into fields, rejecting unknown ones
 // by name so typos are caught rather than ignored.
-func (s *Server) decodeAdmin(w http.ResponseWriter, r *http.Request, allowed ...string) (map[string]json.RawMessage, *openai.Error) {
+func (s *Server) decodeAdmin(w http.ResponseWriter, r *http.Request, allowed ...string) (map[string]json.RawMessage, *apierror.Error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	if err != nil {
 		return nil, invalid("", "Could not read the request body (at most 64 KiB).")
@@ -130,7 +130,7 @@ type keyFields struct {
 	hasExpires bool
 }
 
-func parseKeyFields(fields map[string]json.RawMessage, now time.Time) (keyFields, *openai.Error) {
+func parseKeyFields(fields map[string]json.RawMessage, now time.Time) (keyFields, *apierror.Error) {
 	var f keyFields
 	if raw, ok := fields["name"]; ok {
 		var name string
@@ -147,7 +147,7 @@ func parseKeyFields(fields map[string]json.RawMessage, now time.Time) (keyFields
 		}
 		f.role = &role
 	}
-	var e *openai.Error
+	var e *apierror.Error
 	if raw, ok := fields["allowed_models"]; ok {
 		if f.models, e = parseAllowList(raw, "allowed_models", "model ids", "every model"); e != nil {
 			return f, e
@@ -188,7 +188,7 @@ func parseKeyFields(fields map[string]json.RawMessage, now time.Time) (keyFields
 
 // parseAllowList reads an allow-list field: an array of strings, trimmed
 // and without repeats; empty or null allows everything.
-func parseAllowList(raw json.RawMessage, field, items, all string) (*[]string, *openai.Error) {
+func parseAllowList(raw json.RawMessage, field, items, all string) (*[]string, *apierror.Error) {
 	var list []string
 	if json.Unmarshal(raw, &list) != nil || len(list) > 1000 {
 		return nil, invalid(field, "'"+field+"' must be an array of "+items+" (empty or null: "+all+").")
@@ -231,7 +231,7 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	}
 	k, secret, err := keys.Mint(keys.Random(), *f.name, role, now)
 	if err != nil {
-		s.fail(w, r, &openai.Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not mint a key"}, err)
+		s.fail(w, r, &apierror.Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not mint a key"}, err)
 		return
 	}
 	if f.models != nil && len(*f.models) > 0 {

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/mediatype"
-	"github.com/grokgate/grokgate/openai"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -55,14 +55,14 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte, 
 	defer resp.Body.Close()
 	m.answered(resp.StatusCode)
 	if stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
-		s.relay(w, r, ctx, resp, wd)
+		s.relay(ctx, w, r, resp, wd)
 		return
 	}
 	if req.stream && !stream && s.cfg.VisionStream == VisionStreamEmulate {
-		s.emulateStream(w, r, ctx, resp, req.includeUsage)
+		s.emulateStream(ctx, w, r, resp, req.includeUsage)
 		return
 	}
-	s.forwardJSON(w, r, ctx, resp, stream)
+	s.forwardJSON(ctx, w, r, resp, stream)
 }
 
 // admitChatBody checks the key may use the model and the limits admit the
@@ -79,7 +79,7 @@ func (s *Server) admitChatBody(w http.ResponseWriter, r *http.Request, body []by
 	if !s.admitChat(w, r, *req) {
 		return nil, false, false
 	}
-	body = meterFrom(r.Context()).prepare(s, body, req)
+	body = meterFrom(r.Context()).askStreamUsage(s, body, req)
 	stream, body, e := s.visionStreaming(w, *req, body)
 	if e != nil {
 		s.fail(w, r, e, nil)
@@ -98,7 +98,7 @@ func (s *Server) admitChatBody(w http.ResponseWriter, r *http.Request, body []by
 func (s *Server) upstreamContext(r *http.Request) (context.Context, context.CancelCauseFunc, *watchdog) {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	stopShutdown := context.AfterFunc(s.cfg.Shutdown, func() { cancel(errStopped) })
-	wd := newWatchdog(cancel, s.cfg.UpstreamTimeout, s.cfg.StreamIdleTimeout, s.cfg.TotalTimeout)
+	wd := newWatchdog(cancel, s.cfg.FirstByteTimeout, s.cfg.StreamIdleTimeout, s.cfg.TotalTimeout)
 	return ctx, func(cause error) {
 		cancel(cause)
 		wd.stop()
@@ -107,10 +107,10 @@ func (s *Server) upstreamContext(r *http.Request) (context.Context, context.Canc
 }
 
 // readBody reads the request body within the configured limit.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *openai.Error) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apierror.Error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if !jsonish(mediatype.Of(ct)) {
-			return nil, &openai.Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_content_type",
+			return nil, &apierror.Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_content_type",
 				Message: "Unsupported Content-Type " + quote(ct) + "; send the body as JSON with 'Content-Type: application/json'."}
 		}
 	}
@@ -129,10 +129,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *open
 		case errors.As(err, &mbe):
 			return nil, tooLarge(s.cfg.MaxBodyBytes)
 		case errors.As(err, &ne) && ne.Timeout():
-			return nil, &openai.Error{Status: http.StatusRequestTimeout, Code: "body_timeout",
+			return nil, &apierror.Error{Status: http.StatusRequestTimeout, Code: "body_timeout",
 				Message: "The request body did not arrive within " + s.cfg.BodyReadTimeout.String() + "; send the whole body promptly."}
 		}
-		return nil, &openai.Error{Status: http.StatusBadRequest, Code: "body_read_failed",
+		return nil, &apierror.Error{Status: http.StatusBadRequest, Code: "body_read_failed",
 			Message: "Could not read the request body; send it again."}
 	}
 	rc.SetReadDeadline(time.Time{})
@@ -150,16 +150,16 @@ func jsonish(mt string) bool {
 	return strings.HasSuffix(mt, "+json")
 }
 
-func tooLarge(limit int64) *openai.Error {
-	return &openai.Error{Status: http.StatusRequestEntityTooLarge, Code: "request_too_large",
+func tooLarge(limit int64) *apierror.Error {
+	return &apierror.Error{Status: http.StatusRequestEntityTooLarge, Code: "request_too_large",
 		Message: "Request body is larger than the gateway's limit of " + formatBytes(limit) + "; send less (or ask the operator to raise GROKGATE_MAX_BODY_BYTES)."}
 }
 
 // forwardJSON returns a non-streaming upstream answer, or the mapped error.
 // stream says the client asked to stream, in which case a JSON answer can
 // only be xAI's 200-with-error.
-func (s *Server) forwardJSON(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response, stream bool) {
-	body, e, cause := upstreamAnswer(w, r, ctx, resp)
+func (s *Server) forwardJSON(ctx context.Context, w http.ResponseWriter, r *http.Request, resp *http.Response, stream bool) {
+	body, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return
@@ -167,7 +167,7 @@ func (s *Server) forwardJSON(w http.ResponseWriter, r *http.Request, ctx context
 	m := meterFrom(r.Context())
 	if stream && !bytes.Contains(body, []byte(`"choices"`)) {
 		m.refusedBody()
-		s.fail(w, r, &openai.Error{Status: http.StatusBadGateway, Code: "upstream_bad_response",
+		s.fail(w, r, &apierror.Error{Status: http.StatusBadGateway, Code: "upstream_bad_response",
 			Message: "xAI answered a streaming request with " + quote(resp.Header.Get("Content-Type")) + " instead of an event stream."}, nil)
 		return
 	}

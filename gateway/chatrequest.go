@@ -13,7 +13,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/usage"
 )
 
@@ -64,7 +64,7 @@ type parsedChat struct {
 
 // parseChat validates a chat completion body. Every problem it reports names
 // the field and says what is expected.
-func parseChat(body []byte) (parsedChat, *openai.Error) {
+func parseChat(body []byte) (parsedChat, *apierror.Error) {
 	var p parsedChat
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
@@ -143,9 +143,9 @@ func parseChat(body []byte) (parsedChat, *openai.Error) {
 // at any depth. encoding/json validates in a pass of its own, keeps the
 // last of two names and takes "MODEL" for "model"; decoders disagree on
 // both, and a body must reach xAI meaning what grokgate checked.
-func decodeBody(body []byte, v any) *openai.Error {
+func decodeBody(body []byte, v any) *apierror.Error {
 	if !utf8.Valid(body) {
-		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_encoding",
+		return &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_encoding",
 			Message: "Request body is not valid UTF-8; send JSON encoded as UTF-8."}
 	}
 	if err := unmarshal(body, v); err != nil {
@@ -173,7 +173,7 @@ func partField(i, j int) string { return messageField(i) + ".content[" + strconv
 
 // checkContent validates the content of messages[i], reports whether it
 // holds an image part, and estimates the message's prompt tokens.
-func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens int64, _ *openai.Error) {
+func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens int64, _ *apierror.Error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		if role == "assistant" {
@@ -215,13 +215,13 @@ func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens
 	return hasImage, est.MessageTokens(), nil
 }
 
-func invalid(param, msg string) *openai.Error {
-	return &openai.Error{Status: http.StatusBadRequest, Type: openai.TypeInvalidRequest, Param: param, Code: "invalid_request", Message: msg}
+func invalid(param, msg string) *apierror.Error {
+	return &apierror.Error{Status: http.StatusBadRequest, Type: apierror.TypeInvalidRequest, Param: param, Code: "invalid_request", Message: msg}
 }
 
 // jsonError explains a decoding failure of decodeBody in terms of the
 // request, not Go.
-func jsonError(err error) *openai.Error {
+func jsonError(err error) *apierror.Error {
 	var syn *jsontext.SyntacticError
 	var sem *jsonv2.SemanticError
 	switch {
@@ -229,17 +229,17 @@ func jsonError(err error) *openai.Error {
 		k := pointerParam(syn.JSONPointer)
 		return invalid(k, "Request body has the field '"+k+"' more than once; send each field once.")
 	case errors.As(err, &syn):
-		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_json",
+		return &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_json",
 			Message: fmt.Sprintf("Request body is not valid JSON (%s at byte %d).", syn.Err, syn.ByteOffset)}
 	case errors.As(err, &sem) && sem.GoType != nil:
 		field := pointerParam(sem.JSONPointer)
 		if field == "" {
 			field = "request body"
 		}
-		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_type", Param: field,
+		return &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_type", Param: field,
 			Message: fmt.Sprintf("Invalid type for '%s': expected %s, got %s.", field, jsonKind(sem.GoType), kindName(sem.JSONKind, sem.JSONValue))}
 	default:
-		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_json",
+		return &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_json",
 			Message: "Request body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
 	}
 }

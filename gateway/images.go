@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -36,7 +36,7 @@ type imageRequest struct {
 // parseImages validates an image generation body and returns the body to
 // send to xAI: OpenAI's size turned into aspect_ratio (xAI rejects size),
 // stream removed (images never stream), the default model filled in.
-func parseImages(body []byte) (up []byte, model string, stream bool, e *openai.Error) {
+func parseImages(body []byte) (up []byte, model string, stream bool, e *apierror.Error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
 		return nil, "", false, invalid("", "Request body is empty; send a JSON object with a \"prompt\".")
@@ -182,7 +182,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	m.answered(resp.StatusCode)
-	answer, e, cause := upstreamAnswer(w, r, ctx, resp)
+	answer, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return
@@ -216,7 +216,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		out.Data = append(out.Data, item)
 	}
 	if len(out.Data) == 0 {
-		s.fail(w, r, &openai.Error{Status: http.StatusBadRequest, Code: "content_policy_violation", Param: "prompt",
+		s.fail(w, r, &apierror.Error{Status: http.StatusBadRequest, Code: "content_policy_violation", Param: "prompt",
 			Message: "xAI's moderation withheld the generated image for this prompt, so there is nothing to return; change the prompt and try again."}, nil)
 		return
 	}

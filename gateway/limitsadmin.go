@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 )
 
 // limitFieldNames are the admin API's limit fields, as Limits.Fields names
@@ -33,7 +33,7 @@ func viewLimits(l grokgate.Limits) LimitsView {
 }
 
 // parseLimitFields reads the limit fields present in an admin body.
-func parseLimitFields(fields map[string]json.RawMessage) (grokgate.LimitsUpdate, *openai.Error) {
+func parseLimitFields(fields map[string]json.RawMessage) (grokgate.LimitsUpdate, *apierror.Error) {
 	var u grokgate.LimitsUpdate
 	ptrs := []**int64{&u.RPM, &u.TPM, &u.MaxStreams, &u.BudgetTicksPerDay, &u.BudgetTicksPerMonth}
 	for i, name := range limitFieldNames() {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -65,10 +65,10 @@ func (s *Server) serveResponses(w http.ResponseWriter, r *http.Request, body []b
 	defer owner.wait()
 	if stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
 		m.responses.onID = owner.record
-		s.relay(w, r, ctx, resp, wd)
+		s.relay(ctx, w, r, resp, wd)
 		return
 	}
-	answer, e, cause := upstreamAnswer(w, r, ctx, resp)
+	answer, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return
@@ -85,7 +85,7 @@ func (s *Server) serveResponses(w http.ResponseWriter, r *http.Request, body []b
 	if stream {
 		// A streaming request answered with JSON that is not an error.
 		m.refusedBody()
-		s.fail(w, r, &openai.Error{Status: http.StatusBadGateway, Code: "upstream_bad_response",
+		s.fail(w, r, &apierror.Error{Status: http.StatusBadGateway, Code: "upstream_bad_response",
 			Message: "xAI answered a streaming request with " + quote(resp.Header.Get("Content-Type")) + " instead of an event stream."}, nil)
 		return
 	}
@@ -144,13 +144,13 @@ func outputReservation(maxOutput int64) int64 {
 // toolsNotAllowed returns the 403 for the first server-side tool the key
 // may not use, or nil. Function tools run in the client and are not the
 // policy's concern.
-func toolsNotAllowed(k *grokgate.Key, tools []string) *openai.Error {
+func toolsNotAllowed(k *grokgate.Key, tools []string) *apierror.Error {
 	if k == nil {
 		return nil
 	}
 	for _, t := range tools {
 		if !k.AllowsTool(t) {
-			return &openai.Error{Status: http.StatusForbidden, Type: openai.TypePermission, Param: "tools", Code: "tool_not_allowed",
+			return &apierror.Error{Status: http.StatusForbidden, Type: apierror.TypePermission, Param: "tools", Code: "tool_not_allowed",
 				Message: "This API key may not use the tool " + quote(t) + ". Server-side tools allowed for this key: " +
 					strings.Join(k.AllowedTools, ", ") + ". Ask the grokgate operator to allow it."}
 		}
@@ -160,7 +160,7 @@ func toolsNotAllowed(k *grokgate.Key, tools []string) *openai.Error {
 
 // checkOwned returns the 404 of an unknown response if the caller's key does
 // not own previous (when set) or every referenced response.
-func (s *Server) checkOwned(r *http.Request, previous string, referenced []string) *openai.Error {
+func (s *Server) checkOwned(r *http.Request, previous string, referenced []string) *apierror.Error {
 	if previous != "" {
 		if e := s.ownedBy(r, previous, "previous_response_id"); e != nil {
 			return e
@@ -177,7 +177,7 @@ func (s *Server) checkOwned(r *http.Request, previous string, referenced []strin
 // ownedBy answers nil if the caller's key owns response id. Otherwise, for
 // an id of another key's as for one that never existed, the same 404: the
 // answer must not tell a caller that an id is real.
-func (s *Server) ownedBy(r *http.Request, id, param string) *openai.Error {
+func (s *Server) ownedBy(r *http.Request, id, param string) *apierror.Error {
 	k := infoFrom(r.Context()).key
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
@@ -195,8 +195,8 @@ func (s *Server) ownedBy(r *http.Request, id, param string) *openai.Error {
 // storeTimeout bounds one store call on a request's path.
 const storeTimeout = 5 * time.Second
 
-func responseNotFound(id, param string) *openai.Error {
-	return &openai.Error{Status: http.StatusNotFound, Type: openai.TypeInvalidRequest, Param: param, Code: "response_not_found",
+func responseNotFound(id, param string) *apierror.Error {
+	return &apierror.Error{Status: http.StatusNotFound, Type: apierror.TypeInvalidRequest, Param: param, Code: "response_not_found",
 		Message: "No response with id " + quote(id) + " was found for this API key."}
 }
 
@@ -245,7 +245,7 @@ func (s *Server) storedResponse(w http.ResponseWriter, r *http.Request, method s
 		return
 	}
 	defer resp.Body.Close()
-	answer, e, cause := upstreamAnswer(w, r, ctx, resp)
+	answer, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		if e.Status == http.StatusNotFound {
 			// xAI no longer has it (expired or deleted elsewhere).
@@ -304,7 +304,7 @@ func (s *Server) handleCompactResponse(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	m.answered(resp.StatusCode)
-	answer, e, cause := upstreamAnswer(w, r, ctx, resp)
+	answer, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return

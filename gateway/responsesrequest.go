@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/usage"
 )
 
@@ -57,7 +57,7 @@ type parsedResponses struct {
 // parseResponses validates a Responses API create body (also the compact
 // body). Every problem it reports names the field and says what is
 // expected; the rest of the body is xAI's to judge.
-func parseResponses(body []byte) (parsedResponses, *openai.Error) {
+func parseResponses(body []byte) (parsedResponses, *apierror.Error) {
 	var p parsedResponses
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
@@ -114,7 +114,7 @@ func parseResponses(body []byte) (parsedResponses, *openai.Error) {
 
 // readInput checks "input" (a string, or an array of items), estimates its
 // tokens, and notes image parts and the response ids item ids embed.
-func (p *parsedResponses) readInput(raw jsontext.Value) *openai.Error {
+func (p *parsedResponses) readInput(raw jsontext.Value) *apierror.Error {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return invalid("input", "Missing required parameter: 'input' (a string, or an array of input items).")
@@ -156,7 +156,7 @@ func (p *parsedResponses) readInput(raw jsontext.Value) *openai.Error {
 }
 
 // readMessage checks the content of input[i], a message.
-func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *openai.Error {
+func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *apierror.Error {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] == '"' || string(raw) == "null" {
 		p.promptTokens += usage.MessageTokens(raw)

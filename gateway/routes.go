@@ -10,28 +10,27 @@ import (
 // /api/v1 (grokgate's documented base URL) and at /v1, where clients that
 // assume OpenAI's layout post.
 func (s *Server) routes() {
-	const late = true
 	for _, base := range []string{"/api/v1", "/v1"} {
-		// keyed (middleware.go): key check, limits (admitted late: once
+		// keyed (middleware.go): key check, limits (admitAfterBody: once
 		// the body is parsed), usage metering under the route's name.
-		s.handle(http.MethodPost, base+"/chat/completions", s.keyed(late, "/chat/completions", (*Server).handleChat))
-		s.handle(http.MethodGet, base+"/models", s.keyed(!late, "", (*Server).handleModels))
+		s.handle(http.MethodPost, base+"/chat/completions", s.keyed(admitAfterBody, "/chat/completions", (*Server).handleChat))
+		s.handle(http.MethodGet, base+"/models", s.keyed(admitOnKey, "", (*Server).handleModels))
 		// OpenAI's SDKs post to /images/generations; /images/generate is ours.
-		s.handle(http.MethodPost, base+"/images/generations", s.keyed(!late, "/images/generations", (*Server).handleImages))
-		s.handle(http.MethodPost, base+"/images/generate", s.keyed(!late, "/images/generations", (*Server).handleImages))
-		s.handle(http.MethodPost, base+"/vision/analyze", s.keyed(late, "/vision/analyze", (*Server).handleVision))
-		s.handle(http.MethodGet, base+"/models/{id}", s.keyed(!late, "", (*Server).handleModel))
+		s.handle(http.MethodPost, base+"/images/generations", s.keyed(admitOnKey, "/images/generations", (*Server).handleImages))
+		s.handle(http.MethodPost, base+"/images/generate", s.keyed(admitOnKey, "/images/generations", (*Server).handleImages))
+		s.handle(http.MethodPost, base+"/vision/analyze", s.keyed(admitAfterBody, "/vision/analyze", (*Server).handleVision))
+		s.handle(http.MethodGet, base+"/models/{id}", s.keyed(admitOnKey, "", (*Server).handleModel))
 		if s.cfg.Responses != nil {
 			// The Responses API (responses.go); every stored response is
 			// its creator key's alone.
-			s.handle(http.MethodPost, base+"/responses", s.keyed(late, "/responses", (*Server).handleResponses))
+			s.handle(http.MethodPost, base+"/responses", s.keyed(admitAfterBody, "/responses", (*Server).handleResponses))
 			s.handleMethods(base+"/responses/{id}", map[string]http.Handler{
-				http.MethodGet:    s.keyed(!late, "/responses", (*Server).handleGetResponse),
-				http.MethodDelete: s.keyed(!late, "/responses", (*Server).handleDeleteResponse)})
+				http.MethodGet:    s.keyed(admitOnKey, "/responses", (*Server).handleGetResponse),
+				http.MethodDelete: s.keyed(admitOnKey, "/responses", (*Server).handleDeleteResponse)})
 			// Not handle: a catch-all 405 on this path would overlap the
 			// one of /responses/{id}; the methods that one serves get the
 			// 405 here instead.
-			s.mux.Handle("POST "+base+"/responses/compact", s.keyed(late, "/responses", (*Server).handleCompactResponse))
+			s.mux.Handle("POST "+base+"/responses/compact", s.keyed(admitAfterBody, "/responses", (*Server).handleCompactResponse))
 			s.mux.Handle("GET "+base+"/responses/compact", s.methodNotAllowed(http.MethodPost))
 			s.mux.Handle("DELETE "+base+"/responses/compact", s.methodNotAllowed(http.MethodPost))
 		}

@@ -33,11 +33,11 @@ type Upstream interface {
 type Config struct {
 	// MaxBodyBytes caps a request body; 0 means 25 MiB.
 	MaxBodyBytes int64
-	// UpstreamTimeout caps how long upstream may take to start answering (the
+	// FirstByteTimeout caps how long upstream may take to start answering (the
 	// first-byte timeout): to the first event of a stream, or to the whole
 	// body otherwise. Reasoning models can think for minutes before either,
 	// hence the default of 10m when zero.
-	UpstreamTimeout time.Duration
+	FirstByteTimeout time.Duration
 	// StreamIdleTimeout ends a stream whose upstream sends nothing for this
 	// long after its first event; 0 means 5m.
 	StreamIdleTimeout time.Duration
@@ -93,9 +93,9 @@ type Config struct {
 }
 
 const (
-	defaultMaxBody         = 25 << 20
-	defaultUpstreamTimeout = 10 * time.Minute
-	defaultModelInfoTTL    = 10 * time.Minute
+	defaultMaxBody          = 25 << 20
+	defaultFirstByteTimeout = 10 * time.Minute
+	defaultModelInfoTTL     = 10 * time.Minute
 	// maxUpstreamBody bounds a non-streaming upstream answer held in memory.
 	maxUpstreamBody = 64 << 20
 )
@@ -125,8 +125,8 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = defaultMaxBody
 	}
-	if cfg.UpstreamTimeout <= 0 {
-		cfg.UpstreamTimeout = defaultUpstreamTimeout
+	if cfg.FirstByteTimeout <= 0 {
+		cfg.FirstByteTimeout = defaultFirstByteTimeout
 	}
 	if cfg.StreamIdleTimeout <= 0 {
 		cfg.StreamIdleTimeout = 5 * time.Minute

@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/mediatype"
-	"github.com/grokgate/grokgate/openai"
 )
 
 const (
@@ -75,7 +75,7 @@ func visionKnown(key string) bool {
 // images and the model here, then ask the model as a chat completion.
 func (s *Server) handleVision(w http.ResponseWriter, r *http.Request) {
 	var req *visionRequest
-	var e *openai.Error
+	var e *apierror.Error
 	if isMultipart(r.Header.Get("Content-Type")) {
 		req, e = s.parseVisionMultipart(w, r)
 		if e != nil && e.Status != http.StatusRequestEntityTooLarge {
@@ -101,7 +101,7 @@ func (s *Server) handleVision(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := req.chatBody()
 	if err != nil {
-		s.fail(w, r, &openai.Error{Status: http.StatusInternalServerError, Code: "internal_error",
+		s.fail(w, r, &apierror.Error{Status: http.StatusInternalServerError, Code: "internal_error",
 			Message: "internal error; report the X-Request-Id to the grokgate operator"}, err)
 		return
 	}
@@ -117,7 +117,7 @@ func isMultipart(ct string) bool {
 	return mediatype.Of(ct) == "multipart/form-data"
 }
 
-func parseVisionJSON(body []byte) (*visionRequest, *openai.Error) {
+func parseVisionJSON(body []byte) (*visionRequest, *apierror.Error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
 		return nil, invalid("", "Request body is empty; send a JSON object with \"image_url\" (or \"image_urls\") and a \"prompt\".")
@@ -176,7 +176,7 @@ func parseVisionJSON(body []byte) (*visionRequest, *openai.Error) {
 }
 
 // imageRef reads an image given as a URL string or as {"url","detail"}.
-func imageRef(param string, raw json.RawMessage) (visionImage, *openai.Error) {
+func imageRef(param string, raw json.RawMessage) (visionImage, *apierror.Error) {
 	img := visionImage{label: param, param: param}
 	if json.Unmarshal(raw, &img.url) == nil {
 		return img, nil
@@ -197,7 +197,7 @@ func imageRef(param string, raw json.RawMessage) (visionImage, *openai.Error) {
 
 // parseVisionMultipart reads a multipart/form-data upload: "image" file
 // parts (one or more), "image_url" fields, and the other fields as text.
-func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*visionRequest, *openai.Error) {
+func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*visionRequest, *apierror.Error) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return nil, tooLarge(s.cfg.MaxBodyBytes)
@@ -275,17 +275,17 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 }
 
 // readError tells a body over the limit (413) from a broken upload (400).
-func readError(err error, what string) *openai.Error {
+func readError(err error, what string) *apierror.Error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return tooLarge(mbe.Limit)
 	}
-	return &openai.Error{Status: http.StatusBadRequest, Code: "body_read_failed", Message: "Could not read the request: " + what + "; send it again."}
+	return &apierror.Error{Status: http.StatusBadRequest, Code: "body_read_failed", Message: "Could not read the request: " + what + "; send it again."}
 }
 
 // check validates the request and normalises every image to what xAI
 // accepts: an http(s) URL, or a PNG or JPEG data URI at most 20 MiB.
-func (req *visionRequest) check() *openai.Error {
+func (req *visionRequest) check() *apierror.Error {
 	if strings.TrimSpace(req.prompt) == "" {
 		req.prompt = defaultVisionPrompt
 	}
@@ -302,7 +302,7 @@ func (req *visionRequest) check() *openai.Error {
 		return invalid("temperature", fmt.Sprintf("Invalid value for 'temperature': %g; expected a number from 0 to 2.", *t))
 	}
 	if len(req.images) == 0 {
-		return &openai.Error{Status: http.StatusBadRequest, Code: "missing_image", Param: "image_url",
+		return &apierror.Error{Status: http.StatusBadRequest, Code: "missing_image", Param: "image_url",
 			Message: "No image given. Send \"image_url\" (or \"image_urls\": [...]) with a public https:// URL or a data:image/png;base64,... URI, or upload a file as multipart/form-data: curl -F image=@photo.jpg -F prompt=\"What is this?\"."}
 	}
 	for i := range req.images {
@@ -331,8 +331,8 @@ func (req *visionRequest) check() *openai.Error {
 	return nil
 }
 
-func badImageURL(param, msg string) *openai.Error {
-	return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_image_url", Param: param, Message: msg}
+func badImageURL(param, msg string) *apierror.Error {
+	return &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_image_url", Param: param, Message: msg}
 }
 
 func validDetail(d string) bool { return d == "" || d == "auto" || d == "low" || d == "high" }
@@ -340,7 +340,7 @@ func validDetail(d string) bool { return d == "" || d == "auto" || d == "low" ||
 // checkImageURL accepts an http(s) URL as is, and a base64 data URI whose
 // bytes are a PNG or JPEG of at most 20 MiB, returned with the media type
 // its bytes show.
-func checkImageURL(param, label, u string) (string, *openai.Error) {
+func checkImageURL(param, label, u string) (string, *apierror.Error) {
 	u = strings.TrimSpace(u)
 	if u == "" {
 		return "", badImageURL(param, label+" is empty; give a public https:// URL or a data:image/png;base64,... URI.")
@@ -363,7 +363,7 @@ func checkImageURL(param, label, u string) (string, *openai.Error) {
 	}
 }
 
-func checkDataURI(param, label, u string) (string, *openai.Error) {
+func checkDataURI(param, label, u string) (string, *apierror.Error) {
 	meta, payload, ok := strings.Cut(u[len("data:"):], ",")
 	if !ok || !strings.HasSuffix(strings.ToLower(meta), ";base64") {
 		return "", badImageURL(param, label+" is not a base64 data URI; write it as data:image/png;base64,<base64 bytes> (or data:image/jpeg;base64,...).")
@@ -388,7 +388,7 @@ func checkDataURI(param, label, u string) (string, *openai.Error) {
 			if err == io.ErrUnexpectedEOF {
 				why = "it ends in the middle of a 4-character group; is the = padding missing?"
 			}
-			return "", &openai.Error{Status: http.StatusBadRequest, Code: "invalid_base64", Param: param,
+			return "", &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_base64", Param: param,
 				Message: fmt.Sprintf("%s: the data URI's base64 is malformed (%s). Encode the file with standard base64 (RFC 4648, with = padding).", label, why)}
 		}
 	}
@@ -407,25 +407,25 @@ func checkDataURI(param, label, u string) (string, *openai.Error) {
 
 // sniffImage tells PNG and JPEG apart by their magic bytes; the declared
 // type and the file name do not count, as they are often wrong.
-func sniffImage(param, label string, b []byte) (string, *openai.Error) {
+func sniffImage(param, label string, b []byte) (string, *apierror.Error) {
 	switch {
 	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
 		return "image/png", nil
 	case bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}):
 		return "image/jpeg", nil
 	case len(b) == 0:
-		return "", &openai.Error{Status: http.StatusBadRequest, Code: "invalid_image", Param: param, Message: label + " is empty."}
+		return "", &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_image", Param: param, Message: label + " is empty."}
 	}
 	what := http.DetectContentType(b)
 	if mt, _, err := mime.ParseMediaType(what); err == nil {
 		what = mt
 	}
-	return "", &openai.Error{Status: http.StatusBadRequest, Code: "invalid_image_format", Param: param,
+	return "", &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_image_format", Param: param,
 		Message: fmt.Sprintf("%s is not a PNG or JPEG image: its bytes are %s (the file name and declared type do not count). xAI accepts PNG and JPEG only; convert it first.", label, what)}
 }
 
-func imageTooLarge(param, label, detail string) *openai.Error {
-	return &openai.Error{Status: http.StatusBadRequest, Code: "image_too_large", Param: param,
+func imageTooLarge(param, label, detail string) *apierror.Error {
+	return &apierror.Error{Status: http.StatusBadRequest, Code: "image_too_large", Param: param,
 		Message: label + " is larger than 20 MiB" + detail + ", xAI's limit per image; send a smaller or more compressed image."}
 }
 
@@ -433,7 +433,7 @@ func mib(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1
 
 // checkVisionModel refuses a model that upstream's metadata says takes no
 // images. Unknown models and missing metadata pass: xAI then judges.
-func (s *Server) checkVisionModel(r *http.Request, model string) *openai.Error {
+func (s *Server) checkVisionModel(r *http.Request, model string) *apierror.Error {
 	m, found := s.models.lookup(r.Context(), model)
 	if !found || m.image {
 		return nil
@@ -442,7 +442,7 @@ func (s *Server) checkVisionModel(r *http.Request, model string) *openai.Error {
 	if suggest == "" {
 		suggest = defaultVisionModel
 	}
-	return &openai.Error{Status: http.StatusBadRequest, Code: "model_not_vision_capable", Param: "model",
+	return &apierror.Error{Status: http.StatusBadRequest, Code: "model_not_vision_capable", Param: "model",
 		Message: fmt.Sprintf("Model %q does not accept image input; use one that does: %s.", model, suggest)}
 }
 

@@ -137,7 +137,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer endInFlight()
 	handler := gateway.NewServer(log, gateway.Config{
 		MaxBodyBytes:      cfg.maxBodyBytes,
-		UpstreamTimeout:   cfg.upstreamTimeout,
+		FirstByteTimeout:   cfg.firstByteTimeout,
 		StreamIdleTimeout: cfg.idleTimeout,
 		TotalTimeout:      cfg.totalTimeout,
 		Heartbeat:         cfg.heartbeat,

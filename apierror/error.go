@@ -1,6 +1,6 @@
-// Package openai holds the pieces of the OpenAI wire format that grokgate
+// Package apierror holds the pieces of the OpenAI wire format that grokgate
 // writes itself. It does no I/O.
-package openai
+package apierror
 
 import (
 	"encoding/json"
