@@ -68,33 +68,33 @@ func parseChat(body []byte) (parsedChat, *apierror.Error) {
 	var p parsedChat
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
-		return p, invalid("", "Request body is empty; send a JSON object with \"model\" and \"messages\".")
+		return p, apierror.Invalid("", "Request body is empty; send a JSON object with \"model\" and \"messages\".")
 	}
 	if trimmed[0] != '{' {
-		return p, invalid("", "Request body must be a JSON object.")
+		return p, apierror.Invalid("", "Request body must be a JSON object.")
 	}
 	var req chatRequest
 	if e := decodeBody(body, &req); e != nil {
 		return p, e
 	}
 	if req.Model == nil || *req.Model == "" {
-		return p, invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
+		return p, apierror.Invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
 	}
 	p.model = *req.Model
 	if req.Messages == nil {
-		return p, invalid("messages", "Missing required parameter: 'messages' (a non-empty array of message objects).")
+		return p, apierror.Invalid("messages", "Missing required parameter: 'messages' (a non-empty array of message objects).")
 	}
 	if len(req.Messages) == 0 {
-		return p, invalid("messages", "'messages' must contain at least one message.")
+		return p, apierror.Invalid("messages", "'messages' must contain at least one message.")
 	}
 	for i, m := range req.Messages {
 		if m.Role == nil {
 			field := messageField(i)
-			return p, invalid(field+".role", "Missing required parameter: '"+field+".role'.")
+			return p, apierror.Invalid(field+".role", "Missing required parameter: '"+field+".role'.")
 		}
 		if !validRoles[*m.Role] {
 			field := messageField(i)
-			return p, invalid(field+".role", fmt.Sprintf("Invalid value for '%s.role': %q; expected one of system, developer, user, assistant, tool.", field, *m.Role))
+			return p, apierror.Invalid(field+".role", fmt.Sprintf("Invalid value for '%s.role': %q; expected one of system, developer, user, assistant, tool.", field, *m.Role))
 		}
 		img, tokens, e := checkContent(i, *m.Role, m.Content)
 		if e != nil {
@@ -110,14 +110,14 @@ func parseChat(body []byte) (parsedChat, *apierror.Error) {
 		p.includeUsage = *req.StreamOptions.IncludeUsage
 	}
 	if req.N != nil && (*req.N < 1 || *req.N > 128) {
-		return p, invalid("n", fmt.Sprintf("Invalid value for 'n': %d; expected an integer from 1 to 128.", *req.N))
+		return p, apierror.Invalid("n", fmt.Sprintf("Invalid value for 'n': %d; expected an integer from 1 to 128.", *req.N))
 	}
 	for _, f := range []struct {
 		name string
 		v    *int64
 	}{{"max_tokens", req.MaxTokens}, {"max_completion_tokens", req.MaxCompletionTokens}} {
 		if f.v != nil && *f.v < 1 {
-			return p, invalid(f.name, fmt.Sprintf("Invalid value for '%s': %d; expected a positive integer.", f.name, *f.v))
+			return p, apierror.Invalid(f.name, fmt.Sprintf("Invalid value for '%s': %d; expected a positive integer.", f.name, *f.v))
 		}
 	}
 	if req.N != nil {
@@ -129,10 +129,10 @@ func parseChat(body []byte) (parsedChat, *apierror.Error) {
 		}
 	}
 	if req.Temperature != nil && (*req.Temperature < 0 || *req.Temperature > 2) {
-		return p, invalid("temperature", fmt.Sprintf("Invalid value for 'temperature': %g; expected a number from 0 to 2.", *req.Temperature))
+		return p, apierror.Invalid("temperature", fmt.Sprintf("Invalid value for 'temperature': %g; expected a number from 0 to 2.", *req.Temperature))
 	}
 	if req.TopP != nil && (*req.TopP < 0 || *req.TopP > 1) {
-		return p, invalid("top_p", fmt.Sprintf("Invalid value for 'top_p': %g; expected a number from 0 to 1.", *req.TopP))
+		return p, apierror.Invalid("top_p", fmt.Sprintf("Invalid value for 'top_p': %g; expected a number from 0 to 1.", *req.TopP))
 	}
 	return p, nil
 }
@@ -181,7 +181,7 @@ func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens
 			return false, usage.MessageTokens(raw), nil
 		}
 		field := messageField(i) + ".content"
-		return false, 0, invalid(field, "Missing required parameter: '"+field+"' (a string or an array of content parts).")
+		return false, 0, apierror.Invalid(field, "Missing required parameter: '"+field+"' (a string or an array of content parts).")
 	}
 	switch raw[0] {
 	case '"':
@@ -189,23 +189,23 @@ func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens
 	case '[':
 	default:
 		field := messageField(i) + ".content"
-		return false, 0, invalid(field, "Invalid type for '"+field+"': expected a string or an array of content parts.")
+		return false, 0, apierror.Invalid(field, "Invalid type for '"+field+"': expected a string or an array of content parts.")
 	}
 	var parts []jsontext.Value
 	if err := unmarshal(raw, &parts); err != nil {
 		field := messageField(i) + ".content"
-		return false, 0, invalid(field, "Invalid '"+field+"': "+err.Error())
+		return false, 0, apierror.Invalid(field, "Invalid '"+field+"': "+err.Error())
 	}
 	var est usage.Parts
 	for j, rawPart := range parts {
 		var part contentPart
 		if err := unmarshal(rawPart, &part); err != nil {
 			pf := partField(i, j)
-			return false, 0, invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
+			return false, 0, apierror.Invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
 		}
 		if part.Type == nil {
 			pf := partField(i, j)
-			return false, 0, invalid(pf+".type", "Missing required parameter: '"+pf+".type'.")
+			return false, 0, apierror.Invalid(pf+".type", "Missing required parameter: '"+pf+".type'.")
 		}
 		if *part.Type == "image_url" {
 			hasImage = true
@@ -213,10 +213,6 @@ func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens
 		est.Add(*part.Type, part.Text)
 	}
 	return hasImage, est.MessageTokens(), nil
-}
-
-func invalid(param, msg string) *apierror.Error {
-	return &apierror.Error{Status: http.StatusBadRequest, Type: apierror.TypeInvalidRequest, Param: param, Code: "invalid_request", Message: msg}
 }
 
 // jsonError explains a decoding failure of decodeBody in terms of the
@@ -227,7 +223,7 @@ func jsonError(err error) *apierror.Error {
 	switch {
 	case errors.As(err, &syn) && syn.Err == jsontext.ErrDuplicateName:
 		k := pointerParam(syn.JSONPointer)
-		return invalid(k, "Request body has the field '"+k+"' more than once; send each field once.")
+		return apierror.Invalid(k, "Request body has the field '"+k+"' more than once; send each field once.")
 	case errors.As(err, &syn):
 		return &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_json",
 			Message: fmt.Sprintf("Request body is not valid JSON (%s at byte %d).", syn.Err, syn.ByteOffset)}

@@ -66,6 +66,12 @@ func (s *Server) failStream(w http.ResponseWriter, r *http.Request, d dialect, e
 	http.NewResponseController(w).Flush()
 }
 
+// Fail is fail for routes of other packages (the admin API): the same
+// envelope, and the same access-log line.
+func (s *Server) Fail(w http.ResponseWriter, r *http.Request, e *apierror.Error, cause error) {
+	s.fail(w, r, e, cause)
+}
+
 // upstreamFailure classifies an error from sending to or reading from xAI.
 // ctx is the upstream context, whose cause tells a timeout from a client
 // that went away.

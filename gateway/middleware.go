@@ -142,16 +142,6 @@ func (s *Server) recoverPanic(w *statusWriter, r *http.Request) {
 		Message: "internal error; report the X-Request-Id to the grokgate operator"}, nil)
 }
 
-// authed requires a valid gateway key (the admin routes; the API routes
-// use keyed).
-func (s *Server) authed(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.authenticate(w, r) {
-			h(w, r)
-		}
-	})
-}
-
 // authenticate finds the request's gateway key and notes it on the request,
 // or answers 401 itself and returns false.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {

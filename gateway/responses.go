@@ -121,7 +121,7 @@ func (s *Server) admitResponses(w http.ResponseWriter, r *http.Request, body []b
 	if req.stream && req.hasImage && s.cfg.VisionStream != VisionStreamNative {
 		var err error
 		if body, err = withoutStreaming(body); err != nil { // parseResponses accepted an object
-			s.fail(w, r, invalid("", "Request body must be a JSON object."), err)
+			s.fail(w, r, apierror.Invalid("", "Request body must be a JSON object."), err)
 			return nil, false, false
 		}
 		w.Header().Set(headerStreamFallback, "true")
@@ -189,7 +189,7 @@ func (s *Server) ownedBy(r *http.Request, id, param string) *apierror.Error {
 		return responseNotFound(id, param)
 	}
 	infoFrom(r.Context()).cause = err
-	return storeFailure()
+	return apierror.StoreUnavailable()
 }
 
 // storeTimeout bounds one store call on a request's path.
@@ -230,7 +230,7 @@ func (s *Server) handleDeleteResponse(w http.ResponseWriter, r *http.Request) {
 func (s *Server) storedResponse(w http.ResponseWriter, r *http.Request, method string) {
 	id := r.PathValue("id")
 	if r.URL.RawQuery != "" && r.URL.Query().Get("stream") == "true" {
-		s.fail(w, r, invalid("stream", "Streaming a stored response is not supported: xAI keeps no events to replay. Retrieve it without 'stream'."), nil)
+		s.fail(w, r, apierror.Invalid("stream", "Streaming a stored response is not supported: xAI keeps no events to replay. Retrieve it without 'stream'."), nil)
 		return
 	}
 	if e := s.ownedBy(r, id, "response_id"); e != nil {
@@ -283,7 +283,7 @@ func (s *Server) handleCompactResponse(w http.ResponseWriter, r *http.Request) {
 	}
 	req, e := parseResponses(body)
 	if e == nil && req.stream {
-		e = invalid("stream", "'stream' is not supported by /responses/compact; send the request without it.")
+		e = apierror.Invalid("stream", "'stream' is not supported by /responses/compact; send the request without it.")
 	}
 	if e != nil {
 		s.fail(w, r, e, nil)

@@ -74,8 +74,6 @@ type Config struct {
 	// Responses records who owns each stored response of the Responses API;
 	// nil leaves the /responses routes out.
 	Responses ResponseOwners
-	// Admin backs the /admin/v1 API; nil leaves the admin API out.
-	Admin AdminStore
 	// Observer receives the request metrics (package metrics); nil
 	// measures nothing.
 	Observer Observer
@@ -120,8 +118,9 @@ type Server struct {
 	limits limiterHealth
 }
 
-// NewServer returns the gateway handler.
-func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) http.Handler {
+// NewServer returns the gateway with its API routes; other packages' routes
+// (the admin API) are added with Handle, and Handler is what to serve.
+func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = defaultMaxBody
 	}
@@ -161,9 +160,14 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	s.bufs.New = func() any { b := make([]byte, 1<<10); return &b }
 	s.logAttrs.New = func() any { a := make([]slog.Attr, 0, 28); return &a }
 	s.routes()
-	var h http.Handler = s
-	if cfg.Tracer != nil {
-		h = s.withTracing(h)
+	return s
+}
+
+// Handler is the server as net/http should call it: traced when
+// Config.Tracer is set, else the Server itself.
+func (s *Server) Handler() http.Handler {
+	if s.cfg.Tracer != nil {
+		return s.withTracing(s)
 	}
-	return h
+	return s
 }

@@ -120,10 +120,10 @@ func isMultipart(ct string) bool {
 func parseVisionJSON(body []byte) (*visionRequest, *apierror.Error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
-		return nil, invalid("", "Request body is empty; send a JSON object with \"image_url\" (or \"image_urls\") and a \"prompt\".")
+		return nil, apierror.Invalid("", "Request body is empty; send a JSON object with \"image_url\" (or \"image_urls\") and a \"prompt\".")
 	}
 	if trimmed[0] != '{' {
-		return nil, invalid("", "Request body must be a JSON object.")
+		return nil, apierror.Invalid("", "Request body must be a JSON object.")
 	}
 	var in visionJSON
 	if e := decodeBody(body, &in); e != nil {
@@ -161,13 +161,13 @@ func parseVisionJSON(body []byte) (*visionRequest, *apierror.Error) {
 	}
 	ms, err := splitObject(body)
 	if err != nil {
-		return nil, invalid("", "Request body must be a JSON object.")
+		return nil, apierror.Invalid("", "Request body must be a JSON object.")
 	}
 	for _, m := range ms {
 		switch {
 		case visionKnown(m.key):
 		case m.key == "messages":
-			return nil, invalid("messages", "/vision/analyze takes \"prompt\" and \"image_url\"/\"image_urls\", not \"messages\"; send chat messages to /chat/completions instead.")
+			return nil, apierror.Invalid("messages", "/vision/analyze takes \"prompt\" and \"image_url\"/\"image_urls\", not \"messages\"; send chat messages to /chat/completions instead.")
 		default:
 			req.extra = append(req.extra, field{m.key, m.value})
 		}
@@ -186,7 +186,7 @@ func imageRef(param string, raw json.RawMessage) (visionImage, *apierror.Error) 
 		Detail *string `json:"detail"`
 	}
 	if json.Unmarshal(raw, &obj) != nil || obj.URL == nil {
-		return img, invalid(param, "Invalid type for '"+param+"': expected a URL string (https://... or data:image/png;base64,...) or an object {\"url\": ...}.")
+		return img, apierror.Invalid(param, "Invalid type for '"+param+"': expected a URL string (https://... or data:image/png;base64,...) or an object {\"url\": ...}.")
 	}
 	img.url = *obj.URL
 	if obj.Detail != nil {
@@ -204,7 +204,7 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, invalid("", "Malformed multipart/form-data request ("+err.Error()+"); send the image as a file part, e.g. curl -F image=@photo.jpg -F prompt=\"What is this?\".")
+		return nil, apierror.Invalid("", "Malformed multipart/form-data request ("+err.Error()+"); send the image as a file part, e.g. curl -F image=@photo.jpg -F prompt=\"What is this?\".")
 	}
 	req := &visionRequest{}
 	for {
@@ -237,7 +237,7 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 			return nil, readError(err, "form field '"+name+"' could not be read")
 		}
 		if len(data) > maxFormField {
-			return nil, invalid(name, fmt.Sprintf("Form field '%s' is longer than %s.", name, formatBytes(maxFormField)))
+			return nil, apierror.Invalid(name, fmt.Sprintf("Form field '%s' is longer than %s.", name, formatBytes(maxFormField)))
 		}
 		v := string(data)
 		switch name {
@@ -252,23 +252,23 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 		case "max_tokens", "max_completion_tokens":
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			if err != nil {
-				return nil, invalid(name, fmt.Sprintf("Invalid value for '%s': %q; expected a positive integer.", name, v))
+				return nil, apierror.Invalid(name, fmt.Sprintf("Invalid value for '%s': %q; expected a positive integer.", name, v))
 			}
 			req.maxTokens = &n
 		case "temperature":
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
-				return nil, invalid(name, fmt.Sprintf("Invalid value for 'temperature': %q; expected a number from 0 to 2.", v))
+				return nil, apierror.Invalid(name, fmt.Sprintf("Invalid value for 'temperature': %q; expected a number from 0 to 2.", v))
 			}
 			req.temperature = &f
 		case "stream":
 			b, err := strconv.ParseBool(strings.TrimSpace(v))
 			if err != nil {
-				return nil, invalid(name, fmt.Sprintf("Invalid value for 'stream': %q; expected true or false.", v))
+				return nil, apierror.Invalid(name, fmt.Sprintf("Invalid value for 'stream': %q; expected true or false.", v))
 			}
 			req.stream = b
 		default:
-			return nil, invalid(name, fmt.Sprintf("Unknown form field '%s'. Send images as 'image' file parts (curl -F image=@photo.jpg) or 'image_url' fields, plus optional prompt, model, detail, max_tokens, temperature, stream.", name))
+			return nil, apierror.Invalid(name, fmt.Sprintf("Unknown form field '%s'. Send images as 'image' file parts (curl -F image=@photo.jpg) or 'image_url' fields, plus optional prompt, model, detail, max_tokens, temperature, stream.", name))
 		}
 	}
 	return req, nil
@@ -293,13 +293,13 @@ func (req *visionRequest) check() *apierror.Error {
 		req.model = defaultVisionModel
 	}
 	if !validDetail(req.detail) {
-		return invalid("detail", fmt.Sprintf("Invalid value for 'detail': %q; expected \"auto\", \"low\" or \"high\".", req.detail))
+		return apierror.Invalid("detail", fmt.Sprintf("Invalid value for 'detail': %q; expected \"auto\", \"low\" or \"high\".", req.detail))
 	}
 	if req.maxTokens != nil && *req.maxTokens < 1 {
-		return invalid("max_tokens", fmt.Sprintf("Invalid value for 'max_tokens': %d; expected a positive integer.", *req.maxTokens))
+		return apierror.Invalid("max_tokens", fmt.Sprintf("Invalid value for 'max_tokens': %d; expected a positive integer.", *req.maxTokens))
 	}
 	if t := req.temperature; t != nil && (*t < 0 || *t > 2) {
-		return invalid("temperature", fmt.Sprintf("Invalid value for 'temperature': %g; expected a number from 0 to 2.", *t))
+		return apierror.Invalid("temperature", fmt.Sprintf("Invalid value for 'temperature': %g; expected a number from 0 to 2.", *t))
 	}
 	if len(req.images) == 0 {
 		return &apierror.Error{Status: http.StatusBadRequest, Code: "missing_image", Param: "image_url",
@@ -308,7 +308,7 @@ func (req *visionRequest) check() *apierror.Error {
 	for i := range req.images {
 		img := &req.images[i]
 		if !validDetail(img.detail) {
-			return invalid(img.param+".detail", fmt.Sprintf("Invalid value for '%s.detail': %q; expected \"auto\", \"low\" or \"high\".", img.param, img.detail))
+			return apierror.Invalid(img.param+".detail", fmt.Sprintf("Invalid value for '%s.detail': %q; expected \"auto\", \"low\" or \"high\".", img.param, img.detail))
 		}
 		if img.detail == "" {
 			img.detail = req.detail

@@ -57,7 +57,7 @@ func (s *Server) visionStreaming(w http.ResponseWriter, req parsedChat, body []b
 	}
 	body, err := withoutStreaming(body)
 	if err != nil { // parseChat accepted it as an object, so not expected
-		return false, nil, invalid("", "Request body must be a JSON object.")
+		return false, nil, apierror.Invalid("", "Request body must be a JSON object.")
 	}
 	w.Header().Set(headerStreamFallback, "true")
 	return false, body, nil

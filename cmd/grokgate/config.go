@@ -115,7 +115,7 @@ type serveConfig struct {
 	xaiAPIKey        string
 	xaiBaseURL       string
 	maxBodyBytes     int64
-	firstByteTimeout  time.Duration
+	firstByteTimeout time.Duration
 	connectTimeout   time.Duration
 	idleTimeout      time.Duration
 	totalTimeout     time.Duration

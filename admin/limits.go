@@ -1,4 +1,4 @@
-package gateway
+package admin
 
 import (
 	"encoding/json"
@@ -43,7 +43,7 @@ func parseLimitFields(fields map[string]json.RawMessage) (grokgate.LimitsUpdate,
 		}
 		var v int64
 		if json.Unmarshal(raw, &v) != nil || v < grokgate.NoLimit {
-			return u, invalid(name, "'"+name+"' must be a whole number: the limit, 0 for the server default, or -1 for none.")
+			return u, apierror.Invalid(name, "'"+name+"' must be a whole number: the limit, 0 for the server default, or -1 for none.")
 		}
 		*ptrs[i] = &v
 	}
