@@ -40,20 +40,16 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte, 
 	if !ok {
 		return
 	}
-	m := meterFrom(r.Context())
 	// The upstream context derives from the client's, so a client that goes
 	// away cancels the upstream request at once; the watchdog adds the
 	// timeouts.
 	ctx, cancel, wd := s.upstreamContext(r)
 	defer cancel(nil)
-	resp, err := s.up.Do(ctx, xai.Request{Method: http.MethodPost, Path: "/chat/completions", Body: body})
-	if err != nil {
-		m.sendFailed(ctx, r.Context())
-		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
+	resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/chat/completions", Body: body})
+	if !ok {
 		return
 	}
 	defer resp.Body.Close()
-	m.answered(resp.StatusCode)
 	if stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
 		s.relay(ctx, w, r, resp, wd)
 		return
@@ -63,6 +59,21 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte, 
 		return
 	}
 	s.forwardJSON(ctx, w, r, resp, stream)
+}
+
+// send makes a metered request's upstream call within ctx (from
+// upstreamContext) and notes on the meter how it went; if not ok, the
+// failure was answered.
+func (s *Server) send(ctx context.Context, w http.ResponseWriter, r *http.Request, req xai.Request) (*http.Response, bool) {
+	m := meterFrom(r.Context())
+	resp, err := s.up.Do(ctx, req)
+	if err != nil {
+		m.sendFailed(ctx, r.Context())
+		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
+		return nil, false
+	}
+	m.answered(resp.StatusCode)
+	return resp, true
 }
 
 // admitChatBody checks the key may use the model and the limits admit the

@@ -174,14 +174,11 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	if m != nil {
 		m.upstream = true // a prompt for images is billed by cost, not estimated in tokens
 	}
-	resp, err := s.up.Do(ctx, xai.Request{Method: http.MethodPost, Path: "/images/generations", Body: up})
-	if err != nil {
-		m.sendFailed(ctx, r.Context())
-		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
+	resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/images/generations", Body: up})
+	if !ok {
 		return
 	}
 	defer resp.Body.Close()
-	m.answered(resp.StatusCode)
 	answer, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)

@@ -72,10 +72,15 @@ func relayServer() *Server {
 // metered request whose client did not ask for usage.
 func relayStream(s *Server, w *sinkWriter, n int) *meter {
 	m := newMeter("/chat/completions")
+	return relayMetered(s, w, m, &streamBody{event: relayEvent, left: n, tail: relayTail})
+}
+
+// relayMetered relays body as the upstream stream of a request metered by m.
+func relayMetered(s *Server, w *sinkWriter, m *meter, body io.Reader) *meter {
 	m.upstream = true
 	ctx := context.WithValue(context.Background(), infoKey{}, &requestInfo{meter: m})
-	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil).WithContext(ctx)
-	resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(&streamBody{event: relayEvent, left: n, tail: relayTail})}
+	r := httptest.NewRequest(http.MethodPost, "/v1"+m.route, nil).WithContext(ctx)
+	resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(body)}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	wd := newWatchdog(cancel, time.Hour, time.Hour, time.Hour)
@@ -142,16 +147,7 @@ var (
 func relayResponsesStream(s *Server, w *sinkWriter, n int) *meter {
 	m := newMeter("/responses")
 	m.useResponses()
-	m.upstream = true
-	ctx := context.WithValue(context.Background(), infoKey{}, &requestInfo{meter: m})
-	r := httptest.NewRequest(http.MethodPost, "/v1/responses", nil).WithContext(ctx)
-	resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(&streamBody{event: respRelayEvent, left: n, tail: respRelayTail})}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	wd := newWatchdog(cancel, time.Hour, time.Hour, time.Hour)
-	defer wd.stop()
-	s.relay(ctx, w, r, resp, wd)
-	return m
+	return relayMetered(s, w, m, &streamBody{event: respRelayEvent, left: n, tail: respRelayTail})
 }
 
 func TestRelayResponsesMeters(t *testing.T) {

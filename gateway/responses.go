@@ -53,14 +53,11 @@ func (s *Server) serveResponses(w http.ResponseWriter, r *http.Request, body []b
 	defer cancel(nil)
 	// Creating a response stores it at xAI: a repeat after an answer that
 	// may mean xAI took it could store (and bill) it twice.
-	resp, err := s.up.Do(ctx, xai.Request{Method: http.MethodPost, Path: "/responses", Body: body, Retry: xai.RetryNotTaken})
-	if err != nil {
-		m.sendFailed(ctx, r.Context())
-		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
+	resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/responses", Body: body, Retry: xai.RetryNotTaken})
+	if !ok {
 		return
 	}
 	defer resp.Body.Close()
-	m.answered(resp.StatusCode)
 	owner := s.newOwnerRecorder(r)
 	defer owner.wait()
 	if stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
@@ -68,12 +65,10 @@ func (s *Server) serveResponses(w http.ResponseWriter, r *http.Request, body []b
 		s.relay(ctx, w, r, resp, wd)
 		return
 	}
-	answer, e, cause := upstreamAnswer(ctx, w, r, resp)
-	if e != nil {
-		s.fail(w, r, e, cause)
+	answer, ok := s.responseAnswer(ctx, w, r, resp)
+	if !ok {
 		return
 	}
-	m.response(answer)
 	if id := responseID(m, answer); id != "" {
 		owner.record(id)
 		owner.wait() // before the client can use the id
@@ -274,7 +269,7 @@ func (s *Server) forget(r *http.Request, id string) {
 
 // handleCompactResponse serves POST /responses/compact: a conversation
 // compacted into one opaque item, billed like a response; the key must own
-// what it compacts.
+// what it compacts, and owns the compaction.
 func (s *Server) handleCompactResponse(w http.ResponseWriter, r *http.Request) {
 	body, e := s.readBody(w, r)
 	if e != nil {
@@ -293,24 +288,36 @@ func (s *Server) handleCompactResponse(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	m := meterFrom(r.Context())
 	ctx, cancel, _ := s.upstreamContext(r)
 	defer cancel(nil)
-	resp, err := s.up.Do(ctx, xai.Request{Method: http.MethodPost, Path: "/responses/compact", Body: body, Retry: xai.RetryNotTaken})
-	if err != nil {
-		m.sendFailed(ctx, r.Context())
-		s.fail(w, r, upstreamFailure(ctx, r.Context(), err), err)
+	resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/responses/compact", Body: body, Retry: xai.RetryNotTaken})
+	if !ok {
 		return
 	}
 	defer resp.Body.Close()
-	m.answered(resp.StatusCode)
+	answer, ok := s.responseAnswer(ctx, w, r, resp)
+	if !ok {
+		return
+	}
+	// The compaction item is sent back as input, and its id (cmp_<id>)
+	// embeds this id: without a record, its own key would get a 404.
+	m := meterFrom(r.Context())
+	owner := s.newOwnerRecorder(r)
+	owner.record(responseID(m, answer))
+	owner.wait()
+	writeJSONAnswer(w, m, answer)
+}
+
+// responseAnswer reads a non-streaming Responses answer and meters it; if
+// not ok, the failure was answered.
+func (s *Server) responseAnswer(ctx context.Context, w http.ResponseWriter, r *http.Request, resp *http.Response) ([]byte, bool) {
 	answer, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
-		return
+		return nil, false
 	}
-	m.response(answer)
-	writeJSONAnswer(w, m, answer)
+	meterFrom(r.Context()).response(answer)
+	return answer, true
 }
 
 // writeJSONAnswer sends a successful JSON answer and notes it complete.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grokgate/grokgate"
 )
@@ -268,6 +269,34 @@ func TestResponsesOwnership(t *testing.T) {
 	}
 }
 
+// TestResponsesCompactOwnership: the compaction item /responses/compact
+// answers is made to be sent back as input, and its id (cmp_<id>) embeds the
+// compaction's id: the key that compacted may send it back, another key
+// gets the 404 of an unknown id.
+func TestResponsesCompactOwnership(t *testing.T) {
+	h := newHarness(t)
+	other := h.mint(t, "other", grokgate.RoleUser, nil)
+	ctx := context.Background()
+	resp, body := h.do(t, ctx, http.MethodPost, "/v1/responses/compact", h.user, responsesBody("grok-4.3", "My name is Ada.", nil))
+	var compacted struct {
+		Object string           `json:"object"`
+		Output []map[string]any `json:"output"`
+	}
+	if err := json.Unmarshal(body, &compacted); err != nil || resp.StatusCode != 200 || compacted.Object != "response.compaction" ||
+		len(compacted.Output) != 1 || compacted.Output[0]["type"] != "compaction" {
+		t.Fatalf("compact: %d %s", resp.StatusCode, body)
+	}
+	input := map[string]any{"input": []any{compacted.Output[0], map[string]any{"role": "user", "content": "What is my name?"}}}
+	resp, body = h.do(t, ctx, http.MethodPost, "/v1/responses", h.user, responsesBody("grok-4.3", "", input))
+	if resp.StatusCode != 200 {
+		t.Fatalf("the compacting key sending its compaction back: %d %s", resp.StatusCode, body)
+	}
+	resp, body = h.do(t, ctx, http.MethodPost, "/v1/responses", other, responsesBody("grok-4.3", "", input))
+	if resp.StatusCode != 404 || !strings.Contains(string(body), "response_not_found") {
+		t.Fatalf("another key sending the compaction: %d %s", resp.StatusCode, body)
+	}
+}
+
 // TestResponsesToolPolicy: a key limited to some server-side tools is
 // refused any other, named in the answer; function tools are always allowed.
 func TestResponsesToolPolicy(t *testing.T) {
@@ -370,5 +399,42 @@ func TestModelRetrieve(t *testing.T) {
 	if a.StatusCode != 404 || b.StatusCode != 404 ||
 		strings.ReplaceAll(string(ab), "grok-3", "M") != strings.ReplaceAll(string(bb), "grok-nonexistent", "M") {
 		t.Fatalf("a model the key may not use: %d %s; an unknown one: %d %s", a.StatusCode, ab, b.StatusCode, bb)
+	}
+}
+
+// TestResponsesCompact: /responses/compact is billed like a response and
+// refuses a previous_response_id the key does not own.
+func TestResponsesCompact(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	resp, body := h.do(t, ctx, http.MethodPost, "/v1/responses/compact", h.user, responsesBody("grok-4.3", "A long talk.", nil))
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"compaction"`) {
+		t.Fatalf("compact: %d %s", resp.StatusCode, body)
+	}
+	rec := h.recs.wait(t, 1)[0]
+	if rec.Route != "/responses" || rec.Outcome != grokgate.OutcomeCompleted || rec.CostTicks == 0 || rec.Estimated {
+		t.Fatalf("record %+v", rec)
+	}
+	resp, _ = h.do(t, ctx, http.MethodPost, "/v1/responses/compact", h.user,
+		responsesBody("grok-4.3", "x", map[string]any{"previous_response_id": "00000000-0000-4000-8000-000000000000"}))
+	if resp.StatusCode != 404 {
+		t.Fatalf("compact of an unknown response: %d", resp.StatusCode)
+	}
+	if resp, _ := h.do(t, ctx, http.MethodGet, "/v1/responses/compact", h.user, ""); resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
+		t.Fatalf("GET /responses/compact: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestResponsesHeartbeat: while xAI is silent before its first event, a
+// Responses stream gets SSE comments, as chat does.
+func TestResponsesHeartbeat(t *testing.T) {
+	h := newHarnessConfig(t, func(c *Config) { c.Heartbeat = 20 * time.Millisecond })
+	resp, body := h.do(t, context.Background(), http.MethodPost, "/v1/responses", h.user,
+		responsesBody("grok-4.3", `Hi #sim{"ttft_ms":150}`, map[string]any{"stream": true}))
+	if resp.StatusCode != 200 || !bytes.HasPrefix(body, []byte(": keep-alive\n\n")) {
+		t.Fatalf("status %d, body starts %q", resp.StatusCode, body[:min(len(body), 40)])
+	}
+	if evs := respEvents(t, body); evs[len(evs)-1].Type != "response.completed" {
+		t.Fatalf("events %+v", evs)
 	}
 }

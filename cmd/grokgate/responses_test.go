@@ -165,3 +165,37 @@ func completedResponse(t *testing.T, body []byte) (string, wireUsage) {
 	t.Fatalf("no response.completed in\n%s", body)
 	return "", wireUsage{}
 }
+
+// TestResponsesMCPSecretsNotLogged: the mcp tool's authorization and
+// headers are the client's secrets for its MCP server; they reach xAI but
+// never grokgate's logs, whatever the request's outcome.
+func TestResponsesMCPSecretsNotLogged(t *testing.T) {
+	g := startGW(t, map[string]string{})
+	const secret, header = "mcp-secret-7f3a9c", "hdr-secret-41bd"
+	tool := `{"type":"mcp","server_url":"https://mcp.example.com","server_label":"x","authorization":"` + secret +
+		`","headers":{"X-Token":"` + header + `"}}`
+	for _, body := range []string{
+		`{"model":"grok-4.3","input":"Use it.","tools":[` + tool + `]}`,
+		`{"model":"grok-4.3","input":"Use it.","stream":true,"tools":[` + tool + `]}`,
+		`{"model":"grok-4.3","input":"Use it. #sim{\"error_after\":1}","stream":true,"tools":[` + tool + `]}`,
+		`{"model":"no-such-model","input":"Use it.","tools":[` + tool + `]}`,
+		`{"model":"grok-4.3","input":5,"tools":[` + tool + `]}`,
+	} {
+		resp := g.post(t, "/v1/responses", g.AdminKey, body)
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(got), secret) || strings.Contains(string(got), header) {
+			t.Fatalf("an answer holds the MCP secret: %s", got)
+		}
+	}
+	if err := g.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	logs := g.log.String() + g.stdout()
+	if !strings.Contains(logs, `/v1/responses`) {
+		t.Fatal("the requests were not logged at all")
+	}
+	if strings.Contains(logs, secret) || strings.Contains(logs, header) {
+		t.Fatal("the logs hold the MCP tool's secrets")
+	}
+}

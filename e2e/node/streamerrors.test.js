@@ -1,12 +1,13 @@
 // End-to-end: what a user sees when a stream fails after it began, in each
 // GROKGATE_STREAM_ERROR_FORMAT, through openai-node and the AI SDK's
-// providers. These are the cases of the table in the docs.
+// providers. These are the cases of the table in the docs. On /responses the
+// format does not apply: there is one error event, the Responses one.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { streamText } from 'ai';
 import OpenAI from 'openai';
 
-import { chatModels } from './aisdk.js';
+import { chatModels, responsesProvider } from './aisdk.js';
 import { startGrokgate } from './grokgate.js';
 
 const formats = ['string', 'openai'];
@@ -69,5 +70,24 @@ describe('mid-stream errors as the SDKs show them', () => {
         assert.equal((await result.text).split(' ').length, 2);
       });
     }
+
+    it(`/responses: openai-node raises an APIError carrying the message; the AI SDK's xai(model) an error part (${format})`, async () => {
+      const gg = servers[format];
+      const client = new OpenAI({ baseURL: gg.baseURL, apiKey: gg.adminKey, maxRetries: 0, timeout: 10_000 });
+      const stream = await client.responses.create({ model: 'grok-4.3', stream: true, input: failing });
+      await assert.rejects(
+        async () => { for await (const _ of stream) ; },
+        (err) => {
+          assert.ok(err instanceof OpenAI.APIError, `expected an APIError, got ${err?.constructor?.name}`);
+          assert.equal(err.message, shown);
+          assert.deepEqual({ type: err.type, code: err.code }, { type: 'upstream_error', code: 'Internal error' });
+          return true;
+        },
+      );
+      const result = streamText({ model: responsesProvider(gg)('grok-4.3'), prompt: failing, maxRetries: 0, onError: () => {} });
+      const errorParts = [];
+      for await (const part of result.fullStream) if (part.type === 'error') errorParts.push(part.error);
+      assert.deepEqual(errorParts.map((e) => [e.name, e.message]), [['AI_StreamProviderError', shown]]);
+    });
   }
 });

@@ -1,5 +1,6 @@
 // End-to-end: a full tool round trip through grokgate, with openai-node
-// (streamed and not) and with the AI SDK's tools. The simulator answers a
+// (streamed and not) and with the AI SDK's tools, on chat completions and
+// (xai(model)) on the Responses API. The simulator answers a
 // tool call when the request offers tools and the user's message asks for
 // one (#sim{"tool_call":...}), and text to the follow-up carrying the result.
 import assert from 'node:assert/strict';
@@ -8,7 +9,7 @@ import { generateText, stepCountIs, streamText, tool } from 'ai';
 import OpenAI from 'openai';
 import { z } from 'zod';
 
-import { chatModels } from './aisdk.js';
+import { chatModels, responsesProvider } from './aisdk.js';
 import { startGrokgate } from './grokgate.js';
 
 let gg;
@@ -92,12 +93,16 @@ describe('tool calls through grokgate', () => {
     });
   }
 
-  for (const [i, provider] of ['@ai-sdk/openai-compatible', '@ai-sdk/xai (chat)'].entries()) {
+  // The chat providers, and @ai-sdk/xai's xai(model) on the Responses API.
+  const models = () => [...chatModels(gg), ['@ai-sdk/xai (responses)', responsesProvider(gg)('grok-4.3')]];
+  for (const [i, provider] of ['@ai-sdk/openai-compatible', '@ai-sdk/xai (chat)', '@ai-sdk/xai (responses)'].entries()) {
     for (const [name, run] of [['generateText', generateText], ['streamText', streamText]]) {
       it(`AI SDK ${name} with ${provider} runs the tool and answers`, async () => {
         const executed = [];
+        const [modelProvider, model] = models()[i];
+        assert.equal(modelProvider, provider);
         const result = run({
-          model: chatModels(gg)[i][1],
+          model,
           maxRetries: 0,
           prompt: ask(),
           stopWhen: stepCountIs(3),
