@@ -20,9 +20,6 @@ import (
 	"github.com/grokgate/grokgate/xai"
 )
 
-// The gateway is what the admin API's routes sit on in grokgate.
-var _ Gateway = (*gateway.Server)(nil)
-
 // harness is a gateway over the simulator with the admin API registered,
 // as cmd/grokgate composes them, on a SQLite store with a user and an
 // admin key.
