@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 )
 
 // keyStatus is an Authenticator that can say whether a key it gave out is
@@ -91,7 +91,7 @@ func (s *Server) pollRevocations(st keyStatus) {
 
 // revokedError is the answer to a request whose key was revoked before xAI
 // began answering.
-func revokedError() *openai.Error {
-	return &openai.Error{Status: http.StatusUnauthorized, Code: "revoked_api_key",
+func revokedError() *apierror.Error {
+	return &apierror.Error{Status: http.StatusUnauthorized, Code: "revoked_api_key",
 		Message: "This API key was revoked while the request ran; ask the grokgate operator for a new one."}
 }

@@ -9,7 +9,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 )
 
 // caseVariantError is a member whose name differs only in case from a field
@@ -26,12 +26,12 @@ func (e *caseVariantError) Error() string {
 }
 
 // caseVariantMessage says what to fix, for a member found under prefix.
-func (e *caseVariantError) invalid(prefix string) *openai.Error {
+func (e *caseVariantError) invalid(prefix string) *apierror.Error {
 	p := e.param
 	if prefix != "" {
 		p = prefix + "." + p
 	}
-	return invalid(p, "Request body has the field '"+p+"', which differs only in case from '"+e.want+"'; field names are case-sensitive: send '"+e.want+"' once.")
+	return apierror.Invalid(p, "Request body has the field '"+p+"', which differs only in case from '"+e.want+"'; field names are case-sensitive: send '"+e.want+"' once.")
 }
 
 var (

@@ -43,7 +43,7 @@ func (w *watchdog) fire() {
 	case w.streaming.Load():
 		w.end(errIdle)
 	default:
-		w.end(errUpstreamTimeout)
+		w.end(errFirstByteTimeout)
 	}
 }
 

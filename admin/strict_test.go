@@ -1,0 +1,78 @@
+package admin
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"context"
+	"github.com/grokgate/grokgate/gateway"
+	"strings"
+	"testing"
+)
+
+// TestAdminRefusesDuplicateNames: the admin API decodes as the API does: a
+// repeated member is refused (a parser that keeps the first "role" and one
+// that keeps the last would otherwise disagree on whether a key is admin),
+// and no key is created.
+func TestAdminRefusesDuplicateNames(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	for _, body := range []string{
+		`{"name":"sneaky","role":"user","role":"admin"}`,
+		`{"name":"sneaky","ro\u006ce":"user","role":"admin"}`,
+		`{"name":"sneaky","allowed_models":["grok-4.3"],"allowed_models":[]}`,
+		`{"name":"sneaky","Role":"admin"}`,
+		"{\"name\":\"bad \xff\"}",
+	} {
+		resp, b := h.do(t, ctx, "POST", "/admin/v1/keys", h.admin, body)
+		if resp == nil || resp.StatusCode != 400 {
+			t.Errorf("%s: %s, want 400", body, b)
+		}
+	}
+	resp, b := h.do(t, ctx, "PATCH", "/admin/v1/keys/nope", h.admin, `{"name":"a","name":"b"}`)
+	if resp == nil || resp.StatusCode != 400 || !strings.Contains(string(b), "more than once") {
+		t.Errorf("PATCH with a repeated name: %s", b)
+	}
+	keys, err := h.store.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.Name == "sneaky" {
+			t.Errorf("a refused body created key %s with role %s", k.ID, k.Role)
+		}
+	}
+}
+
+// TestAdminStalledBody: an admin body that never arrives gets a 408 within
+// the gateway's body deadline, and the connection is closed.
+func TestAdminStalledBody(t *testing.T) {
+	h := newHarnessConfig(t, gateway.Config{BodyReadTimeout: 300 * time.Millisecond})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "POST /admin/v1/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"name\":", h.admin)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("status %d, want 408", resp.StatusCode)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("the connection stayed open: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %s", d)
+	}
+}
