@@ -318,7 +318,7 @@ func (req *visionRequest) check() *apierror.Error {
 	if req.maxTokens != nil && *req.maxTokens < 1 {
 		return apierror.Invalid("max_tokens", fmt.Sprintf("Invalid value for 'max_tokens': %d; expected a positive integer.", *req.maxTokens))
 	}
-	if t := req.temperature; t != nil && (*t < 0 || *t > 2) {
+	if t := req.temperature; t != nil && !(*t >= 0 && *t <= 2) { // NaN too
 		return apierror.Invalid("temperature", fmt.Sprintf("Invalid value for 'temperature': %g; expected a number from 0 to 2.", *t))
 	}
 	if len(req.images) == 0 {

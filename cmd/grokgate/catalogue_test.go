@@ -94,6 +94,8 @@ func TestBadInputCatalogue(t *testing.T) {
 		{"role in another case", "POST", chat, bearer, j, `{"model":"grok-4.3","messages":[{"Role":"system","role":"user","content":"x"}]}`, 400, "'messages[0].Role'"},
 		{"images Model", "POST", "/api/v1/images/generations", bearer, j, `{"prompt":"p","Model":"grok-imagine-image-quality"}`, 400, "'Model', which differs only in case"},
 		{"responses Model", "POST", "/api/v1/responses", bearer, j, `{"model":"grok-4.3","Model":"grok-3","input":"x"}`, 400, "'Model', which differs only in case"},
+		{"vision temperature NaN", "POST", "/api/v1/vision/analyze", bearer, "multipart/form-data; boundary=b", "--b\r\nContent-Disposition: form-data; name=\"image_url\"\r\n\r\nhttps://example.com/a.png\r\n--b\r\nContent-Disposition: form-data; name=\"temperature\"\r\n\r\nNaN\r\n--b--\r\n", 400, "'temperature'"},
+		{"vision temperature Inf", "POST", "/api/v1/vision/analyze", bearer, "multipart/form-data; boundary=b", "--b\r\nContent-Disposition: form-data; name=\"image_url\"\r\n\r\nhttps://example.com/a.png\r\n--b\r\nContent-Disposition: form-data; name=\"temperature\"\r\n\r\n-Inf\r\n--b--\r\n", 400, "'temperature'"},
 		{"admin duplicate role", "POST", "/admin/v1/keys", bearer, j, `{"name":"x","role":"user","role":"admin"}`, 400, "'role' more than once"},
 		{"admin invalid utf-8", "POST", "/admin/v1/keys", bearer, j, "{\"name\":\"\xff\"}", 400, "UTF-8"},
 	}
