@@ -117,8 +117,8 @@ func parseKeyFields(fields map[string]json.RawMessage, now time.Time) (keyFields
 	var f keyFields
 	if raw, ok := fields["name"]; ok {
 		var name string
-		if json.Unmarshal(raw, &name) != nil || strings.TrimSpace(name) == "" || len(name) > 200 {
-			return f, apierror.Invalid("name", "'name' must be a non-empty string of at most 200 bytes.")
+		if json.Unmarshal(raw, &name) != nil || !grokgate.ValidKeyName(strings.TrimSpace(name)) {
+			return f, apierror.Invalid("name", "'name' must be printable text of 1 to 200 characters, without control characters such as newlines or tabs.")
 		}
 		name = strings.TrimSpace(name)
 		f.name = &name

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -74,5 +75,30 @@ func TestAdminStalledBody(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("took %s", d)
+	}
+}
+
+// TestKeyNamesPrintable: a key name with a control character (which would
+// forge a line in `grokgate keys list`) or over 200 characters is refused,
+// on create and update; printable Unicode is fine.
+func TestKeyNamesPrintable(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	for _, name := range []string{"a\nkey_fake  gg-xxx  admin", "tab\there", "bell\u0007", "rtl\u202eoverride", "nul\u0000", strings.Repeat("n", 201)} {
+		b, _ := json.Marshal(map[string]string{"name": name})
+		resp, body := h.do(t, ctx, "POST", "/admin/v1/keys", h.admin, string(b))
+		if resp == nil || resp.StatusCode != 400 || !strings.Contains(string(body), "printable") {
+			t.Errorf("name %q: %s", name, body)
+		}
+	}
+	resp, body := h.do(t, ctx, "POST", "/admin/v1/keys", h.admin, `{"name":"Café 東京 `+strings.Repeat("é", 190)+`"}`)
+	if resp == nil || resp.StatusCode != 201 {
+		t.Fatalf("printable name refused: %s", body)
+	}
+	var created struct{ ID string }
+	json.Unmarshal(body, &created)
+	resp, body = h.do(t, ctx, "PATCH", "/admin/v1/keys/"+created.ID, h.admin, `{"name":"two\nlines"}`)
+	if resp == nil || resp.StatusCode != 400 {
+		t.Errorf("update to a control character: %s", body)
 	}
 }

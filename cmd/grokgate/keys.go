@@ -97,6 +97,7 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if set["name"] {
 		n := strings.TrimSpace(name)
 		s.check(n != "", "--name must not be empty: a label that tells you what the key is for")
+		s.check(n == "" || grokgate.ValidKeyName(n), "--name must be printable text of at most 200 characters, without control characters such as newlines or tabs")
 		upd.Name = &n
 	}
 	if set["models"] {

@@ -259,3 +259,16 @@ func TestModelsListHonoursAllowedModels(t *testing.T) {
 		t.Fatalf("unlimited key sees %v", got)
 	}
 }
+
+// TestKeysCLINamePrintable: the CLI refuses a name with a control character,
+// which would print a forged row in `keys list`.
+func TestKeysCLINamePrintable(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "k.db")
+	if _, err := cli(t, nil, "keys", "create", "--name", "ok\nkey_forged  gg-fake  admin", "--db", db); err == nil || !strings.Contains(err.Error(), "printable") {
+		t.Errorf("a name with a newline: %v", err)
+	}
+	out, err := cli(t, nil, "keys", "list", "--db", db)
+	if err != nil || strings.Contains(out, "forged") {
+		t.Errorf("list after the refusal: %v\n%s", err, out)
+	}
+}
