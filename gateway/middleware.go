@@ -213,6 +213,9 @@ func (k *keyedRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info := infoFrom(r.Context())
+	if s.refusedTooOften(w, r) {
+		return
+	}
 	if s.cfg.Limiter != nil {
 		st := &limitState{}
 		info.limit = st

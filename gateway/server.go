@@ -118,6 +118,8 @@ type Server struct {
 	limits limiterHealth
 	// inflight ends the exchanges of keys revoked while they run (revoke.go).
 	inflight inflight
+	// refused counts each key's refused requests this minute (refusals.go).
+	refused refusals
 }
 
 // NewServer returns the gateway with its API routes; other packages' routes

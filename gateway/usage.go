@@ -233,6 +233,11 @@ func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter) {
 	rec.CachedTokens, rec.CostTicks = u.Cached, u.CostTicks
 	info.rec = &rec // for the access log and metrics
 	lim.record(rec)
+	if rec.Outcome == grokgate.OutcomeRejected && rec.KeyID != "" && s.refused.note(rec.KeyID, now) > 1 {
+		// A key's refusals reach the ledger once a minute, the first of
+		// them; the access log and the metrics count every one.
+		return
+	}
 	if s.cfg.Usage != nil {
 		s.cfg.Usage.Record(rec)
 	}

@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/keys"
+)
+
+// TestRefusalsLimitedAndAggregated: refused requests reach the ledger once
+// per key and minute, not one row each, and a key whose refusals reach its
+// requests-per-minute limit is refused with 429 before any work.
+func TestRefusalsLimitedAndAggregated(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	k, secret, err := keys.Mint(keys.Random(), "sloppy", grokgate.RoleUser, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Limits.RPM = 3
+	if err := h.store.CreateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	h.waitKeys(t, secret, func(*grokgate.Key) bool { return true })
+	codes := map[string]int{}
+	for range 50 {
+		resp, b := h.do(t, ctx, "POST", "/v1/chat/completions", secret, `{"model":"grok-4.3","messages":[]}`)
+		var env struct{ Error struct{ Code string } }
+		json.Unmarshal(b, &env)
+		if resp == nil {
+			t.Fatal("no answer")
+		}
+		codes[env.Error.Code]++
+	}
+	if codes["invalid_request"] != 3 || codes["rate_limit_refusals"] != 47 {
+		t.Errorf("answers %v, want 3 invalid_request then 47 rate_limit_refusals", codes)
+	}
+	// The good key is untouched by another key's refusals.
+	if resp, b := h.do(t, ctx, "POST", "/v1/chat/completions", h.user, `{"model":"grok-4.3","messages":[]}`); resp == nil || resp.StatusCode != 400 {
+		t.Errorf("another key: %s", b)
+	}
+	time.Sleep(100 * time.Millisecond)
+	h.recs.mu.Lock()
+	defer h.recs.mu.Unlock()
+	n := 0
+	for _, rec := range h.recs.list {
+		if rec.KeyID == k.ID {
+			n++
+		}
+	}
+	// Two, not 50, when the test straddles a minute.
+	if n < 1 || n > 2 {
+		t.Errorf("%d ledger records for 50 refused requests, want one a minute", n)
+	}
+}
