@@ -132,8 +132,23 @@ type serveConfig struct {
 	visionStreamRenamed bool
 	streamErrors        gateway.StreamErrorFormat
 	flushTimeout        time.Duration
+	simulator           bool
 	obs                 obsConfig
 	limits              limitConfig
+}
+
+// loopback reports whether addr (HOST:PORT) listens on a loopback address
+// only; an empty host listens on every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -161,6 +176,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	var streamErrors string
 	s.String(&streamErrors, "stream-error-format", "GROKGATE_STREAM_ERROR_FORMAT", string(gateway.StreamErrorString),
 		`how an error after a stream began is written: string ({"error":"API error: ..."}) or openai (the OpenAI error object, which every SDK shows)`)
+	s.Bool(&c.simulator, "simulator", "GROKGATE_SIMULATOR", false, "answer from the built-in xAI simulator even without XAI_API_KEY on a non-loopback address (fake answers: tests and demos only)")
 	parseObs(s, &c.obs)
 	limitFlags(s, &c.limits)
 	// The xAI keys are read from the environment only: a flag would show them
@@ -172,6 +188,10 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	if _, port, err := net.SplitHostPort(c.addr); err != nil || port == "" {
 		s.errs = append(s.errs, fmt.Errorf("GROKGATE_ADDR/--addr %q must be HOST:PORT, such as 127.0.0.1:8080", c.addr))
 	}
+	// A deployment that lost its secret must not serve fake answers: the
+	// simulator stands in for xAI unasked only on a loopback address.
+	s.check(c.xaiAPIKey != "" || c.simulator || loopback(c.addr),
+		"XAI_API_KEY is not set and GROKGATE_ADDR/--addr %q is not a loopback address: set XAI_API_KEY, or pass --simulator to answer from the built-in xAI simulator (fake answers)", c.addr)
 	checkDB(s, c.db)
 	c.obs.check(s)
 	if u, err := url.Parse(c.xaiBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -65,7 +65,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer cancel()
 
 	baseURL, apiKey := cfg.xaiBaseURL, cfg.xaiAPIKey
-	if apiKey == "" {
+	if apiKey == "" || cfg.simulator {
 		// The simulator outlives the drain: streams in flight still need it.
 		simCtx, stopSim := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopSim()
@@ -74,7 +74,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return err
 		}
 		baseURL, apiKey = sim+"/v1", "grokgate-simulator"
-		fmt.Fprintf(stdout, "No XAI_API_KEY set: answering from the built-in xAI simulator at %s (set XAI_API_KEY to use the real xAI API).\n", sim)
+		if cfg.xaiAPIKey == "" {
+			fmt.Fprintf(stdout, "No XAI_API_KEY set: answering from the built-in xAI simulator at %s (set XAI_API_KEY to use the real xAI API).\n", sim)
+		} else {
+			fmt.Fprintf(stdout, "--simulator: answering from the built-in xAI simulator at %s, not the real xAI API.\n", sim)
+		}
 	}
 	transport := newTransport(cfg.connectTimeout)
 	defer transport.CloseIdleConnections() // no pooled upstream connection outlives serve
