@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/apierror"
 )
 
@@ -46,7 +47,8 @@ func (f *refusals) roll(now time.Time) {
 
 // refusedTooOften answers 429 for a key whose refused requests this minute
 // reached its requests-per-minute limit, before any other work (the body is
-// not read), and reports whether it did.
+// not read), and reports whether it did. It is the requests limit, applied
+// to requests the limiter never admitted, so its code is the same.
 func (s *Server) refusedTooOften(w http.ResponseWriter, r *http.Request) bool {
 	info := infoFrom(r.Context())
 	if info.key == nil {
@@ -62,8 +64,8 @@ func (s *Server) refusedTooOften(w http.ResponseWriter, r *http.Request) bool {
 	if r.ContentLength != 0 {
 		w.Header().Set("Connection", "close") // the body is not read
 	}
-	s.rateLimited("refusals", info.key)
-	s.fail(w, r, &apierror.Error{Status: http.StatusTooManyRequests, Type: apierror.TypeRateLimit, Code: "rate_limit_refusals",
+	s.rateLimited(string(grokgate.LimitRequests), info.key)
+	s.fail(w, r, &apierror.Error{Status: http.StatusTooManyRequests, Type: apierror.TypeRateLimit, Code: "rate_limit_requests",
 		Message: "This key sent " + itoa(rpm) + " requests this minute that were refused (invalid, not allowed or over a limit), its requests-per-minute limit; fix the requests and try again in " + strconv.FormatInt(wait, 10) + "s."}, nil)
 	return true
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,15 +29,20 @@ func TestRefusalsLimitedAndAggregated(t *testing.T) {
 	codes := map[string]int{}
 	for range 50 {
 		resp, b := h.do(t, ctx, "POST", "/v1/chat/completions", secret, `{"model":"grok-4.3","messages":[]}`)
-		var env struct{ Error struct{ Code string } }
+		var env struct {
+			Error struct{ Code, Message string }
+		}
 		json.Unmarshal(b, &env)
 		if resp == nil {
 			t.Fatal("no answer")
 		}
+		if env.Error.Code == "rate_limit_requests" && (resp.StatusCode != 429 || !strings.Contains(env.Error.Message, "refused")) {
+			t.Fatalf("refusal limit: %d %s", resp.StatusCode, b)
+		}
 		codes[env.Error.Code]++
 	}
-	if codes["invalid_request"] != 3 || codes["rate_limit_refusals"] != 47 {
-		t.Errorf("answers %v, want 3 invalid_request then 47 rate_limit_refusals", codes)
+	if codes["invalid_request"] != 3 || codes["rate_limit_requests"] != 47 {
+		t.Errorf("answers %v, want 3 invalid_request then 47 rate_limit_requests", codes)
 	}
 	// The good key is untouched by another key's refusals.
 	if resp, b := h.do(t, ctx, "POST", "/v1/chat/completions", h.user, `{"model":"grok-4.3","messages":[]}`); resp == nil || resp.StatusCode != 400 {
