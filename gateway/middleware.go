@@ -216,6 +216,11 @@ func (k *keyedRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.refusedTooOften(w, r) {
 		return
 	}
+	if held := s.holdBody(w, r); held < 0 {
+		return
+	} else if held > 0 {
+		defer s.bodies.release(held)
+	}
 	if s.cfg.Limiter != nil {
 		st := &limitState{}
 		info.limit = st

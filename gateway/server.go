@@ -33,6 +33,10 @@ type Upstream interface {
 type Config struct {
 	// MaxBodyBytes caps a request body; 0 means 25 MiB.
 	MaxBodyBytes int64
+	// MaxBodyBytesInFlight caps the bytes of large request bodies held at
+	// once; over it requests wait briefly, then get 503. 0 means 8 times
+	// MaxBodyBytes.
+	MaxBodyBytesInFlight int64
 	// FirstByteTimeout caps how long upstream may take to start answering (the
 	// first-byte timeout): to the first event of a stream, or to the whole
 	// body otherwise. Reasoning models can think for minutes before either,
@@ -120,6 +124,8 @@ type Server struct {
 	inflight inflight
 	// refused counts each key's refused requests this minute (refusals.go).
 	refused refusals
+	// bodies bounds the large request bodies held at once (bodybudget.go).
+	bodies byteBudget
 }
 
 // NewServer returns the gateway with its API routes; other packages' routes
@@ -127,6 +133,9 @@ type Server struct {
 func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = defaultMaxBody
+	}
+	if cfg.MaxBodyBytesInFlight <= 0 {
+		cfg.MaxBodyBytesInFlight = 8 * cfg.MaxBodyBytes
 	}
 	if cfg.FirstByteTimeout <= 0 {
 		cfg.FirstByteTimeout = defaultFirstByteTimeout

@@ -133,6 +133,7 @@ type serveConfig struct {
 	streamErrors        gateway.StreamErrorFormat
 	flushTimeout        time.Duration
 	simulator           bool
+	bodyBytesInFlight   int64
 	obs                 obsConfig
 	limits              limitConfig
 }
@@ -158,6 +159,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.String(&c.db, "db", "GROKGATE_DB", "grokgate.db", dbHelp)
 	s.String(&c.xaiBaseURL, "xai-base-url", "XAI_BASE_URL", xai.DefaultBaseURL, "xAI API base URL")
 	s.Int64(&c.maxBodyBytes, "max-body-bytes", "GROKGATE_MAX_BODY_BYTES", 25<<20, "largest request body accepted")
+	s.Int64(&c.bodyBytesInFlight, "max-body-bytes-in-flight", "GROKGATE_MAX_BODY_BYTES_IN_FLIGHT", 0, "bytes of large request bodies (64 KiB or more) held at once; over it requests wait up to 2s, then get 503 (0: 8 times --max-body-bytes)")
 	s.Duration(&c.firstByteTimeout, "first-byte-timeout", "GROKGATE_FIRST_BYTE_TIMEOUT", 10*time.Minute, "longest wait for xAI's first event (streams) or whole answer")
 	s.Duration(&c.idleTimeout, "stream-idle-timeout", "GROKGATE_STREAM_IDLE_TIMEOUT", 5*time.Minute, "longest silence between upstream events once a stream began")
 	s.Duration(&c.totalTimeout, "total-timeout", "GROKGATE_TOTAL_TIMEOUT", 60*time.Minute, "longest one upstream exchange may last")
@@ -197,6 +199,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	if u, err := url.Parse(c.xaiBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		s.errs = append(s.errs, fmt.Errorf("XAI_BASE_URL/--xai-base-url %q must be an http(s) URL such as %s", c.xaiBaseURL, xai.DefaultBaseURL))
 	}
+	s.check(c.bodyBytesInFlight >= 0, "GROKGATE_MAX_BODY_BYTES_IN_FLIGHT/--max-body-bytes-in-flight must not be negative (0: 8 times the body limit), got %d", c.bodyBytesInFlight)
 	s.check(c.maxBodyBytes > 0, "GROKGATE_MAX_BODY_BYTES/--max-body-bytes must be positive, got %d", c.maxBodyBytes)
 	s.check(c.firstByteTimeout > 0, "GROKGATE_FIRST_BYTE_TIMEOUT/--first-byte-timeout must be positive, got %s", c.firstByteTimeout)
 	s.check(c.idleTimeout > 0, "GROKGATE_STREAM_IDLE_TIMEOUT/--stream-idle-timeout must be positive, got %s", c.idleTimeout)
