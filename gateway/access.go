@@ -22,10 +22,13 @@ func modelNotAllowed(k *grokgate.Key, model string) *openai.Error {
 func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if k := infoFrom(r.Context()).key; k == nil || k.Role != grokgate.RoleAdmin {
-			s.fail(w, r, &openai.Error{Status: http.StatusForbidden, Type: openai.TypePermission, Code: "admin_required",
-				Message: "The admin API needs a key with the admin role; this key has the user role."}, nil)
+			s.fail(w, r, adminRequired("The admin API needs a key with the admin role; this key has the user role."), nil)
 			return
 		}
 		h(w, r)
 	}
+}
+
+func adminRequired(msg string) *openai.Error {
+	return &openai.Error{Status: http.StatusForbidden, Type: openai.TypePermission, Code: "admin_required", Message: msg}
 }

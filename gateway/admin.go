@@ -24,6 +24,7 @@ type AdminStore interface {
 	UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (grokgate.Key, error)
 	RevokeKey(ctx context.Context, id string, at time.Time) error
 	UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgate.UsageTotals, error)
+	RecentRecords(ctx context.Context, f grokgate.RecordFilter) ([]grokgate.Record, error)
 }
 
 // maxAdminBody bounds an admin request body; they are a few fields.
@@ -338,6 +339,12 @@ func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 
 // handleUsage serves GET /admin/v1/usage?group_by=key|model|day&from=&to=.
 func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
+	s.serveUsage(w, r, nil)
+}
+
+// serveUsage answers a usage query over every key's records, or own's
+// alone when not nil.
+func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, own *grokgate.Key) {
 	q := r.URL.Query()
 	for name := range q {
 		if name != "group_by" && name != "from" && name != "to" {
@@ -352,13 +359,17 @@ func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, invalid(pe.Param, pe.Msg), nil)
 		return
 	}
+	var names map[string]string
+	if own != nil {
+		uq.KeyID = own.ID
+		names = map[string]string{own.ID: own.Name}
+	}
 	rows, err := s.cfg.Admin.UsageSummary(r.Context(), uq)
 	if err != nil {
 		s.fail(w, r, storeFailure(), err)
 		return
 	}
-	var names map[string]string
-	if uq.GroupBy == grokgate.GroupByKey {
+	if uq.GroupBy == grokgate.GroupByKey && own == nil {
 		list, err := s.cfg.Admin.ListKeys(r.Context())
 		if err != nil {
 			s.fail(w, r, storeFailure(), err)
@@ -368,6 +379,9 @@ func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
+	if uq.GroupBy != grokgate.GroupByKey {
+		names = nil
+	}
 	w.Write(EncodeUsage(uq, rows, names))
 }
 

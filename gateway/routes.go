@@ -45,6 +45,16 @@ func (s *Server) routes() {
 			http.MethodGet: admin(s.handleGetKey), http.MethodPatch: admin(s.handleUpdateKey)})
 		s.handle(http.MethodPost, "/admin/v1/keys/{id}/revoke", admin(s.handleRevokeKey))
 		s.handle(http.MethodGet, "/admin/v1/usage", admin(s.handleUsage))
+		s.handle(http.MethodGet, "/admin/v1/requests", admin(s.handleAdminRequests))
+		// A key's own settings and ledger (ledger.go), for any key.
+		for _, base := range []string{"/api/v1", "/v1"} {
+			s.handle(http.MethodGet, base+"/me", s.authed(s.handleMe))
+			s.handle(http.MethodGet, base+"/me/usage", s.authed(s.handleMyUsage))
+			s.handle(http.MethodGet, base+"/me/requests", s.authed(s.handleMyRequests))
+		}
+	}
+	if s.cfg.Live != nil {
+		s.handle(http.MethodGet, "/admin/v1/live", s.authed(s.adminOnly(s.cfg.Live.ServeHTTP)))
 	}
 	if s.cfg.Metrics != nil {
 		s.handle(http.MethodGet, "/metrics", s.authed(s.adminOnly(s.cfg.Metrics.ServeHTTP)))
