@@ -7,7 +7,7 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -19,13 +19,13 @@ const headerStreamFallback = "X-Stream-Fallback"
 // failure (transport, size, status, xAI's 200-with-error body) to the error
 // the client sees; cause is internal detail for the log. On an error status
 // it passes xAI's Retry-After on, which tells the client's SDK when to retry.
-func upstreamAnswer(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response) (body []byte, e *openai.Error, cause error) {
+func upstreamAnswer(ctx context.Context, w http.ResponseWriter, r *http.Request, resp *http.Response) (body []byte, e *apierror.Error, cause error) {
 	body, err := readAll(io.LimitReader(resp.Body, maxUpstreamBody+1), resp.ContentLength)
 	if err != nil {
 		return nil, upstreamFailure(ctx, r.Context(), err), err
 	}
 	if len(body) > maxUpstreamBody {
-		return nil, &openai.Error{Status: http.StatusBadGateway, Code: "upstream_response_too_large",
+		return nil, &apierror.Error{Status: http.StatusBadGateway, Code: "upstream_response_too_large",
 			Message: "xAI's answer was larger than the gateway can relay."}, nil
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -47,8 +47,8 @@ func upstreamAnswer(w http.ResponseWriter, r *http.Request, ctx context.Context,
 	return body, nil, nil
 }
 
-func badUpstream(what string) *openai.Error {
-	return &openai.Error{Status: http.StatusBadGateway, Type: openai.TypeUpstream, Code: "upstream_bad_response",
+func badUpstream(what string) *apierror.Error {
+	return &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeUpstream, Code: "upstream_bad_response",
 		Message: "xAI's answer was not " + what + "; try again."}
 }
 

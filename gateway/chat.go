@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/mediatype"
-	"github.com/grokgate/grokgate/openai"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -45,26 +45,26 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte, 
 	// timeouts.
 	ctx, cancel, wd := s.upstreamContext(r)
 	defer cancel(nil)
-	resp, ok := s.send(w, r, ctx, xai.Request{Method: http.MethodPost, Path: "/chat/completions", Body: body})
+	resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/chat/completions", Body: body})
 	if !ok {
 		return
 	}
 	defer resp.Body.Close()
 	if stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
-		s.relay(w, r, ctx, resp, wd)
+		s.relay(ctx, w, r, resp, wd)
 		return
 	}
 	if req.stream && !stream && s.cfg.VisionStream == VisionStreamEmulate {
-		s.emulateStream(w, r, ctx, resp, req.includeUsage)
+		s.emulateStream(ctx, w, r, resp, req.includeUsage)
 		return
 	}
-	s.forwardJSON(w, r, ctx, resp, stream)
+	s.forwardJSON(ctx, w, r, resp, stream)
 }
 
 // send makes a metered request's upstream call within ctx (from
 // upstreamContext) and notes on the meter how it went; if not ok, the
 // failure was answered.
-func (s *Server) send(w http.ResponseWriter, r *http.Request, ctx context.Context, req xai.Request) (*http.Response, bool) {
+func (s *Server) send(ctx context.Context, w http.ResponseWriter, r *http.Request, req xai.Request) (*http.Response, bool) {
 	m := meterFrom(r.Context())
 	resp, err := s.up.Do(ctx, req)
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *Server) admitChatBody(w http.ResponseWriter, r *http.Request, body []by
 	if !s.admitChat(w, r, *req) {
 		return nil, false, false
 	}
-	body = meterFrom(r.Context()).prepare(s, body, req)
+	body = meterFrom(r.Context()).askStreamUsage(s, body, req)
 	stream, body, e := s.visionStreaming(w, *req, body)
 	if e != nil {
 		s.fail(w, r, e, nil)
@@ -109,7 +109,7 @@ func (s *Server) admitChatBody(w http.ResponseWriter, r *http.Request, body []by
 func (s *Server) upstreamContext(r *http.Request) (context.Context, context.CancelCauseFunc, *watchdog) {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	stopShutdown := context.AfterFunc(s.cfg.Shutdown, func() { cancel(errStopped) })
-	wd := newWatchdog(cancel, s.cfg.UpstreamTimeout, s.cfg.StreamIdleTimeout, s.cfg.TotalTimeout)
+	wd := newWatchdog(cancel, s.cfg.FirstByteTimeout, s.cfg.StreamIdleTimeout, s.cfg.TotalTimeout)
 	return ctx, func(cause error) {
 		cancel(cause)
 		wd.stop()
@@ -118,10 +118,10 @@ func (s *Server) upstreamContext(r *http.Request) (context.Context, context.Canc
 }
 
 // readBody reads the request body within the configured limit.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *openai.Error) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apierror.Error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if !jsonish(mediatype.Of(ct)) {
-			return nil, &openai.Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_content_type",
+			return nil, &apierror.Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_content_type",
 				Message: "Unsupported Content-Type " + quote(ct) + "; send the body as JSON with 'Content-Type: application/json'."}
 		}
 	}
@@ -140,10 +140,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *open
 		case errors.As(err, &mbe):
 			return nil, tooLarge(s.cfg.MaxBodyBytes)
 		case errors.As(err, &ne) && ne.Timeout():
-			return nil, &openai.Error{Status: http.StatusRequestTimeout, Code: "body_timeout",
+			return nil, &apierror.Error{Status: http.StatusRequestTimeout, Code: "body_timeout",
 				Message: "The request body did not arrive within " + s.cfg.BodyReadTimeout.String() + "; send the whole body promptly."}
 		}
-		return nil, &openai.Error{Status: http.StatusBadRequest, Code: "body_read_failed",
+		return nil, &apierror.Error{Status: http.StatusBadRequest, Code: "body_read_failed",
 			Message: "Could not read the request body; send it again."}
 	}
 	rc.SetReadDeadline(time.Time{})
@@ -161,16 +161,16 @@ func jsonish(mt string) bool {
 	return strings.HasSuffix(mt, "+json")
 }
 
-func tooLarge(limit int64) *openai.Error {
-	return &openai.Error{Status: http.StatusRequestEntityTooLarge, Code: "request_too_large",
+func tooLarge(limit int64) *apierror.Error {
+	return &apierror.Error{Status: http.StatusRequestEntityTooLarge, Code: "request_too_large",
 		Message: "Request body is larger than the gateway's limit of " + formatBytes(limit) + "; send less (or ask the operator to raise GROKGATE_MAX_BODY_BYTES)."}
 }
 
 // forwardJSON returns a non-streaming upstream answer, or the mapped error.
 // stream says the client asked to stream, in which case a JSON answer can
 // only be xAI's 200-with-error.
-func (s *Server) forwardJSON(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response, stream bool) {
-	body, e, cause := upstreamAnswer(w, r, ctx, resp)
+func (s *Server) forwardJSON(ctx context.Context, w http.ResponseWriter, r *http.Request, resp *http.Response, stream bool) {
+	body, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return
@@ -178,7 +178,7 @@ func (s *Server) forwardJSON(w http.ResponseWriter, r *http.Request, ctx context
 	m := meterFrom(r.Context())
 	if stream && !bytes.Contains(body, []byte(`"choices"`)) {
 		m.refusedBody()
-		s.fail(w, r, &openai.Error{Status: http.StatusBadGateway, Code: "upstream_bad_response",
+		s.fail(w, r, &apierror.Error{Status: http.StatusBadGateway, Code: "upstream_bad_response",
 			Message: "xAI answered a streaming request with " + quote(resp.Header.Get("Content-Type")) + " instead of an event stream."}, nil)
 		return
 	}

@@ -13,7 +13,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/usage"
 )
 
@@ -64,37 +64,37 @@ type parsedChat struct {
 
 // parseChat validates a chat completion body. Every problem it reports names
 // the field and says what is expected.
-func parseChat(body []byte) (parsedChat, *openai.Error) {
+func parseChat(body []byte) (parsedChat, *apierror.Error) {
 	var p parsedChat
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
-		return p, invalid("", "Request body is empty; send a JSON object with \"model\" and \"messages\".")
+		return p, apierror.Invalid("", "Request body is empty; send a JSON object with \"model\" and \"messages\".")
 	}
 	if trimmed[0] != '{' {
-		return p, invalid("", "Request body must be a JSON object.")
+		return p, apierror.Invalid("", "Request body must be a JSON object.")
 	}
 	var req chatRequest
 	if e := decodeBody(body, &req); e != nil {
 		return p, e
 	}
 	if req.Model == nil || *req.Model == "" {
-		return p, invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
+		return p, apierror.Invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
 	}
 	p.model = *req.Model
 	if req.Messages == nil {
-		return p, invalid("messages", "Missing required parameter: 'messages' (a non-empty array of message objects).")
+		return p, apierror.Invalid("messages", "Missing required parameter: 'messages' (a non-empty array of message objects).")
 	}
 	if len(req.Messages) == 0 {
-		return p, invalid("messages", "'messages' must contain at least one message.")
+		return p, apierror.Invalid("messages", "'messages' must contain at least one message.")
 	}
 	for i, m := range req.Messages {
 		if m.Role == nil {
 			field := messageField(i)
-			return p, invalid(field+".role", "Missing required parameter: '"+field+".role'.")
+			return p, apierror.Invalid(field+".role", "Missing required parameter: '"+field+".role'.")
 		}
 		if !validRoles[*m.Role] {
 			field := messageField(i)
-			return p, invalid(field+".role", fmt.Sprintf("Invalid value for '%s.role': %q; expected one of system, developer, user, assistant, tool.", field, *m.Role))
+			return p, apierror.Invalid(field+".role", fmt.Sprintf("Invalid value for '%s.role': %q; expected one of system, developer, user, assistant, tool.", field, *m.Role))
 		}
 		img, tokens, e := checkContent(i, *m.Role, m.Content)
 		if e != nil {
@@ -110,14 +110,14 @@ func parseChat(body []byte) (parsedChat, *openai.Error) {
 		p.includeUsage = *req.StreamOptions.IncludeUsage
 	}
 	if req.N != nil && (*req.N < 1 || *req.N > 128) {
-		return p, invalid("n", fmt.Sprintf("Invalid value for 'n': %d; expected an integer from 1 to 128.", *req.N))
+		return p, apierror.Invalid("n", fmt.Sprintf("Invalid value for 'n': %d; expected an integer from 1 to 128.", *req.N))
 	}
 	for _, f := range []struct {
 		name string
 		v    *int64
 	}{{"max_tokens", req.MaxTokens}, {"max_completion_tokens", req.MaxCompletionTokens}} {
 		if f.v != nil && *f.v < 1 {
-			return p, invalid(f.name, fmt.Sprintf("Invalid value for '%s': %d; expected a positive integer.", f.name, *f.v))
+			return p, apierror.Invalid(f.name, fmt.Sprintf("Invalid value for '%s': %d; expected a positive integer.", f.name, *f.v))
 		}
 	}
 	if req.N != nil {
@@ -129,10 +129,10 @@ func parseChat(body []byte) (parsedChat, *openai.Error) {
 		}
 	}
 	if req.Temperature != nil && (*req.Temperature < 0 || *req.Temperature > 2) {
-		return p, invalid("temperature", fmt.Sprintf("Invalid value for 'temperature': %g; expected a number from 0 to 2.", *req.Temperature))
+		return p, apierror.Invalid("temperature", fmt.Sprintf("Invalid value for 'temperature': %g; expected a number from 0 to 2.", *req.Temperature))
 	}
 	if req.TopP != nil && (*req.TopP < 0 || *req.TopP > 1) {
-		return p, invalid("top_p", fmt.Sprintf("Invalid value for 'top_p': %g; expected a number from 0 to 1.", *req.TopP))
+		return p, apierror.Invalid("top_p", fmt.Sprintf("Invalid value for 'top_p': %g; expected a number from 0 to 1.", *req.TopP))
 	}
 	return p, nil
 }
@@ -143,9 +143,9 @@ func parseChat(body []byte) (parsedChat, *openai.Error) {
 // at any depth. encoding/json validates in a pass of its own, keeps the
 // last of two names and takes "MODEL" for "model"; decoders disagree on
 // both, and a body must reach xAI meaning what grokgate checked.
-func decodeBody(body []byte, v any) *openai.Error {
+func decodeBody(body []byte, v any) *apierror.Error {
 	if !utf8.Valid(body) {
-		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_encoding",
+		return &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_encoding",
 			Message: "Request body is not valid UTF-8; send JSON encoded as UTF-8."}
 	}
 	if err := unmarshal(body, v); err != nil {
@@ -173,7 +173,7 @@ func partField(i, j int) string { return messageField(i) + ".content[" + strconv
 
 // checkContent validates the content of messages[i], reports whether it
 // holds an image part, and estimates the message's prompt tokens.
-func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens int64, _ *openai.Error) {
+func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens int64, _ *apierror.Error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		if role == "assistant" {
@@ -181,7 +181,7 @@ func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens
 			return false, usage.MessageTokens(raw), nil
 		}
 		field := messageField(i) + ".content"
-		return false, 0, invalid(field, "Missing required parameter: '"+field+"' (a string or an array of content parts).")
+		return false, 0, apierror.Invalid(field, "Missing required parameter: '"+field+"' (a string or an array of content parts).")
 	}
 	switch raw[0] {
 	case '"':
@@ -189,23 +189,23 @@ func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens
 	case '[':
 	default:
 		field := messageField(i) + ".content"
-		return false, 0, invalid(field, "Invalid type for '"+field+"': expected a string or an array of content parts.")
+		return false, 0, apierror.Invalid(field, "Invalid type for '"+field+"': expected a string or an array of content parts.")
 	}
 	var parts []jsontext.Value
 	if err := unmarshal(raw, &parts); err != nil {
 		field := messageField(i) + ".content"
-		return false, 0, invalid(field, "Invalid '"+field+"': "+err.Error())
+		return false, 0, apierror.Invalid(field, "Invalid '"+field+"': "+err.Error())
 	}
 	var est usage.Parts
 	for j, rawPart := range parts {
 		var part contentPart
 		if err := unmarshal(rawPart, &part); err != nil {
 			pf := partField(i, j)
-			return false, 0, invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
+			return false, 0, apierror.Invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
 		}
 		if part.Type == nil {
 			pf := partField(i, j)
-			return false, 0, invalid(pf+".type", "Missing required parameter: '"+pf+".type'.")
+			return false, 0, apierror.Invalid(pf+".type", "Missing required parameter: '"+pf+".type'.")
 		}
 		if *part.Type == "image_url" {
 			hasImage = true
@@ -215,31 +215,27 @@ func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens
 	return hasImage, est.MessageTokens(), nil
 }
 
-func invalid(param, msg string) *openai.Error {
-	return &openai.Error{Status: http.StatusBadRequest, Type: openai.TypeInvalidRequest, Param: param, Code: "invalid_request", Message: msg}
-}
-
 // jsonError explains a decoding failure of decodeBody in terms of the
 // request, not Go.
-func jsonError(err error) *openai.Error {
+func jsonError(err error) *apierror.Error {
 	var syn *jsontext.SyntacticError
 	var sem *jsonv2.SemanticError
 	switch {
 	case errors.As(err, &syn) && syn.Err == jsontext.ErrDuplicateName:
 		k := pointerParam(syn.JSONPointer)
-		return invalid(k, "Request body has the field '"+k+"' more than once; send each field once.")
+		return apierror.Invalid(k, "Request body has the field '"+k+"' more than once; send each field once.")
 	case errors.As(err, &syn):
-		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_json",
+		return &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_json",
 			Message: fmt.Sprintf("Request body is not valid JSON (%s at byte %d).", syn.Err, syn.ByteOffset)}
 	case errors.As(err, &sem) && sem.GoType != nil:
 		field := pointerParam(sem.JSONPointer)
 		if field == "" {
 			field = "request body"
 		}
-		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_type", Param: field,
+		return &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_type", Param: field,
 			Message: fmt.Sprintf("Invalid type for '%s': expected %s, got %s.", field, jsonKind(sem.GoType), kindName(sem.JSONKind, sem.JSONValue))}
 	default:
-		return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_json",
+		return &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_json",
 			Message: "Request body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
 	}
 }

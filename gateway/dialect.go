@@ -6,7 +6,7 @@ import (
 	"net/http"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/usage"
 	"github.com/grokgate/grokgate/xai"
 )
@@ -25,10 +25,10 @@ type dialect interface {
 	// upstreamError is the client's error for an event that event called
 	// actError, as it is answered before the first byte; its Message goes
 	// into the error event after it.
-	upstreamError(data []byte) *openai.Error
+	upstreamError(data []byte) *apierror.Error
 	// appendError appends the SSE event that ends a begun stream with e, in
 	// format f where the dialect has a choice of formats.
-	appendError(b []byte, e *openai.Error, f StreamErrorFormat) []byte
+	appendError(b []byte, e *apierror.Error, f StreamErrorFormat) []byte
 	// result is what the stream reported, for the usage record.
 	result() streamResult
 }
@@ -78,7 +78,7 @@ func (d *chatDialect) event(data []byte) eventAction {
 	return actRelay
 }
 
-func (d *chatDialect) upstreamError(data []byte) *openai.Error {
+func (d *chatDialect) upstreamError(data []byte) *apierror.Error {
 	e := xai.StatusError(http.StatusOK, data)
 	if msg, ok := eventError(data); ok {
 		e.Message = msg
@@ -88,7 +88,7 @@ func (d *chatDialect) upstreamError(data []byte) *openai.Error {
 
 // appendError writes the specified event, data: {"error":"API error: <message>"},
 // or with StreamErrorOpenAI the OpenAI error object with that message.
-func (d *chatDialect) appendError(b []byte, e *openai.Error, f StreamErrorFormat) []byte {
+func (d *chatDialect) appendError(b []byte, e *apierror.Error, f StreamErrorFormat) []byte {
 	var ev []byte
 	if f == StreamErrorOpenAI {
 		shown := *e
@@ -135,7 +135,7 @@ func (d *responsesDialect) event(data []byte) eventAction {
 	return actEnd
 }
 
-func (d *responsesDialect) upstreamError(data []byte) *openai.Error {
+func (d *responsesDialect) upstreamError(data []byte) *apierror.Error {
 	flat, _ := json.Marshal(struct {
 		Code  string `json:"code"`
 		Error string `json:"error"`
@@ -148,14 +148,14 @@ func (d *responsesDialect) upstreamError(data []byte) *openai.Error {
 // "error" object: the OpenAI SDKs raise an exception only for an event with
 // one, and readers of the Responses shape (the AI SDK's xAI provider) ignore
 // the extra member.
-func (d *responsesDialect) appendError(b []byte, e *openai.Error, _ StreamErrorFormat) []byte {
+func (d *responsesDialect) appendError(b []byte, e *apierror.Error, _ StreamErrorFormat) []byte {
 	code := e.Code
 	if code == "" {
-		code = openai.TypeFor(e.StatusCode())
+		code = apierror.TypeFor(e.StatusCode())
 	}
 	typ := e.Type
 	if typ == "" {
-		typ = openai.TypeFor(e.StatusCode())
+		typ = apierror.TypeFor(e.StatusCode())
 	}
 	seq := d.m.Seq + 1
 	if d.m.Terminal == usage.ResponseError {

@@ -8,7 +8,7 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 )
 
 // statusClientClosed is logged (never sent: nobody is listening) when the
@@ -19,7 +19,7 @@ const statusClientClosed = 499
 // response was written: the status and the OpenAI envelope go to the client;
 // cause, the internal detail, goes only to the request's access-log line,
 // which the X-Request-Id header ties to the response.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *openai.Error, cause error) {
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *apierror.Error, cause error) {
 	info := infoFrom(r.Context())
 	status := e.StatusCode()
 	info.status, info.errCode, info.errMsg, info.cause = status, e.Code, e.Message, cause
@@ -59,52 +59,58 @@ func ParseStreamErrorFormat(s string) (StreamErrorFormat, error) {
 // error event in the configured format (chat: {"error":"API error: <message>"}
 // or the OpenAI error object, and no [DONE]). It is the only writer of that
 // event.
-func (s *Server) failStream(w http.ResponseWriter, r *http.Request, d dialect, e *openai.Error, cause error) {
+func (s *Server) failStream(w http.ResponseWriter, r *http.Request, d dialect, e *apierror.Error, cause error) {
 	info := infoFrom(r.Context())
 	info.streamErr, info.errCode, info.errMsg, info.cause = true, e.Code, e.Message, cause
 	w.Write(d.appendError(make([]byte, 0, 128), e, s.cfg.StreamErrorFormat))
 	http.NewResponseController(w).Flush()
 }
 
+// Fail is fail for routes of other packages (the admin API): the same
+// envelope, and the same access-log line.
+func (s *Server) Fail(w http.ResponseWriter, r *http.Request, e *apierror.Error, cause error) {
+	s.fail(w, r, e, cause)
+}
+
 // upstreamFailure classifies an error from sending to or reading from xAI.
 // ctx is the upstream context, whose cause tells a timeout from a client
 // that went away.
-func upstreamFailure(ctx context.Context, clientCtx context.Context, err error) *openai.Error {
+func upstreamFailure(ctx, clientCtx context.Context, err error) *apierror.Error {
 	switch {
 	case clientCtx.Err() != nil:
-		return &openai.Error{Status: statusClientClosed, Code: "client_closed", Message: "client closed the request"}
-	case errors.Is(context.Cause(ctx), errUpstreamTimeout), errors.Is(context.Cause(ctx), errTotal):
-		return &openai.Error{Status: http.StatusGatewayTimeout, Type: openai.TypeUpstream, Code: "upstream_timeout",
+		return &apierror.Error{Status: statusClientClosed, Code: "client_closed", Message: "client closed the request"}
+	case errors.Is(context.Cause(ctx), errFirstByteTimeout), errors.Is(context.Cause(ctx), errTotal):
+		return &apierror.Error{Status: http.StatusGatewayTimeout, Type: apierror.TypeUpstream, Code: "upstream_timeout",
 			Message: "xAI did not start answering in time; try again, or raise GROKGATE_FIRST_BYTE_TIMEOUT"}
 	case errors.Is(context.Cause(ctx), errStopped):
-		return &openai.Error{Status: http.StatusServiceUnavailable, Type: openai.TypeAPI, Code: "shutting_down",
+		return &apierror.Error{Status: http.StatusServiceUnavailable, Type: apierror.TypeAPI, Code: "shutting_down",
 			Message: "grokgate is shutting down; send the request again"}
 	case isDialError(err):
-		return &openai.Error{Status: http.StatusBadGateway, Type: openai.TypeUpstream, Code: "upstream_unreachable",
+		return &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeUpstream, Code: "upstream_unreachable",
 			Message: "could not reach xAI; try again shortly"}
 	default:
-		return &openai.Error{Status: http.StatusBadGateway, Type: openai.TypeUpstream, Code: "upstream_connection_lost",
+		return &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeUpstream, Code: "upstream_connection_lost",
 			Message: "the connection to xAI broke before it answered; try again"}
 	}
 }
 
-var errUpstreamTimeout = errors.New("upstream timeout")
+var errFirstByteTimeout = errors.New("upstream timeout")
 
 func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
-	s.fail(w, r, &openai.Error{Status: http.StatusNotFound, Code: "unknown_url",
+	s.fail(w, r, &apierror.Error{Status: http.StatusNotFound, Code: "unknown_url",
 		Message: "Unknown request URL: " + r.Method + " " + r.URL.Path + ". grokgate serves the OpenAI API under /api/v1 (for example POST /api/v1/chat/completions)."}, nil)
 }
 
 func (s *Server) methodNotAllowed(allowed string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allowed)
-		s.fail(w, r, &openai.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+		s.fail(w, r, &apierror.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
 			Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + allowed + "."}, nil)
 	})
 }
 
-func notReady() *openai.Error {
-	return &openai.Error{Status: http.StatusServiceUnavailable, Type: openai.TypeAPI, Code: "not_ready",
+func notReady() *apierror.Error {
+	return &apierror.Error{Status: http.StatusServiceUnavailable, Type: apierror.TypeAPI, Code: "not_ready",
 		Message: "grokgate is not ready: its database does not answer"}
 }
 

@@ -87,7 +87,7 @@ func newHarnessConfig(t *testing.T, configure func(*Config)) *harness {
 	cctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	go cache.Run(cctx, 50*time.Millisecond)
-	cfg := Config{Usage: h.recs, Admin: store, Responses: store}
+	cfg := Config{Usage: h.recs, Responses: store}
 	if configure != nil {
 		configure(&cfg)
 	}

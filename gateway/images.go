@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -36,20 +36,20 @@ type imageRequest struct {
 // parseImages validates an image generation body and returns the body to
 // send to xAI: OpenAI's size turned into aspect_ratio (xAI rejects size),
 // stream removed (images never stream), the default model filled in.
-func parseImages(body []byte) (up []byte, model string, stream bool, e *openai.Error) {
+func parseImages(body []byte) (up []byte, model string, stream bool, e *apierror.Error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
-		return nil, "", false, invalid("", "Request body is empty; send a JSON object with a \"prompt\".")
+		return nil, "", false, apierror.Invalid("", "Request body is empty; send a JSON object with a \"prompt\".")
 	}
 	if trimmed[0] != '{' {
-		return nil, "", false, invalid("", "Request body must be a JSON object.")
+		return nil, "", false, apierror.Invalid("", "Request body must be a JSON object.")
 	}
 	var req imageRequest
 	if e := decodeBody(body, &req); e != nil {
 		return nil, "", false, e
 	}
 	if req.Prompt == nil || strings.TrimSpace(*req.Prompt) == "" {
-		return nil, "", false, invalid("prompt", "Missing required parameter: 'prompt' (a non-empty description of the image to generate).")
+		return nil, "", false, apierror.Invalid("prompt", "Missing required parameter: 'prompt' (a non-empty description of the image to generate).")
 	}
 	var add []field
 	model = defaultImageModel
@@ -59,17 +59,17 @@ func parseImages(body []byte) (up []byte, model string, stream bool, e *openai.E
 		add = append(add, field{"model", jsonString(model)})
 	}
 	if req.N != nil && (*req.N < 1 || *req.N > 10) {
-		return nil, "", false, invalid("n", fmt.Sprintf("Invalid value for 'n': %d; expected an integer from 1 to 10.", *req.N))
+		return nil, "", false, apierror.Invalid("n", fmt.Sprintf("Invalid value for 'n': %d; expected an integer from 1 to 10.", *req.N))
 	}
 	if f := req.ResponseFormat; f != nil && *f != "url" && *f != "b64_json" {
-		return nil, "", false, invalid("response_format", fmt.Sprintf("Invalid value for 'response_format': %q; expected \"url\" or \"b64_json\".", *f))
+		return nil, "", false, apierror.Invalid("response_format", fmt.Sprintf("Invalid value for 'response_format': %q; expected \"url\" or \"b64_json\".", *f))
 	}
 	if v := req.Resolution; v != nil && *v != "1k" && *v != "2k" {
-		return nil, "", false, invalid("resolution", fmt.Sprintf("Invalid value for 'resolution': %q; expected \"1k\" or \"2k\".", *v))
+		return nil, "", false, apierror.Invalid("resolution", fmt.Sprintf("Invalid value for 'resolution': %q; expected \"1k\" or \"2k\".", *v))
 	}
 	if v := req.AspectRatio; v != nil {
 		if _, _, ok := parseRatio(*v, ":"); !ok && *v != "auto" {
-			return nil, "", false, invalid("aspect_ratio", fmt.Sprintf("Invalid value for 'aspect_ratio': %q; expected \"auto\" or WIDTH:HEIGHT such as \"16:9\" (one of %s).", *v, strings.ReplaceAll(xaiAspectRatios, " ", ", ")))
+			return nil, "", false, apierror.Invalid("aspect_ratio", fmt.Sprintf("Invalid value for 'aspect_ratio': %q; expected \"auto\" or WIDTH:HEIGHT such as \"16:9\" (one of %s).", *v, strings.ReplaceAll(xaiAspectRatios, " ", ", ")))
 		}
 	}
 	if v := req.Size; v != nil {
@@ -77,7 +77,7 @@ func parseImages(body []byte) (up []byte, model string, stream bool, e *openai.E
 		if *v != "auto" {
 			w, h, ok := parseRatio(*v, "x")
 			if !ok {
-				return nil, "", false, invalid("size", fmt.Sprintf("Invalid value for 'size': %q; expected WIDTHxHEIGHT such as \"1024x1024\" or \"1792x1024\", or \"auto\" (grokgate maps it to the nearest aspect_ratio), or send aspect_ratio instead.", *v))
+				return nil, "", false, apierror.Invalid("size", fmt.Sprintf("Invalid value for 'size': %q; expected WIDTHxHEIGHT such as \"1024x1024\" or \"1792x1024\", or \"auto\" (grokgate maps it to the nearest aspect_ratio), or send aspect_ratio instead.", *v))
 			}
 			ratio = nearestAspectRatio(w, h)
 		}
@@ -90,7 +90,7 @@ func parseImages(body []byte) (up []byte, model string, stream bool, e *openai.E
 	}
 	up, err := editObject(body, []string{"size", "stream"}, add...)
 	if err != nil {
-		return nil, "", false, invalid("", "Request body must be a JSON object.")
+		return nil, "", false, apierror.Invalid("", "Request body must be a JSON object.")
 	}
 	return up, model, stream, nil
 }
@@ -174,12 +174,12 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	if m != nil {
 		m.upstream = true // a prompt for images is billed by cost, not estimated in tokens
 	}
-	resp, ok := s.send(w, r, ctx, xai.Request{Method: http.MethodPost, Path: "/images/generations", Body: up})
+	resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/images/generations", Body: up})
 	if !ok {
 		return
 	}
 	defer resp.Body.Close()
-	answer, e, cause := upstreamAnswer(w, r, ctx, resp)
+	answer, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return
@@ -213,7 +213,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		out.Data = append(out.Data, item)
 	}
 	if len(out.Data) == 0 {
-		s.fail(w, r, &openai.Error{Status: http.StatusBadRequest, Code: "content_policy_violation", Param: "prompt",
+		s.fail(w, r, &apierror.Error{Status: http.StatusBadRequest, Code: "content_policy_violation", Param: "prompt",
 			Message: "xAI's moderation withheld the generated image for this prompt, so there is nothing to return; change the prompt and try again."}, nil)
 		return
 	}

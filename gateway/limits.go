@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 )
 
 // Limiter decides per-key limits; package ratelimit (one replica) and
@@ -93,7 +93,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, stream bool, toke
 		s.limiterFailed(err)
 		if s.cfg.LimitOnError == LimitDeny {
 			w.Header().Set("Retry-After", "1")
-			s.fail(w, r, &openai.Error{Status: http.StatusServiceUnavailable, Type: openai.TypeAPI, Code: "limiter_unavailable",
+			s.fail(w, r, &apierror.Error{Status: http.StatusServiceUnavailable, Type: apierror.TypeAPI, Code: "limiter_unavailable",
 				Message: "grokgate cannot check this key's rate limits right now; try again shortly"}, err)
 			return false
 		}
@@ -200,8 +200,8 @@ func appendReset(b []byte, d time.Duration) []byte {
 
 // refusal is the 429 for a limit; its code says which limit, and always
 // starts with rate_limit_ or is budget_exceeded, unlike xAI's own 429s.
-func refusal(lim grokgate.Limits, v grokgate.Verdict) *openai.Error {
-	e := &openai.Error{Status: http.StatusTooManyRequests, Type: openai.TypeRateLimit}
+func refusal(lim grokgate.Limits, v grokgate.Verdict) *apierror.Error {
+	e := &apierror.Error{Status: http.StatusTooManyRequests, Type: apierror.TypeRateLimit}
 	wait := resetText(v.RetryAfter)
 	switch v.Refused {
 	case grokgate.LimitRequests:

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/keys"
-	"github.com/grokgate/grokgate/openai"
 )
 
 // requestInfo travels with a request so the access log and error writer know
@@ -138,18 +138,8 @@ func (s *Server) recoverPanic(w *statusWriter, r *http.Request) {
 	if w.status != 0 {
 		panic(http.ErrAbortHandler) // headers gone: cut the connection
 	}
-	s.fail(w, r, &openai.Error{Status: http.StatusInternalServerError, Code: "internal_error",
+	s.fail(w, r, &apierror.Error{Status: http.StatusInternalServerError, Code: "internal_error",
 		Message: "internal error; report the X-Request-Id to the grokgate operator"}, nil)
-}
-
-// authed requires a valid gateway key (the admin routes; the API routes
-// use keyed).
-func (s *Server) authed(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.authenticate(w, r) {
-			h(w, r)
-		}
-	})
 }
 
 // authenticate finds the request's gateway key and notes it on the request,
@@ -177,22 +167,32 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// admission says when a keyed route asks the limiter to admit its request.
+type admission uint8
+
+const (
+	// admitOnKey admits as soon as the key is known.
+	admitOnKey admission = iota
+	// admitAfterBody leaves admission to the handler (s.admit), once the
+	// body is parsed: the token use of chat, vision and Responses depends on it.
+	admitAfterBody
+)
+
 // keyed serves an API route: the gateway key is checked (authenticate);
-// with a limiter, the request is admitted (at once, or late: routes whose
-// token use depends on the body, chat and vision, admit once it is parsed)
+// with a limiter, the request is admitted (when says at which point)
 // and its slots released when it ends, whatever way; with a route name, it
 // is metered so that it ends as exactly one usage record, settled before
 // the release so the limits learn its real usage. Only requests with a
 // valid key (someone to bill) are recorded. One handler for the three, as
 // in ServeHTTP, to keep a stream's stack small; h is a method expression
 // for the same reason (a method value adds a wrapper frame).
-func (s *Server) keyed(late bool, route string, h func(*Server, http.ResponseWriter, *http.Request)) http.Handler {
-	return &keyedRoute{s: s, late: late, route: route, h: h}
+func (s *Server) keyed(when admission, route string, h func(*Server, http.ResponseWriter, *http.Request)) http.Handler {
+	return &keyedRoute{s: s, when: when, route: route, h: h}
 }
 
 type keyedRoute struct {
 	s     *Server
-	late  bool
+	when  admission
 	route string
 	h     func(*Server, http.ResponseWriter, *http.Request)
 }
@@ -207,7 +207,7 @@ func (k *keyedRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st := &limitState{}
 		info.limit = st
 		defer s.release(r, st)
-		if !k.late && !s.admit(w, r, false, nil) {
+		if k.when == admitOnKey && !s.admit(w, r, false, nil) {
 			return
 		}
 	}
@@ -240,8 +240,8 @@ func bearer(h string) (string, error) {
 	return token, nil
 }
 
-func authError(err error) *openai.Error {
-	e := &openai.Error{Status: http.StatusUnauthorized, Code: "invalid_api_key"}
+func authError(err error) *apierror.Error {
+	e := &apierror.Error{Status: http.StatusUnauthorized, Code: "invalid_api_key"}
 	switch {
 	case errors.Is(err, keys.ErrMissing):
 		e.Code = "missing_api_key"

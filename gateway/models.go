@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -24,10 +24,10 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	defer resp.Body.Close()
 	k := infoFrom(r.Context()).key
 	if k == nil || len(k.AllowedModels) == 0 {
-		s.forwardJSON(w, r, ctx, resp, false)
+		s.forwardJSON(ctx, w, r, resp, false)
 		return
 	}
-	body, e, cause := upstreamAnswer(w, r, ctx, resp)
+	body, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return
@@ -75,11 +75,11 @@ func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, modelNotFound(id), nil)
 		return
 	}
-	s.forwardJSON(w, r, ctx, resp, false)
+	s.forwardJSON(ctx, w, r, resp, false)
 }
 
-func modelNotFound(id string) *openai.Error {
-	return &openai.Error{Status: http.StatusNotFound, Type: openai.TypeInvalidRequest, Param: "model", Code: "model_not_found",
+func modelNotFound(id string) *apierror.Error {
+	return &apierror.Error{Status: http.StatusNotFound, Type: apierror.TypeInvalidRequest, Param: "model", Code: "model_not_found",
 		Message: "The model " + quote(id) + " does not exist or this API key may not use it. GET /models lists the models it may use."}
 }
 

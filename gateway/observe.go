@@ -298,7 +298,7 @@ func (c *streamClock) end() {
 func noteStreamEnd(r *http.Request, cause error) {
 	kind := "mid_stream"
 	switch cause {
-	case errUpstreamTimeout, errIdle, errTotal:
+	case errFirstByteTimeout, errIdle, errTotal:
 		kind = "timeout"
 	case errStopped:
 		kind = ""

@@ -92,7 +92,7 @@ func TestTracing(t *testing.T) {
 		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 	}})
 	key := &grokgate.Key{ID: "key_test", Prefix: "gg-test", Role: grokgate.RoleUser}
-	gw := httptest.NewServer(NewServer(log, Config{Tracer: tp.Tracer("test")}, oneKey{key, "gg-secret"}, client))
+	gw := httptest.NewServer(NewServer(log, Config{Tracer: tp.Tracer("test")}, oneKey{key, "gg-secret"}, client).Handler())
 	t.Cleanup(gw.Close)
 
 	// The caller's own trace, which grokgate must continue.

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/sse"
 	"github.com/grokgate/grokgate/xai"
 )
@@ -45,7 +45,7 @@ var (
 // heartbeat): until then an upstream failure can still be answered with a
 // proper HTTP status. After it, failures end the stream with the dialect's
 // error event.
-func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response, wd *watchdog) {
+func (s *Server) relay(ctx context.Context, w http.ResponseWriter, r *http.Request, resp *http.Response, wd *watchdog) {
 	out := s.newSSEOut(w, r, wd)
 	defer out.close()
 	bp := s.bufs.Get().(*[]byte)
@@ -85,7 +85,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, ctx context.Conte
 			return // the client is gone; its context cancels upstream
 		}
 	}
-	s.relayEnded(w, r, ctx, out, sc.Err())
+	s.relayEnded(ctx, w, r, out, sc.Err())
 }
 
 // relayErrorEvent ends the stream on xAI's error event: with its HTTP error
@@ -104,7 +104,7 @@ func (s *Server) relayErrorEvent(w http.ResponseWriter, r *http.Request, out *ss
 // or a terminal event): an HTTP error if nothing was sent yet, else the
 // dialect's error event. Apart from relay, whose frame stays on the stack
 // while a stream is open.
-func (s *Server) relayEnded(w http.ResponseWriter, r *http.Request, ctx context.Context, out *sseOut, err error) {
+func (s *Server) relayEnded(ctx context.Context, w http.ResponseWriter, r *http.Request, out *sseOut, err error) {
 	if err == nil {
 		err = errNoEnd
 	}
@@ -124,7 +124,7 @@ func (s *Server) relayEnded(w http.ResponseWriter, r *http.Request, ctx context.
 	}
 	msg := "the upstream stream ended unexpectedly before it was complete"
 	switch {
-	case errors.Is(cause, errUpstreamTimeout):
+	case errors.Is(cause, errFirstByteTimeout):
 		msg = "xAI did not start answering in time"
 	case errors.Is(cause, errIdle):
 		msg = "xAI sent nothing for " + s.cfg.StreamIdleTimeout.String() + "; the stream was ended"
@@ -133,7 +133,7 @@ func (s *Server) relayEnded(w http.ResponseWriter, r *http.Request, ctx context.
 	case errors.Is(cause, errStopped):
 		msg = "grokgate is shutting down; send the request again"
 	}
-	out.fail(r, &openai.Error{Status: http.StatusBadGateway, Type: openai.TypeUpstream, Code: "stream_interrupted", Message: msg}, err)
+	out.fail(r, &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeUpstream, Code: "stream_interrupted", Message: msg}, err)
 }
 
 // sseOut is the client side of one stream. The relay loop and the heartbeat
@@ -257,7 +257,7 @@ func (o *sseOut) start() {
 }
 
 // fail ends a begun stream with the dialect's error event.
-func (o *sseOut) fail(r *http.Request, e *openai.Error, cause error) {
+func (o *sseOut) fail(r *http.Request, e *apierror.Error, cause error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.broken {

@@ -63,7 +63,7 @@ var (
 )
 
 func relayServer() *Server {
-	s := &Server{log: slog.New(slog.DiscardHandler), cfg: Config{Now: time.Now, UpstreamTimeout: time.Minute, StreamIdleTimeout: time.Minute, Heartbeat: 15 * time.Second}}
+	s := &Server{log: slog.New(slog.DiscardHandler), cfg: Config{Now: time.Now, FirstByteTimeout: time.Minute, StreamIdleTimeout: time.Minute, Heartbeat: 15 * time.Second}}
 	s.bufs.New = func() any { b := make([]byte, 1<<10); return &b }
 	return s
 }
@@ -85,7 +85,7 @@ func relayMetered(s *Server, w *sinkWriter, m *meter, body io.Reader) *meter {
 	defer cancel(nil)
 	wd := newWatchdog(cancel, time.Hour, time.Hour, time.Hour)
 	defer wd.stop()
-	s.relay(w, r, ctx, resp, wd)
+	s.relay(ctx, w, r, resp, wd)
 	return m
 }
 

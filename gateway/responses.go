@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -53,7 +53,7 @@ func (s *Server) serveResponses(w http.ResponseWriter, r *http.Request, body []b
 	defer cancel(nil)
 	// Creating a response stores it at xAI: a repeat after an answer that
 	// may mean xAI took it could store (and bill) it twice.
-	resp, ok := s.send(w, r, ctx, xai.Request{Method: http.MethodPost, Path: "/responses", Body: body, Retry: xai.RetryNotTaken})
+	resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/responses", Body: body, Retry: xai.RetryNotTaken})
 	if !ok {
 		return
 	}
@@ -62,10 +62,10 @@ func (s *Server) serveResponses(w http.ResponseWriter, r *http.Request, body []b
 	defer owner.wait()
 	if stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
 		m.responses.onID = owner.record
-		s.relay(w, r, ctx, resp, wd)
+		s.relay(ctx, w, r, resp, wd)
 		return
 	}
-	answer, ok := s.responseAnswer(w, r, ctx, resp)
+	answer, ok := s.responseAnswer(ctx, w, r, resp)
 	if !ok {
 		return
 	}
@@ -80,7 +80,7 @@ func (s *Server) serveResponses(w http.ResponseWriter, r *http.Request, body []b
 	if stream {
 		// A streaming request answered with JSON that is not an error.
 		m.refusedBody()
-		s.fail(w, r, &openai.Error{Status: http.StatusBadGateway, Code: "upstream_bad_response",
+		s.fail(w, r, &apierror.Error{Status: http.StatusBadGateway, Code: "upstream_bad_response",
 			Message: "xAI answered a streaming request with " + quote(resp.Header.Get("Content-Type")) + " instead of an event stream."}, nil)
 		return
 	}
@@ -116,7 +116,7 @@ func (s *Server) admitResponses(w http.ResponseWriter, r *http.Request, body []b
 	if req.stream && req.hasImage && s.cfg.VisionStream != VisionStreamNative {
 		var err error
 		if body, err = withoutStreaming(body); err != nil { // parseResponses accepted an object
-			s.fail(w, r, invalid("", "Request body must be a JSON object."), err)
+			s.fail(w, r, apierror.Invalid("", "Request body must be a JSON object."), err)
 			return nil, false, false
 		}
 		w.Header().Set(headerStreamFallback, "true")
@@ -139,13 +139,13 @@ func outputReservation(maxOutput int64) int64 {
 // toolsNotAllowed returns the 403 for the first server-side tool the key
 // may not use, or nil. Function tools run in the client and are not the
 // policy's concern.
-func toolsNotAllowed(k *grokgate.Key, tools []string) *openai.Error {
+func toolsNotAllowed(k *grokgate.Key, tools []string) *apierror.Error {
 	if k == nil {
 		return nil
 	}
 	for _, t := range tools {
 		if !k.AllowsTool(t) {
-			return &openai.Error{Status: http.StatusForbidden, Type: openai.TypePermission, Param: "tools", Code: "tool_not_allowed",
+			return &apierror.Error{Status: http.StatusForbidden, Type: apierror.TypePermission, Param: "tools", Code: "tool_not_allowed",
 				Message: "This API key may not use the tool " + quote(t) + ". Server-side tools allowed for this key: " +
 					strings.Join(k.AllowedTools, ", ") + ". Ask the grokgate operator to allow it."}
 		}
@@ -155,7 +155,7 @@ func toolsNotAllowed(k *grokgate.Key, tools []string) *openai.Error {
 
 // checkOwned returns the 404 of an unknown response if the caller's key does
 // not own previous (when set) or every referenced response.
-func (s *Server) checkOwned(r *http.Request, previous string, referenced []string) *openai.Error {
+func (s *Server) checkOwned(r *http.Request, previous string, referenced []string) *apierror.Error {
 	if previous != "" {
 		if e := s.ownedBy(r, previous, "previous_response_id"); e != nil {
 			return e
@@ -172,7 +172,7 @@ func (s *Server) checkOwned(r *http.Request, previous string, referenced []strin
 // ownedBy answers nil if the caller's key owns response id. Otherwise, for
 // an id of another key's as for one that never existed, the same 404: the
 // answer must not tell a caller that an id is real.
-func (s *Server) ownedBy(r *http.Request, id, param string) *openai.Error {
+func (s *Server) ownedBy(r *http.Request, id, param string) *apierror.Error {
 	k := infoFrom(r.Context()).key
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
@@ -184,14 +184,14 @@ func (s *Server) ownedBy(r *http.Request, id, param string) *openai.Error {
 		return responseNotFound(id, param)
 	}
 	infoFrom(r.Context()).cause = err
-	return storeFailure()
+	return apierror.StoreUnavailable()
 }
 
 // storeTimeout bounds one store call on a request's path.
 const storeTimeout = 5 * time.Second
 
-func responseNotFound(id, param string) *openai.Error {
-	return &openai.Error{Status: http.StatusNotFound, Type: openai.TypeInvalidRequest, Param: param, Code: "response_not_found",
+func responseNotFound(id, param string) *apierror.Error {
+	return &apierror.Error{Status: http.StatusNotFound, Type: apierror.TypeInvalidRequest, Param: param, Code: "response_not_found",
 		Message: "No response with id " + quote(id) + " was found for this API key."}
 }
 
@@ -225,7 +225,7 @@ func (s *Server) handleDeleteResponse(w http.ResponseWriter, r *http.Request) {
 func (s *Server) storedResponse(w http.ResponseWriter, r *http.Request, method string) {
 	id := r.PathValue("id")
 	if r.URL.RawQuery != "" && r.URL.Query().Get("stream") == "true" {
-		s.fail(w, r, invalid("stream", "Streaming a stored response is not supported: xAI keeps no events to replay. Retrieve it without 'stream'."), nil)
+		s.fail(w, r, apierror.Invalid("stream", "Streaming a stored response is not supported: xAI keeps no events to replay. Retrieve it without 'stream'."), nil)
 		return
 	}
 	if e := s.ownedBy(r, id, "response_id"); e != nil {
@@ -240,7 +240,7 @@ func (s *Server) storedResponse(w http.ResponseWriter, r *http.Request, method s
 		return
 	}
 	defer resp.Body.Close()
-	answer, e, cause := upstreamAnswer(w, r, ctx, resp)
+	answer, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		if e.Status == http.StatusNotFound {
 			// xAI no longer has it (expired or deleted elsewhere).
@@ -278,7 +278,7 @@ func (s *Server) handleCompactResponse(w http.ResponseWriter, r *http.Request) {
 	}
 	req, e := parseResponses(body)
 	if e == nil && req.stream {
-		e = invalid("stream", "'stream' is not supported by /responses/compact; send the request without it.")
+		e = apierror.Invalid("stream", "'stream' is not supported by /responses/compact; send the request without it.")
 	}
 	if e != nil {
 		s.fail(w, r, e, nil)
@@ -290,12 +290,12 @@ func (s *Server) handleCompactResponse(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel, _ := s.upstreamContext(r)
 	defer cancel(nil)
-	resp, ok := s.send(w, r, ctx, xai.Request{Method: http.MethodPost, Path: "/responses/compact", Body: body, Retry: xai.RetryNotTaken})
+	resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/responses/compact", Body: body, Retry: xai.RetryNotTaken})
 	if !ok {
 		return
 	}
 	defer resp.Body.Close()
-	answer, ok := s.responseAnswer(w, r, ctx, resp)
+	answer, ok := s.responseAnswer(ctx, w, r, resp)
 	if !ok {
 		return
 	}
@@ -310,8 +310,8 @@ func (s *Server) handleCompactResponse(w http.ResponseWriter, r *http.Request) {
 
 // responseAnswer reads a non-streaming Responses answer and meters it; if
 // not ok, the failure was answered.
-func (s *Server) responseAnswer(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response) ([]byte, bool) {
-	answer, e, cause := upstreamAnswer(w, r, ctx, resp)
+func (s *Server) responseAnswer(ctx context.Context, w http.ResponseWriter, r *http.Request, resp *http.Response) ([]byte, bool) {
+	answer, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return nil, false

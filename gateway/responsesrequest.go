@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/usage"
 )
 
@@ -57,21 +57,21 @@ type parsedResponses struct {
 // parseResponses validates a Responses API create body (also the compact
 // body). Every problem it reports names the field and says what is
 // expected; the rest of the body is xAI's to judge.
-func parseResponses(body []byte) (parsedResponses, *openai.Error) {
+func parseResponses(body []byte) (parsedResponses, *apierror.Error) {
 	var p parsedResponses
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
-		return p, invalid("", "Request body is empty; send a JSON object with \"model\" and \"input\".")
+		return p, apierror.Invalid("", "Request body is empty; send a JSON object with \"model\" and \"input\".")
 	}
 	if trimmed[0] != '{' {
-		return p, invalid("", "Request body must be a JSON object.")
+		return p, apierror.Invalid("", "Request body must be a JSON object.")
 	}
 	var req responsesRequest
 	if e := decodeBody(body, &req); e != nil {
 		return p, e
 	}
 	if req.Model == nil || *req.Model == "" {
-		return p, invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
+		return p, apierror.Invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
 	}
 	p.model = *req.Model
 	if req.Stream != nil {
@@ -79,23 +79,23 @@ func parseResponses(body []byte) (parsedResponses, *openai.Error) {
 	}
 	if req.PreviousResponseID != nil {
 		if *req.PreviousResponseID == "" {
-			return p, invalid("previous_response_id", "'previous_response_id' must be the id of an earlier response, or left out.")
+			return p, apierror.Invalid("previous_response_id", "'previous_response_id' must be the id of an earlier response, or left out.")
 		}
 		p.previous = *req.PreviousResponseID
 	}
 	if req.MaxOutputTokens != nil {
 		if *req.MaxOutputTokens < 1 {
-			return p, invalid("max_output_tokens", fmt.Sprintf("Invalid value for 'max_output_tokens': %d; expected a positive integer.", *req.MaxOutputTokens))
+			return p, apierror.Invalid("max_output_tokens", fmt.Sprintf("Invalid value for 'max_output_tokens': %d; expected a positive integer.", *req.MaxOutputTokens))
 		}
 		p.maxOutput = *req.MaxOutputTokens
 	}
 	if req.Background != nil && *req.Background {
-		return p, invalid("background", "'background' is not supported: xAI has no background mode. Send the request without it (stream it to see the answer as it is made).")
+		return p, apierror.Invalid("background", "'background' is not supported: xAI has no background mode. Send the request without it (stream it to see the answer as it is made).")
 	}
 	for i, t := range req.Tools {
 		if t.Type == nil || *t.Type == "" {
 			f := "tools[" + strconv.Itoa(i) + "].type"
-			return p, invalid(f, "Missing required parameter: '"+f+"' (such as \"function\" or \"web_search\").")
+			return p, apierror.Invalid(f, "Missing required parameter: '"+f+"' (such as \"function\" or \"web_search\").")
 		}
 		if *t.Type != "function" {
 			p.serverTools = append(p.serverTools, *t.Type)
@@ -114,10 +114,10 @@ func parseResponses(body []byte) (parsedResponses, *openai.Error) {
 
 // readInput checks "input" (a string, or an array of items), estimates its
 // tokens, and notes image parts and the response ids item ids embed.
-func (p *parsedResponses) readInput(raw jsontext.Value) *openai.Error {
+func (p *parsedResponses) readInput(raw jsontext.Value) *apierror.Error {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return invalid("input", "Missing required parameter: 'input' (a string, or an array of input items).")
+		return apierror.Invalid("input", "Missing required parameter: 'input' (a string, or an array of input items).")
 	}
 	switch raw[0] {
 	case '"':
@@ -125,17 +125,17 @@ func (p *parsedResponses) readInput(raw jsontext.Value) *openai.Error {
 		return nil
 	case '[':
 	default:
-		return invalid("input", "Invalid type for 'input': expected a string or an array of input items.")
+		return apierror.Invalid("input", "Invalid type for 'input': expected a string or an array of input items.")
 	}
 	var items []jsontext.Value
 	if err := unmarshal(raw, &items); err != nil {
-		return invalid("input", "Invalid 'input': "+err.Error())
+		return apierror.Invalid("input", "Invalid 'input': "+err.Error())
 	}
 	for i, rawItem := range items {
 		var it responsesItem
 		if err := unmarshal(rawItem, &it); err != nil {
 			f := itemField(i)
-			return invalid(f, "Invalid '"+f+"': each input item must be an object.")
+			return apierror.Invalid(f, "Invalid '"+f+"': each input item must be an object.")
 		}
 		if it.ID != nil {
 			if id, ok := embeddedResponseID(*it.ID); ok {
@@ -156,7 +156,7 @@ func (p *parsedResponses) readInput(raw jsontext.Value) *openai.Error {
 }
 
 // readMessage checks the content of input[i], a message.
-func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *openai.Error {
+func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *apierror.Error {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] == '"' || string(raw) == "null" {
 		p.promptTokens += usage.MessageTokens(raw)
@@ -164,19 +164,19 @@ func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *openai.Error {
 	}
 	if raw[0] != '[' {
 		f := itemField(i) + ".content"
-		return invalid(f, "Invalid type for '"+f+"': expected a string or an array of content parts.")
+		return apierror.Invalid(f, "Invalid type for '"+f+"': expected a string or an array of content parts.")
 	}
 	var parts []jsontext.Value
 	if err := unmarshal(raw, &parts); err != nil {
 		f := itemField(i) + ".content"
-		return invalid(f, "Invalid '"+f+"': "+err.Error())
+		return apierror.Invalid(f, "Invalid '"+f+"': "+err.Error())
 	}
 	var est usage.Parts
 	for j, rawPart := range parts {
 		var part contentPart
 		if err := unmarshal(rawPart, &part); err != nil || part.Type == nil {
 			f := itemField(i) + ".content[" + strconv.Itoa(j) + "]"
-			return invalid(f, "Invalid '"+f+"': each content part must be an object with a string \"type\".")
+			return apierror.Invalid(f, "Invalid '"+f+"': each content part must be an object with a string \"type\".")
 		}
 		if *part.Type == "input_image" {
 			p.hasImage = true

@@ -33,11 +33,11 @@ type Upstream interface {
 type Config struct {
 	// MaxBodyBytes caps a request body; 0 means 25 MiB.
 	MaxBodyBytes int64
-	// UpstreamTimeout caps how long upstream may take to start answering (the
+	// FirstByteTimeout caps how long upstream may take to start answering (the
 	// first-byte timeout): to the first event of a stream, or to the whole
 	// body otherwise. Reasoning models can think for minutes before either,
 	// hence the default of 10m when zero.
-	UpstreamTimeout time.Duration
+	FirstByteTimeout time.Duration
 	// StreamIdleTimeout ends a stream whose upstream sends nothing for this
 	// long after its first event; 0 means 5m.
 	StreamIdleTimeout time.Duration
@@ -74,8 +74,6 @@ type Config struct {
 	// Responses records who owns each stored response of the Responses API;
 	// nil leaves the /responses routes out.
 	Responses ResponseOwners
-	// Admin backs the /admin/v1 API; nil leaves the admin API out.
-	Admin AdminStore
 	// Observer receives the request metrics (package metrics); nil
 	// measures nothing.
 	Observer Observer
@@ -99,9 +97,9 @@ type Config struct {
 }
 
 const (
-	defaultMaxBody         = 25 << 20
-	defaultUpstreamTimeout = 10 * time.Minute
-	defaultModelInfoTTL    = 10 * time.Minute
+	defaultMaxBody          = 25 << 20
+	defaultFirstByteTimeout = 10 * time.Minute
+	defaultModelInfoTTL     = 10 * time.Minute
 	// maxUpstreamBody bounds a non-streaming upstream answer held in memory.
 	maxUpstreamBody = 64 << 20
 )
@@ -126,13 +124,14 @@ type Server struct {
 	limits limiterHealth
 }
 
-// NewServer returns the gateway handler.
-func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) http.Handler {
+// NewServer returns the gateway with its API routes; other packages' routes
+// (the admin API) are added with Handle, and Handler is what to serve.
+func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = defaultMaxBody
 	}
-	if cfg.UpstreamTimeout <= 0 {
-		cfg.UpstreamTimeout = defaultUpstreamTimeout
+	if cfg.FirstByteTimeout <= 0 {
+		cfg.FirstByteTimeout = defaultFirstByteTimeout
 	}
 	if cfg.StreamIdleTimeout <= 0 {
 		cfg.StreamIdleTimeout = 5 * time.Minute
@@ -167,9 +166,14 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) ht
 	s.bufs.New = func() any { b := make([]byte, 1<<10); return &b }
 	s.logAttrs.New = func() any { a := make([]slog.Attr, 0, 28); return &a }
 	s.routes()
-	var h http.Handler = s
-	if cfg.Tracer != nil {
-		h = s.withTracing(h)
+	return s
+}
+
+// Handler is the server as net/http should call it: traced when
+// Config.Tracer is set, else the Server itself.
+func (s *Server) Handler() http.Handler {
+	if s.cfg.Tracer != nil {
+		return s.withTracing(s)
 	}
-	return h
+	return s
 }

@@ -6,8 +6,8 @@ import (
 	"net/http"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/keys"
-	"github.com/grokgate/grokgate/openai"
 )
 
 // SessionAuthenticator resolves the web console's sign-in cookie (package
@@ -42,11 +42,11 @@ func (s *Server) sessionAuth(w http.ResponseWriter, r *http.Request) (found, ok 
 		s.fail(w, r, authError(err), nil)
 		return true, false
 	case err != nil:
-		s.fail(w, r, storeFailure(), err)
+		s.fail(w, r, apierror.StoreUnavailable(), err)
 		return true, false
 	}
 	if !safeMethod(r.Method) && (token == "" || subtle.ConstantTimeCompare([]byte(r.Header.Get(CSRFHeader)), []byte(token)) != 1) {
-		s.fail(w, r, &openai.Error{Status: http.StatusForbidden, Type: openai.TypePermission, Code: "csrf_token_invalid",
+		s.fail(w, r, &apierror.Error{Status: http.StatusForbidden, Type: apierror.TypePermission, Code: "csrf_token_invalid",
 			Message: "This request was authenticated by the console's session cookie but lacks its CSRF token (header " + CSRFHeader + "); reload the console page, or send a Bearer key instead."}, nil)
 		return true, false
 	}

@@ -79,10 +79,10 @@ func markFallback(r *http.Request) {
 	}
 }
 
-// prepare readies a chat body for xAI: streams always ask for usage, so the
+// askStreamUsage readies a chat body for xAI: streams always ask for usage, so the
 // ledger gets exact figures; the client's own choice is remembered so the
 // usage chunk reaches it only if it asked.
-func (m *meter) prepare(s *Server, body []byte, req *parsedChat) []byte {
+func (m *meter) askStreamUsage(s *Server, body []byte, req *parsedChat) []byte {
 	if m == nil {
 		return body
 	}
@@ -104,7 +104,7 @@ func (m *meter) prepare(s *Server, body []byte, req *parsedChat) []byte {
 // sendFailed classifies a failed upstream send: a connection that was never
 // made cost nothing, a timeout or a client that left may have.
 func (m *meter) sendFailed(ctx, clientCtx context.Context) {
-	if m != nil && clientCtx.Err() == nil && !errors.Is(context.Cause(ctx), errUpstreamTimeout) {
+	if m != nil && clientCtx.Err() == nil && !errors.Is(context.Cause(ctx), errFirstByteTimeout) {
 		m.unreachable = true
 	}
 }

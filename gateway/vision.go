@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/mediatype"
-	"github.com/grokgate/grokgate/openai"
 )
 
 const (
@@ -75,7 +75,7 @@ func visionKnown(key string) bool {
 // images and the model here, then ask the model as a chat completion.
 func (s *Server) handleVision(w http.ResponseWriter, r *http.Request) {
 	var req *visionRequest
-	var e *openai.Error
+	var e *apierror.Error
 	if isMultipart(r.Header.Get("Content-Type")) {
 		req, e = s.parseVisionMultipart(w, r)
 		if e != nil && e.Status != http.StatusRequestEntityTooLarge {
@@ -101,7 +101,7 @@ func (s *Server) handleVision(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := req.chatBody()
 	if err != nil {
-		s.fail(w, r, &openai.Error{Status: http.StatusInternalServerError, Code: "internal_error",
+		s.fail(w, r, &apierror.Error{Status: http.StatusInternalServerError, Code: "internal_error",
 			Message: "internal error; report the X-Request-Id to the grokgate operator"}, err)
 		return
 	}
@@ -117,13 +117,13 @@ func isMultipart(ct string) bool {
 	return mediatype.Of(ct) == "multipart/form-data"
 }
 
-func parseVisionJSON(body []byte) (*visionRequest, *openai.Error) {
+func parseVisionJSON(body []byte) (*visionRequest, *apierror.Error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
-		return nil, invalid("", "Request body is empty; send a JSON object with \"image_url\" (or \"image_urls\") and a \"prompt\".")
+		return nil, apierror.Invalid("", "Request body is empty; send a JSON object with \"image_url\" (or \"image_urls\") and a \"prompt\".")
 	}
 	if trimmed[0] != '{' {
-		return nil, invalid("", "Request body must be a JSON object.")
+		return nil, apierror.Invalid("", "Request body must be a JSON object.")
 	}
 	var in visionJSON
 	if e := decodeBody(body, &in); e != nil {
@@ -161,13 +161,13 @@ func parseVisionJSON(body []byte) (*visionRequest, *openai.Error) {
 	}
 	ms, err := splitObject(body)
 	if err != nil {
-		return nil, invalid("", "Request body must be a JSON object.")
+		return nil, apierror.Invalid("", "Request body must be a JSON object.")
 	}
 	for _, m := range ms {
 		switch {
 		case visionKnown(m.key):
 		case m.key == "messages":
-			return nil, invalid("messages", "/vision/analyze takes \"prompt\" and \"image_url\"/\"image_urls\", not \"messages\"; send chat messages to /chat/completions instead.")
+			return nil, apierror.Invalid("messages", "/vision/analyze takes \"prompt\" and \"image_url\"/\"image_urls\", not \"messages\"; send chat messages to /chat/completions instead.")
 		default:
 			req.extra = append(req.extra, field{m.key, m.value})
 		}
@@ -176,7 +176,7 @@ func parseVisionJSON(body []byte) (*visionRequest, *openai.Error) {
 }
 
 // imageRef reads an image given as a URL string or as {"url","detail"}.
-func imageRef(param string, raw json.RawMessage) (visionImage, *openai.Error) {
+func imageRef(param string, raw json.RawMessage) (visionImage, *apierror.Error) {
 	img := visionImage{label: param, param: param}
 	if json.Unmarshal(raw, &img.url) == nil {
 		return img, nil
@@ -186,7 +186,7 @@ func imageRef(param string, raw json.RawMessage) (visionImage, *openai.Error) {
 		Detail *string `json:"detail"`
 	}
 	if json.Unmarshal(raw, &obj) != nil || obj.URL == nil {
-		return img, invalid(param, "Invalid type for '"+param+"': expected a URL string (https://... or data:image/png;base64,...) or an object {\"url\": ...}.")
+		return img, apierror.Invalid(param, "Invalid type for '"+param+"': expected a URL string (https://... or data:image/png;base64,...) or an object {\"url\": ...}.")
 	}
 	img.url = *obj.URL
 	if obj.Detail != nil {
@@ -197,14 +197,14 @@ func imageRef(param string, raw json.RawMessage) (visionImage, *openai.Error) {
 
 // parseVisionMultipart reads a multipart/form-data upload: "image" file
 // parts (one or more), "image_url" fields, and the other fields as text.
-func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*visionRequest, *openai.Error) {
+func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*visionRequest, *apierror.Error) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return nil, tooLarge(s.cfg.MaxBodyBytes)
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, invalid("", "Malformed multipart/form-data request ("+err.Error()+"); send the image as a file part, e.g. curl -F image=@photo.jpg -F prompt=\"What is this?\".")
+		return nil, apierror.Invalid("", "Malformed multipart/form-data request ("+err.Error()+"); send the image as a file part, e.g. curl -F image=@photo.jpg -F prompt=\"What is this?\".")
 	}
 	req := &visionRequest{}
 	for {
@@ -237,7 +237,7 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 			return nil, readError(err, "form field '"+name+"' could not be read")
 		}
 		if len(data) > maxFormField {
-			return nil, invalid(name, fmt.Sprintf("Form field '%s' is longer than %s.", name, formatBytes(maxFormField)))
+			return nil, apierror.Invalid(name, fmt.Sprintf("Form field '%s' is longer than %s.", name, formatBytes(maxFormField)))
 		}
 		v := string(data)
 		switch name {
@@ -252,40 +252,40 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 		case "max_tokens", "max_completion_tokens":
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			if err != nil {
-				return nil, invalid(name, fmt.Sprintf("Invalid value for '%s': %q; expected a positive integer.", name, v))
+				return nil, apierror.Invalid(name, fmt.Sprintf("Invalid value for '%s': %q; expected a positive integer.", name, v))
 			}
 			req.maxTokens = &n
 		case "temperature":
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
-				return nil, invalid(name, fmt.Sprintf("Invalid value for 'temperature': %q; expected a number from 0 to 2.", v))
+				return nil, apierror.Invalid(name, fmt.Sprintf("Invalid value for 'temperature': %q; expected a number from 0 to 2.", v))
 			}
 			req.temperature = &f
 		case "stream":
 			b, err := strconv.ParseBool(strings.TrimSpace(v))
 			if err != nil {
-				return nil, invalid(name, fmt.Sprintf("Invalid value for 'stream': %q; expected true or false.", v))
+				return nil, apierror.Invalid(name, fmt.Sprintf("Invalid value for 'stream': %q; expected true or false.", v))
 			}
 			req.stream = b
 		default:
-			return nil, invalid(name, fmt.Sprintf("Unknown form field '%s'. Send images as 'image' file parts (curl -F image=@photo.jpg) or 'image_url' fields, plus optional prompt, model, detail, max_tokens, temperature, stream.", name))
+			return nil, apierror.Invalid(name, fmt.Sprintf("Unknown form field '%s'. Send images as 'image' file parts (curl -F image=@photo.jpg) or 'image_url' fields, plus optional prompt, model, detail, max_tokens, temperature, stream.", name))
 		}
 	}
 	return req, nil
 }
 
 // readError tells a body over the limit (413) from a broken upload (400).
-func readError(err error, what string) *openai.Error {
+func readError(err error, what string) *apierror.Error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return tooLarge(mbe.Limit)
 	}
-	return &openai.Error{Status: http.StatusBadRequest, Code: "body_read_failed", Message: "Could not read the request: " + what + "; send it again."}
+	return &apierror.Error{Status: http.StatusBadRequest, Code: "body_read_failed", Message: "Could not read the request: " + what + "; send it again."}
 }
 
 // check validates the request and normalises every image to what xAI
 // accepts: an http(s) URL, or a PNG or JPEG data URI at most 20 MiB.
-func (req *visionRequest) check() *openai.Error {
+func (req *visionRequest) check() *apierror.Error {
 	if strings.TrimSpace(req.prompt) == "" {
 		req.prompt = defaultVisionPrompt
 	}
@@ -293,22 +293,22 @@ func (req *visionRequest) check() *openai.Error {
 		req.model = defaultVisionModel
 	}
 	if !validDetail(req.detail) {
-		return invalid("detail", fmt.Sprintf("Invalid value for 'detail': %q; expected \"auto\", \"low\" or \"high\".", req.detail))
+		return apierror.Invalid("detail", fmt.Sprintf("Invalid value for 'detail': %q; expected \"auto\", \"low\" or \"high\".", req.detail))
 	}
 	if req.maxTokens != nil && *req.maxTokens < 1 {
-		return invalid("max_tokens", fmt.Sprintf("Invalid value for 'max_tokens': %d; expected a positive integer.", *req.maxTokens))
+		return apierror.Invalid("max_tokens", fmt.Sprintf("Invalid value for 'max_tokens': %d; expected a positive integer.", *req.maxTokens))
 	}
 	if t := req.temperature; t != nil && (*t < 0 || *t > 2) {
-		return invalid("temperature", fmt.Sprintf("Invalid value for 'temperature': %g; expected a number from 0 to 2.", *t))
+		return apierror.Invalid("temperature", fmt.Sprintf("Invalid value for 'temperature': %g; expected a number from 0 to 2.", *t))
 	}
 	if len(req.images) == 0 {
-		return &openai.Error{Status: http.StatusBadRequest, Code: "missing_image", Param: "image_url",
+		return &apierror.Error{Status: http.StatusBadRequest, Code: "missing_image", Param: "image_url",
 			Message: "No image given. Send \"image_url\" (or \"image_urls\": [...]) with a public https:// URL or a data:image/png;base64,... URI, or upload a file as multipart/form-data: curl -F image=@photo.jpg -F prompt=\"What is this?\"."}
 	}
 	for i := range req.images {
 		img := &req.images[i]
 		if !validDetail(img.detail) {
-			return invalid(img.param+".detail", fmt.Sprintf("Invalid value for '%s.detail': %q; expected \"auto\", \"low\" or \"high\".", img.param, img.detail))
+			return apierror.Invalid(img.param+".detail", fmt.Sprintf("Invalid value for '%s.detail': %q; expected \"auto\", \"low\" or \"high\".", img.param, img.detail))
 		}
 		if img.detail == "" {
 			img.detail = req.detail
@@ -331,8 +331,8 @@ func (req *visionRequest) check() *openai.Error {
 	return nil
 }
 
-func badImageURL(param, msg string) *openai.Error {
-	return &openai.Error{Status: http.StatusBadRequest, Code: "invalid_image_url", Param: param, Message: msg}
+func badImageURL(param, msg string) *apierror.Error {
+	return &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_image_url", Param: param, Message: msg}
 }
 
 func validDetail(d string) bool { return d == "" || d == "auto" || d == "low" || d == "high" }
@@ -340,7 +340,7 @@ func validDetail(d string) bool { return d == "" || d == "auto" || d == "low" ||
 // checkImageURL accepts an http(s) URL as is, and a base64 data URI whose
 // bytes are a PNG or JPEG of at most 20 MiB, returned with the media type
 // its bytes show.
-func checkImageURL(param, label, u string) (string, *openai.Error) {
+func checkImageURL(param, label, u string) (string, *apierror.Error) {
 	u = strings.TrimSpace(u)
 	if u == "" {
 		return "", badImageURL(param, label+" is empty; give a public https:// URL or a data:image/png;base64,... URI.")
@@ -363,7 +363,7 @@ func checkImageURL(param, label, u string) (string, *openai.Error) {
 	}
 }
 
-func checkDataURI(param, label, u string) (string, *openai.Error) {
+func checkDataURI(param, label, u string) (string, *apierror.Error) {
 	meta, payload, ok := strings.Cut(u[len("data:"):], ",")
 	if !ok || !strings.HasSuffix(strings.ToLower(meta), ";base64") {
 		return "", badImageURL(param, label+" is not a base64 data URI; write it as data:image/png;base64,<base64 bytes> (or data:image/jpeg;base64,...).")
@@ -388,7 +388,7 @@ func checkDataURI(param, label, u string) (string, *openai.Error) {
 			if err == io.ErrUnexpectedEOF {
 				why = "it ends in the middle of a 4-character group; is the = padding missing?"
 			}
-			return "", &openai.Error{Status: http.StatusBadRequest, Code: "invalid_base64", Param: param,
+			return "", &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_base64", Param: param,
 				Message: fmt.Sprintf("%s: the data URI's base64 is malformed (%s). Encode the file with standard base64 (RFC 4648, with = padding).", label, why)}
 		}
 	}
@@ -407,25 +407,25 @@ func checkDataURI(param, label, u string) (string, *openai.Error) {
 
 // sniffImage tells PNG and JPEG apart by their magic bytes; the declared
 // type and the file name do not count, as they are often wrong.
-func sniffImage(param, label string, b []byte) (string, *openai.Error) {
+func sniffImage(param, label string, b []byte) (string, *apierror.Error) {
 	switch {
 	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
 		return "image/png", nil
 	case bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}):
 		return "image/jpeg", nil
 	case len(b) == 0:
-		return "", &openai.Error{Status: http.StatusBadRequest, Code: "invalid_image", Param: param, Message: label + " is empty."}
+		return "", &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_image", Param: param, Message: label + " is empty."}
 	}
 	what := http.DetectContentType(b)
 	if mt, _, err := mime.ParseMediaType(what); err == nil {
 		what = mt
 	}
-	return "", &openai.Error{Status: http.StatusBadRequest, Code: "invalid_image_format", Param: param,
+	return "", &apierror.Error{Status: http.StatusBadRequest, Code: "invalid_image_format", Param: param,
 		Message: fmt.Sprintf("%s is not a PNG or JPEG image: its bytes are %s (the file name and declared type do not count). xAI accepts PNG and JPEG only; convert it first.", label, what)}
 }
 
-func imageTooLarge(param, label, detail string) *openai.Error {
-	return &openai.Error{Status: http.StatusBadRequest, Code: "image_too_large", Param: param,
+func imageTooLarge(param, label, detail string) *apierror.Error {
+	return &apierror.Error{Status: http.StatusBadRequest, Code: "image_too_large", Param: param,
 		Message: label + " is larger than 20 MiB" + detail + ", xAI's limit per image; send a smaller or more compressed image."}
 }
 
@@ -433,7 +433,7 @@ func mib(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1
 
 // checkVisionModel refuses a model that upstream's metadata says takes no
 // images. Unknown models and missing metadata pass: xAI then judges.
-func (s *Server) checkVisionModel(r *http.Request, model string) *openai.Error {
+func (s *Server) checkVisionModel(r *http.Request, model string) *apierror.Error {
 	m, found := s.models.lookup(r.Context(), model)
 	if !found || m.image {
 		return nil
@@ -442,7 +442,7 @@ func (s *Server) checkVisionModel(r *http.Request, model string) *openai.Error {
 	if suggest == "" {
 		suggest = defaultVisionModel
 	}
-	return &openai.Error{Status: http.StatusBadRequest, Code: "model_not_vision_capable", Param: "model",
+	return &apierror.Error{Status: http.StatusBadRequest, Code: "model_not_vision_capable", Param: "model",
 		Message: fmt.Sprintf("Model %q does not accept image input; use one that does: %s.", model, suggest)}
 }
 

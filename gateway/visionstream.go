@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 )
 
 // VisionStream says how a request with image input that asks to stream is
@@ -51,13 +51,13 @@ func ParseVisionStream(s string) (_ VisionStream, renamed bool, _ error) {
 // streams and has image input is sent upstream as non-streaming (and marked
 // X-Stream-Fallback), unless the mode is native. It returns whether to
 // stream from upstream and the body to send.
-func (s *Server) visionStreaming(w http.ResponseWriter, req parsedChat, body []byte) (bool, []byte, *openai.Error) {
+func (s *Server) visionStreaming(w http.ResponseWriter, req parsedChat, body []byte) (bool, []byte, *apierror.Error) {
 	if !req.stream || !req.hasImage || s.cfg.VisionStream == VisionStreamNative {
 		return req.stream, body, nil
 	}
 	body, err := withoutStreaming(body)
 	if err != nil { // parseChat accepted it as an object, so not expected
-		return false, nil, invalid("", "Request body must be a JSON object.")
+		return false, nil, apierror.Invalid("", "Request body must be a JSON object.")
 	}
 	w.Header().Set(headerStreamFallback, "true")
 	return false, body, nil
@@ -101,8 +101,8 @@ type chunkChoiceOut struct {
 // emulateStream answers a streaming request from a complete upstream
 // answer, in the framing xAI's own streams have. Upstream errors are still
 // answered with their HTTP status, since no byte was sent yet.
-func (s *Server) emulateStream(w http.ResponseWriter, r *http.Request, ctx context.Context, resp *http.Response, includeUsage bool) {
-	body, e, cause := upstreamAnswer(w, r, ctx, resp)
+func (s *Server) emulateStream(ctx context.Context, w http.ResponseWriter, r *http.Request, resp *http.Response, includeUsage bool) {
+	body, e, cause := upstreamAnswer(ctx, w, r, resp)
 	if e != nil {
 		s.fail(w, r, e, cause)
 		return

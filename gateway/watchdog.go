@@ -33,7 +33,7 @@ func (w *watchdog) fire() {
 	case w.streaming.Load():
 		w.cancel(errIdle)
 	default:
-		w.cancel(errUpstreamTimeout)
+		w.cancel(errFirstByteTimeout)
 	}
 }
 

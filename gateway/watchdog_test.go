@@ -27,7 +27,7 @@ func TestWatchdogCauses(t *testing.T) {
 		events                 int
 		want                   error
 	}{
-		{"no first byte in time", short, long, long, 0, errUpstreamTimeout},
+		{"no first byte in time", short, long, long, 0, errFirstByteTimeout},
 		{"total shorter than the first-byte wait", long, long, short, 0, errTotal},
 		{"silent after an event", long, short, long, 1, errIdle},
 		{"events keep coming past the total", long, long, 3 * short, 3, errTotal},

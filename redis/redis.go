@@ -37,6 +37,10 @@ type Options struct {
 	// Offset shifts Redis's clock for this limiter; nil means none. Tests
 	// use it to move time forward.
 	Offset func() time.Duration
+	// Refresh, when set, ticks the slot refresher instead of a ticker every
+	// SlotTTL/3, so tests decide when refreshes happen. The refresher takes
+	// one tick at a time: a send returns once the previous refresh is done.
+	Refresh <-chan time.Time
 	// Timeout bounds one call to Redis, so an unreachable Redis costs a
 	// request at most this long before the failure policy decides; 0 means
 	// a second.
@@ -207,13 +211,17 @@ func (l *Limiter) Settle(ctx context.Context, a grokgate.Admission, s grokgate.S
 // refresher keeps this replica's open slots alive.
 func (l *Limiter) refresher() {
 	defer close(l.done)
-	t := time.NewTicker(l.opt.SlotTTL / 3)
-	defer t.Stop()
+	tick := l.opt.Refresh
+	if tick == nil {
+		t := time.NewTicker(l.opt.SlotTTL / 3)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-l.stop:
 			return
-		case <-t.C:
+		case <-tick:
 		}
 		l.mu.Lock()
 		live := make(map[string]string, len(l.live))

@@ -45,26 +45,41 @@ func TestConformance(t *testing.T) {
 func TestLiveSlotsRefreshed(t *testing.T) {
 	url := redistest.URL(t)
 	prefix := redistest.Prefix()
-	open := func() *redis.Limiter {
-		l, err := redis.New(url, redis.Options{Prefix: prefix, SlotTTL: 300 * time.Millisecond})
+	// Redis's clock moves only when the test says (Offset), and replica a
+	// refreshes only when it is ticked, so nothing depends on timing. The
+	// TTL is long enough that Redis's own key expiry never comes into it.
+	const ttl = time.Minute
+	var offset atomic.Int64
+	tick := make(chan time.Time)
+	open := func(refresh <-chan time.Time) *redis.Limiter {
+		l, err := redis.New(url, redis.Options{Prefix: prefix, SlotTTL: ttl, Refresh: refresh,
+			Offset: func() time.Duration { return time.Duration(offset.Load()) }})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { l.Close() })
 		return l
 	}
-	a, b := open(), open()
+	a, b := open(tick), open(make(chan time.Time))
+	// refresh has a refresh slots as of now and waits until it is done: the
+	// second send is taken only once the first refresh has run.
+	refresh := func() { tick <- time.Time{}; tick <- time.Time{} }
+	advance := func(d time.Duration) { offset.Add(int64(d)) }
 	lim := grokgate.Limits{MaxStreams: 1}
 	ctx := context.Background()
 	if v, err := a.Admit(ctx, grokgate.Admission{Key: "k", ID: "s1", Limits: lim, Stream: true}); err != nil || !v.Allowed {
 		t.Fatal(v, err)
 	}
-	time.Sleep(time.Second)
+	for range 3 {
+		advance(ttl / 2)
+		refresh()
+	}
+	advance(ttl / 2) // 2 TTLs after admission, half a TTL after the last refresh
 	if v, err := b.Admit(ctx, grokgate.Admission{Key: "k", ID: "s2", Limits: lim, Stream: true}); err != nil || v.Allowed {
 		t.Fatalf("the live stream's slot expired: %+v %v", v, err)
 	}
 	a.Abandon()
-	time.Sleep(500 * time.Millisecond)
+	advance(ttl)
 	if v, err := b.Admit(ctx, grokgate.Admission{Key: "k", ID: "s3", Limits: lim, Stream: true}); err != nil || !v.Allowed {
 		t.Fatalf("the stopped replica's slot did not expire: %+v %v", v, err)
 	}

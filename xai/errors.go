@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 )
 
 // flatError is xAI's error body: {"code":"<string>","error":"<message>"}.
@@ -67,7 +67,7 @@ func rawString(raw json.RawMessage) string {
 // are about grokgate's own xAI credentials, which are the operator's problem
 // and not the caller's: those become 502 so the caller's SDK does not report
 // its own gateway key as bad.
-func StatusError(status int, body []byte) *openai.Error {
+func StatusError(status int, body []byte) *apierror.Error {
 	code, msg, ok := ParseError(body)
 	if !ok {
 		msg = strings.TrimSpace(string(body))
@@ -78,7 +78,7 @@ func StatusError(status int, body []byte) *openai.Error {
 			msg = http.StatusText(status)
 		}
 	}
-	e := &openai.Error{Status: status, Code: code, Message: msg}
+	e := &apierror.Error{Status: status, Code: code, Message: msg}
 	switch {
 	case status == http.StatusOK:
 		// xAI's 200-with-JSON-error on a streaming request: the code tells.
@@ -86,7 +86,7 @@ func StatusError(status int, body []byte) *openai.Error {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden ||
 		(status == http.StatusBadRequest && strings.HasPrefix(msg, "Incorrect API key")):
 		e.Status = http.StatusBadGateway
-		e.Type = openai.TypeUpstream
+		e.Type = apierror.TypeUpstream
 		e.Code = "upstream_auth_failed"
 		e.Message = "xAI rejected the gateway's upstream API key (status " + strconv.Itoa(status) +
 			"); the grokgate operator must check XAI_API_KEY"
@@ -102,7 +102,7 @@ func StatusError(status int, body []byte) *openai.Error {
 		e.Code = "upstream_error"
 	}
 	if e.Type == "" && e.Status >= 500 {
-		e.Type = openai.TypeUpstream
+		e.Type = apierror.TypeUpstream
 	}
 	return e
 }

@@ -115,7 +115,7 @@ type serveConfig struct {
 	xaiAPIKey        string
 	xaiBaseURL       string
 	maxBodyBytes     int64
-	upstreamTimeout  time.Duration
+	firstByteTimeout time.Duration
 	connectTimeout   time.Duration
 	idleTimeout      time.Duration
 	totalTimeout     time.Duration
@@ -144,7 +144,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.String(&c.db, "db", "GROKGATE_DB", "grokgate.db", dbHelp)
 	s.String(&c.xaiBaseURL, "xai-base-url", "XAI_BASE_URL", xai.DefaultBaseURL, "xAI API base URL")
 	s.Int64(&c.maxBodyBytes, "max-body-bytes", "GROKGATE_MAX_BODY_BYTES", 25<<20, "largest request body accepted")
-	s.Duration(&c.upstreamTimeout, "first-byte-timeout", "GROKGATE_FIRST_BYTE_TIMEOUT", 10*time.Minute, "longest wait for xAI's first event (streams) or whole answer")
+	s.Duration(&c.firstByteTimeout, "first-byte-timeout", "GROKGATE_FIRST_BYTE_TIMEOUT", 10*time.Minute, "longest wait for xAI's first event (streams) or whole answer")
 	s.Duration(&c.idleTimeout, "stream-idle-timeout", "GROKGATE_STREAM_IDLE_TIMEOUT", 5*time.Minute, "longest silence between upstream events once a stream began")
 	s.Duration(&c.totalTimeout, "total-timeout", "GROKGATE_TOTAL_TIMEOUT", 60*time.Minute, "longest one upstream exchange may last")
 	s.Duration(&c.heartbeat, "heartbeat", "GROKGATE_HEARTBEAT", 15*time.Second, "SSE keep-alive comment after this much upstream silence; 0 disables")
@@ -180,7 +180,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 		s.errs = append(s.errs, fmt.Errorf("XAI_BASE_URL/--xai-base-url %q must be an http(s) URL such as %s", c.xaiBaseURL, xai.DefaultBaseURL))
 	}
 	s.check(c.maxBodyBytes > 0, "GROKGATE_MAX_BODY_BYTES/--max-body-bytes must be positive, got %d", c.maxBodyBytes)
-	s.check(c.upstreamTimeout > 0, "GROKGATE_FIRST_BYTE_TIMEOUT/--first-byte-timeout must be positive, got %s", c.upstreamTimeout)
+	s.check(c.firstByteTimeout > 0, "GROKGATE_FIRST_BYTE_TIMEOUT/--first-byte-timeout must be positive, got %s", c.firstByteTimeout)
 	s.check(c.idleTimeout > 0, "GROKGATE_STREAM_IDLE_TIMEOUT/--stream-idle-timeout must be positive, got %s", c.idleTimeout)
 	s.check(c.totalTimeout > 0, "GROKGATE_TOTAL_TIMEOUT/--total-timeout must be positive, got %s", c.totalTimeout)
 	s.check(c.heartbeat >= 0, "GROKGATE_HEARTBEAT/--heartbeat must not be negative (0 disables), got %s", c.heartbeat)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/gateway"
+	"github.com/grokgate/grokgate/admin"
 	"github.com/grokgate/grokgate/keys"
 )
 
@@ -262,9 +262,9 @@ func findKey(list []grokgate.Key, target string) (grokgate.Key, error) {
 // printKeys lists keys as the admin API shows them: never the secret or
 // its hash.
 func printKeys(w io.Writer, list []grokgate.Key, asJSON bool, now time.Time) error {
-	views := make([]gateway.KeyView, 0, len(list))
+	views := make([]admin.KeyView, 0, len(list))
 	for _, k := range list {
-		views = append(views, gateway.ViewKey(k, now))
+		views = append(views, admin.ViewKey(k, now))
 	}
 	if asJSON {
 		enc := json.NewEncoder(w)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/admin"
 	"github.com/grokgate/grokgate/console"
 	"github.com/grokgate/grokgate/gateway"
 	"github.com/grokgate/grokgate/gcfloor"
@@ -146,9 +147,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// streams get the SSE error event instead of a cut connection.
 	hardStop, endInFlight := context.WithCancel(context.WithoutCancel(ctx))
 	defer endInFlight()
-	handler := gateway.NewServer(log, gateway.Config{
+	gw := gateway.NewServer(log, gateway.Config{
 		MaxBodyBytes:      cfg.maxBodyBytes,
-		UpstreamTimeout:   cfg.upstreamTimeout,
+		FirstByteTimeout:  cfg.firstByteTimeout,
 		StreamIdleTimeout: cfg.idleTimeout,
 		TotalTimeout:      cfg.totalTimeout,
 		Heartbeat:         cfg.heartbeat,
@@ -158,7 +159,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		VisionStream:      cfg.visionStream,
 		StreamErrorFormat: cfg.streamErrors,
 		Usage:             recorder,
-		Admin:             store,
 		Responses:         store,
 		Observer:          obs,
 		Metrics:           metricsHandler,
@@ -169,13 +169,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		DefaultLimits:     cfg.limits.defaults,
 		LimitOnError:      gateway.LimitPolicy(cfg.limits.onError),
 	}, cache, upstream)
-	if con != nil {
-		handler = withConsole(handler, con)
-	}
+	// The admin API sits beside the gateway's API on its mux.
+	admin.Register(gw, store, time.Now)
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set GROKGATE_ADDR or --addr to a free HOST:PORT)", cfg.addr, err)
+	}
+	handler := gw.Handler()
+	if con != nil {
+		handler = withConsole(handler, con)
 	}
 	srv := &http.Server{
 		Handler: handler,

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/gateway"
+	"github.com/grokgate/grokgate/admin"
 )
 
 // usageCmd prints the usage ledger's aggregates, the same as
@@ -30,9 +30,9 @@ func usageCmd(ctx context.Context, args []string, getenv func(string) string, st
 	} else if err != nil {
 		return err
 	}
-	q, err := gateway.ParseUsageQuery(groupBy, from, to)
+	q, err := admin.ParseUsageQuery(groupBy, from, to)
 	if err != nil {
-		var pe *gateway.ParamError
+		var pe *admin.ParamError
 		if errors.As(err, &pe) {
 			// The message names the API parameter; here it is a flag.
 			err = errors.New(strings.NewReplacer("'group_by'", "--group-by", "'from'", "--from", "'to'", "--to").Replace(pe.Msg))
@@ -57,10 +57,10 @@ func usageCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		names = gateway.KeyNames(list)
+		names = admin.KeyNames(list)
 	}
 	if asJSON {
-		_, err := stdout.Write(gateway.EncodeUsage(q, rows, names))
+		_, err := stdout.Write(admin.EncodeUsage(q, rows, names))
 		return err
 	}
 	return printUsage(stdout, q, rows, names)
@@ -114,13 +114,13 @@ func printToolCalls(w io.Writer, q grokgate.UsageQuery, rows []grokgate.UsageTot
 	fmt.Fprintln(w, "\nServer-side tool calls:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := []string{strings.ToUpper(q.GroupBy.Field())}
-	for _, c := range gateway.ToolCallCounts(sum.ToolCalls) {
+	for _, c := range admin.ToolCallCounts(sum.ToolCalls) {
 		head = append(head, strings.ToUpper(strings.ReplaceAll(strings.TrimSuffix(c.Name, "_calls"), "_", " ")))
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	line := func(group string, t grokgate.ToolCalls) {
 		cols := []string{group}
-		for _, c := range gateway.ToolCallCounts(t) {
+		for _, c := range admin.ToolCallCounts(t) {
 			cols = append(cols, strconv.FormatInt(c.N, 10))
 		}
 		fmt.Fprintln(tw, strings.Join(cols, "\t")+"\t")

@@ -1,4 +1,4 @@
-package gateway
+package admin
 
 import (
 	"context"
@@ -16,8 +16,20 @@ import (
 // ones the user's, odd ones another user's, a second apart.
 func ledgerHarness(t *testing.T) (h *harness, user, other grokgate.Key, userSecret string) {
 	h = newHarness(t)
-	user, userSecret = h.mintKey(t, "me <b>", grokgate.RoleUser)
-	other, _ = h.mintKey(t, "other", grokgate.RoleUser)
+	userSecret = h.mint(t, "me <b>", grokgate.RoleUser)
+	h.mint(t, "other", grokgate.RoleUser)
+	list, err := h.store.ListKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range list {
+		switch k.Name {
+		case "me <b>":
+			user = k
+		case "other":
+			other = k
+		}
+	}
 	at := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
 	var recs []grokgate.Record
 	for i := range 7 {
@@ -34,7 +46,6 @@ func ledgerHarness(t *testing.T) (h *harness, user, other grokgate.Key, userSecr
 	if err := h.store.InsertUsage(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	h.waitKeys(t, userSecret, func(*grokgate.Key) bool { return true })
 	return h, user, other, userSecret
 }
 

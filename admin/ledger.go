@@ -1,4 +1,4 @@
-package gateway
+package admin
 
 import (
 	"encoding/base64"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/apierror"
 )
 
 // The ledger as its readers see it: recent requests for admins
@@ -63,17 +64,17 @@ func viewRecord(r grokgate.Record, names map[string]string) RecordView {
 // records of every key, newest first, filtered by key_id, model, outcome
 // and status, a page of limit (default 50) at a time; next_before, when not
 // null, is the before of the next page.
-func (s *Server) handleAdminRequests(w http.ResponseWriter, r *http.Request) {
-	s.serveRequests(w, r, nil)
+func (a *API) handleAdminRequests(w http.ResponseWriter, r *http.Request) {
+	a.serveRequests(w, r, nil)
 }
 
 // handleMyRequests serves GET /api/v1/me/requests: as /admin/v1/requests,
 // for the calling key's records alone.
-func (s *Server) handleMyRequests(w http.ResponseWriter, r *http.Request) {
-	s.serveRequests(w, r, infoFrom(r.Context()).key)
+func (a *API) handleMyRequests(w http.ResponseWriter, r *http.Request, k *grokgate.Key) {
+	a.serveRequests(w, r, k)
 }
 
-func (s *Server) serveRequests(w http.ResponseWriter, r *http.Request, own *grokgate.Key) {
+func (a *API) serveRequests(w http.ResponseWriter, r *http.Request, own *grokgate.Key) {
 	q := r.URL.Query()
 	f := grokgate.RecordFilter{Limit: 50}
 	for name, vals := range q {
@@ -81,7 +82,8 @@ func (s *Server) serveRequests(w http.ResponseWriter, r *http.Request, own *grok
 		switch name {
 		case "key_id":
 			if own != nil && v != own.ID {
-				s.fail(w, r, adminRequired("Another key's requests are for admin keys only; this key sees its own."), nil)
+				a.gw.Fail(w, r, &apierror.Error{Status: http.StatusForbidden, Type: apierror.TypePermission, Code: "admin_required",
+					Message: "Another key's requests are for admin keys only; this key sees its own."}, nil)
 				return
 			}
 			f.KeyID = v
@@ -92,25 +94,25 @@ func (s *Server) serveRequests(w http.ResponseWriter, r *http.Request, own *grok
 		case "status":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 100 || n > 599 {
-				s.fail(w, r, invalid("status", "'status' must be an HTTP status code such as 200 or 429."), nil)
+				a.gw.Fail(w, r, apierror.Invalid("status", "'status' must be an HTTP status code such as 200 or 429."), nil)
 				return
 			}
 			f.Status = n
 		case "limit":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > maxRecordsPage {
-				s.fail(w, r, invalid("limit", "'limit' must be a whole number from 1 to "+strconv.Itoa(maxRecordsPage)+"."), nil)
+				a.gw.Fail(w, r, apierror.Invalid("limit", "'limit' must be a whole number from 1 to "+strconv.Itoa(maxRecordsPage)+"."), nil)
 				return
 			}
 			f.Limit = n
 		case "before":
 			var ok bool
 			if f.BeforeTime, f.BeforeID, ok = parseCursor(v); !ok {
-				s.fail(w, r, invalid("before", "'before' must be the next_before of a previous page."), nil)
+				a.gw.Fail(w, r, apierror.Invalid("before", "'before' must be the next_before of a previous page."), nil)
 				return
 			}
 		default:
-			s.fail(w, r, invalid(name, "Unknown query parameter "+quote(name)+"; expected key_id, model, outcome, status, limit and before."), nil)
+			a.gw.Fail(w, r, apierror.Invalid(name, "Unknown query parameter "+quote(name)+"; expected key_id, model, outcome, status, limit and before."), nil)
 			return
 		}
 	}
@@ -121,15 +123,15 @@ func (s *Server) serveRequests(w http.ResponseWriter, r *http.Request, own *grok
 	}
 	want := f.Limit
 	f.Limit++ // one more tells whether there is a next page
-	recs, err := s.cfg.Admin.RecentRecords(r.Context(), f)
+	recs, err := a.store.RecentRecords(r.Context(), f)
 	if err != nil {
-		s.fail(w, r, storeFailure(), err)
+		a.gw.Fail(w, r, apierror.StoreUnavailable(), err)
 		return
 	}
 	if own == nil {
-		list, err := s.cfg.Admin.ListKeys(r.Context())
+		list, err := a.store.ListKeys(r.Context())
 		if err != nil {
-			s.fail(w, r, storeFailure(), err)
+			a.gw.Fail(w, r, apierror.StoreUnavailable(), err)
 			return
 		}
 		names = KeyNames(list)
@@ -144,7 +146,7 @@ func (s *Server) serveRequests(w http.ResponseWriter, r *http.Request, own *grok
 	for _, rec := range recs {
 		views = append(views, viewRecord(rec, names))
 	}
-	s.writeJSON(w, http.StatusOK, struct {
+	writeJSON(w, http.StatusOK, struct {
 		Object     string       `json:"object"`
 		Data       []RecordView `json:"data"`
 		NextBefore *string      `json:"next_before"`
@@ -171,12 +173,12 @@ func parseCursor(c string) (time.Time, string, bool) {
 
 // handleMe serves GET /api/v1/me: the calling key as the admin API shows
 // keys (never its secret), so a user key can read its own limits.
-func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, http.StatusOK, ViewKey(*infoFrom(r.Context()).key, s.cfg.Now()))
+func (a *API) handleMe(w http.ResponseWriter, r *http.Request, k *grokgate.Key) {
+	writeJSON(w, http.StatusOK, ViewKey(*k, a.now()))
 }
 
 // handleMyUsage serves GET /api/v1/me/usage: /admin/v1/usage over the
 // calling key's records alone.
-func (s *Server) handleMyUsage(w http.ResponseWriter, r *http.Request) {
-	s.serveUsage(w, r, infoFrom(r.Context()).key)
+func (a *API) handleMyUsage(w http.ResponseWriter, r *http.Request, k *grokgate.Key) {
+	a.serveUsage(w, r, k)
 }

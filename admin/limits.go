@@ -1,10 +1,10 @@
-package gateway
+package admin
 
 import (
 	"encoding/json"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/openai"
+	"github.com/grokgate/grokgate/apierror"
 )
 
 // limitFieldNames are the admin API's limit fields, as Limits.Fields names
@@ -33,7 +33,7 @@ func viewLimits(l grokgate.Limits) LimitsView {
 }
 
 // parseLimitFields reads the limit fields present in an admin body.
-func parseLimitFields(fields map[string]json.RawMessage) (grokgate.LimitsUpdate, *openai.Error) {
+func parseLimitFields(fields map[string]json.RawMessage) (grokgate.LimitsUpdate, *apierror.Error) {
 	var u grokgate.LimitsUpdate
 	ptrs := []**int64{&u.RPM, &u.TPM, &u.MaxStreams, &u.BudgetTicksPerDay, &u.BudgetTicksPerMonth}
 	for i, name := range limitFieldNames() {
@@ -43,7 +43,7 @@ func parseLimitFields(fields map[string]json.RawMessage) (grokgate.LimitsUpdate,
 		}
 		var v int64
 		if json.Unmarshal(raw, &v) != nil || v < grokgate.NoLimit {
-			return u, invalid(name, "'"+name+"' must be a whole number: the limit, 0 for the server default, or -1 for none.")
+			return u, apierror.Invalid(name, "'"+name+"' must be a whole number: the limit, 0 for the server default, or -1 for none.")
 		}
 		*ptrs[i] = &v
 	}

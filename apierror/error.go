@@ -1,6 +1,6 @@
-// Package openai holds the pieces of the OpenAI wire format that grokgate
+// Package apierror holds the pieces of the OpenAI wire format that grokgate
 // writes itself. It does no I/O.
-package openai
+package apierror
 
 import (
 	"encoding/json"
@@ -82,4 +82,17 @@ func TypeFor(status int) string {
 	default:
 		return TypeInvalidRequest
 	}
+}
+
+// Invalid is the 400 for a request parameter (param, "" for the body as a
+// whole) that the client must fix as msg says.
+func Invalid(param, msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Param: param, Code: "invalid_request", Message: msg}
+}
+
+// StoreUnavailable is the answer when grokgate's database fails; the detail
+// belongs in the log.
+func StoreUnavailable() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Type: TypeAPI, Code: "store_unavailable",
+		Message: "grokgate's database did not answer; try again shortly"}
 }

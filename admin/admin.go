@@ -1,0 +1,378 @@
+// Package admin is the admin API (/admin/v1): keys and usage, for
+// admin-role keys only, with the views the CLI shares. It registers its
+// routes on the gateway, which gives them its request ids, access log,
+// authentication and error envelope.
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/apierror"
+	"github.com/grokgate/grokgate/keys"
+)
+
+// Store is what the admin API needs from the store.
+type Store interface {
+	CreateKey(ctx context.Context, k grokgate.Key) error
+	KeyByID(ctx context.Context, id string) (grokgate.Key, error)
+	ListKeys(ctx context.Context) ([]grokgate.Key, error)
+	UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (grokgate.Key, error)
+	RevokeKey(ctx context.Context, id string, at time.Time) error
+	UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgate.UsageTotals, error)
+	RecentRecords(ctx context.Context, f grokgate.RecordFilter) ([]grokgate.Record, error)
+}
+
+// Gateway is what the admin API needs from the server its routes sit on.
+type Gateway interface {
+	// Handle and HandleMethods register routes, answering other methods
+	// with the 405 envelope.
+	Handle(method, path string, h http.Handler)
+	HandleMethods(path string, hs map[string]http.Handler)
+	// RequireAdmin lets only admin-role keys through (401, 403 otherwise).
+	RequireAdmin(h http.HandlerFunc) http.Handler
+	// RequireKey lets any valid key through, and gives h the key.
+	RequireKey(h func(http.ResponseWriter, *http.Request, *grokgate.Key)) http.Handler
+	// Fail writes the error envelope and notes it for the access log.
+	Fail(w http.ResponseWriter, r *http.Request, e *apierror.Error, cause error)
+}
+
+// API serves the admin routes.
+type API struct {
+	store Store
+	now   func() time.Time
+	gw    Gateway
+}
+
+// Register puts the admin API's routes on gw.
+func Register(gw Gateway, store Store, now func() time.Time) {
+	a := &API{store: store, now: now, gw: gw}
+	gw.HandleMethods("/admin/v1/keys", map[string]http.Handler{
+		http.MethodGet: gw.RequireAdmin(a.handleListKeys), http.MethodPost: gw.RequireAdmin(a.handleCreateKey)})
+	gw.HandleMethods("/admin/v1/keys/{id}", map[string]http.Handler{
+		http.MethodGet: gw.RequireAdmin(a.handleGetKey), http.MethodPatch: gw.RequireAdmin(a.handleUpdateKey)})
+	gw.Handle(http.MethodPost, "/admin/v1/keys/{id}/revoke", gw.RequireAdmin(a.handleRevokeKey))
+	gw.Handle(http.MethodGet, "/admin/v1/usage", gw.RequireAdmin(a.handleUsage))
+	gw.Handle(http.MethodGet, "/admin/v1/requests", gw.RequireAdmin(a.handleAdminRequests))
+	// A key's own settings and ledger (ledger.go), for any key.
+	for _, base := range []string{"/api/v1", "/v1"} {
+		gw.Handle(http.MethodGet, base+"/me", gw.RequireKey(a.handleMe))
+		gw.Handle(http.MethodGet, base+"/me/usage", gw.RequireKey(a.handleMyUsage))
+		gw.Handle(http.MethodGet, base+"/me/requests", gw.RequireKey(a.handleMyRequests))
+	}
+}
+
+// maxAdminBody bounds an admin request body; they are a few fields.
+const maxAdminBody = 64 << 10
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only the admin API's own types are encoded here
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+func keyNotFound(id string) *apierror.Error {
+	return &apierror.Error{Status: http.StatusNotFound, Type: apierror.TypeNotFound, Code: "key_not_found",
+		Message: "No key has the id " + quote(id) + "; GET /admin/v1/keys lists them."}
+}
+
+// decodeAdmin reads a JSON object body into fields, rejecting unknown ones
+// by name so typos are caught rather than ignored.
+func decodeAdmin(w http.ResponseWriter, r *http.Request, allowed ...string) (map[string]json.RawMessage, *apierror.Error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if err != nil {
+		return nil, apierror.Invalid("", "Could not read the request body (at most 64 KiB).")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, apierror.Invalid("", "Request body is empty; send a JSON object.")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return nil, apierror.Invalid("", "Request body must be a JSON object.")
+	}
+	for name := range fields {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || name == a
+		}
+		if !ok {
+			return nil, apierror.Invalid(name, "Unknown field "+quote(name)+"; expected "+strings.Join(allowed, ", ")+".")
+		}
+	}
+	return fields, nil
+}
+
+// keyFields are the settable fields of a key, parsed and checked.
+type keyFields struct {
+	limits     grokgate.LimitsUpdate
+	name       *string
+	role       *grokgate.Role
+	models     *[]string
+	tools      *[]string
+	expires    *time.Time // zero: no expiry
+	hasExpires bool
+}
+
+func parseKeyFields(fields map[string]json.RawMessage, now time.Time) (keyFields, *apierror.Error) {
+	var f keyFields
+	if raw, ok := fields["name"]; ok {
+		var name string
+		if json.Unmarshal(raw, &name) != nil || strings.TrimSpace(name) == "" || len(name) > 200 {
+			return f, apierror.Invalid("name", "'name' must be a non-empty string of at most 200 bytes.")
+		}
+		name = strings.TrimSpace(name)
+		f.name = &name
+	}
+	if raw, ok := fields["role"]; ok {
+		var role grokgate.Role
+		if json.Unmarshal(raw, &role) != nil || !role.Valid() {
+			return f, apierror.Invalid("role", "'role' must be \"user\" or \"admin\".")
+		}
+		f.role = &role
+	}
+	var e *apierror.Error
+	if raw, ok := fields["allowed_models"]; ok {
+		if f.models, e = parseAllowList(raw, "allowed_models", "model ids", "every model"); e != nil {
+			return f, e
+		}
+	}
+	if raw, ok := fields["allowed_tools"]; ok {
+		if f.tools, e = parseAllowList(raw, "allowed_tools", "server-side tool types", "every tool"); e != nil {
+			return f, e
+		}
+		for _, t := range *f.tools {
+			if !grokgate.KnownServerTool(t) {
+				return f, apierror.Invalid("allowed_tools", "'allowed_tools' names "+quote(t)+", which is not a server-side tool; the known ones are "+
+					strings.Join(grokgate.ServerTools(), ", ")+" (empty or null: every tool).")
+			}
+		}
+	}
+	if raw, ok := fields["expires_at"]; ok {
+		f.hasExpires = true
+		var t time.Time
+		if string(bytes.TrimSpace(raw)) != "null" {
+			var text string
+			var err error
+			if json.Unmarshal(raw, &text) == nil {
+				t, err = time.Parse(time.RFC3339, text)
+			}
+			if text == "" || err != nil {
+				return f, apierror.Invalid("expires_at", "'expires_at' must be an RFC 3339 time such as \"2027-01-31T00:00:00Z\", or null for no expiry.")
+			}
+			if !t.After(now) {
+				return f, apierror.Invalid("expires_at", "'expires_at' must be in the future; to stop a key now, revoke it.")
+			}
+		}
+		f.expires = &t
+	}
+	f.limits, e = parseLimitFields(fields)
+	return f, e
+}
+
+// parseAllowList reads an allow-list field: an array of strings, trimmed
+// and without repeats; empty or null allows everything.
+func parseAllowList(raw json.RawMessage, field, items, all string) (*[]string, *apierror.Error) {
+	var list []string
+	if json.Unmarshal(raw, &list) != nil || len(list) > 1000 {
+		return nil, apierror.Invalid(field, "'"+field+"' must be an array of "+items+" (empty or null: "+all+").")
+	}
+	seen := map[string]bool{}
+	clean := []string{}
+	for _, m := range list {
+		m = strings.TrimSpace(m)
+		if m == "" {
+			return nil, apierror.Invalid(field, "'"+field+"' must not contain empty "+items+".")
+		}
+		if !seen[m] {
+			seen[m] = true
+			clean = append(clean, m)
+		}
+	}
+	return &clean, nil
+}
+
+// handleCreateKey serves POST /admin/v1/keys. The answer carries the secret,
+// the only time it is ever shown.
+func (a *API) handleCreateKey(w http.ResponseWriter, r *http.Request) {
+	fields, e := decodeAdmin(w, r, append([]string{"name", "role", "allowed_models", "allowed_tools", "expires_at"}, limitFieldNames()...)...)
+	if e != nil {
+		a.gw.Fail(w, r, e, nil)
+		return
+	}
+	now := a.now()
+	f, e := parseKeyFields(fields, now)
+	if e == nil && f.name == nil {
+		e = apierror.Invalid("name", "Missing required parameter: 'name' (a label that says what the key is for).")
+	}
+	if e != nil {
+		a.gw.Fail(w, r, e, nil)
+		return
+	}
+	role := grokgate.RoleUser
+	if f.role != nil {
+		role = *f.role
+	}
+	k, secret, err := keys.Mint(keys.Random(), *f.name, role, now)
+	if err != nil {
+		a.gw.Fail(w, r, &apierror.Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not mint a key"}, err)
+		return
+	}
+	if f.models != nil && len(*f.models) > 0 {
+		k.AllowedModels = *f.models
+	}
+	if f.tools != nil && len(*f.tools) > 0 {
+		k.AllowedTools = *f.tools
+	}
+	if f.expires != nil {
+		k.ExpiresAt = f.expires.UTC()
+	}
+	k.Limits = f.limits.Apply(k.Limits)
+	if err := a.store.CreateKey(r.Context(), k); err != nil {
+		a.gw.Fail(w, r, apierror.StoreUnavailable(), err)
+		return
+	}
+	v := ViewKey(k, now)
+	v.Key = secret
+	writeJSON(w, http.StatusCreated, v)
+}
+
+func (a *API) handleListKeys(w http.ResponseWriter, r *http.Request) {
+	list, err := a.store.ListKeys(r.Context())
+	if err != nil {
+		a.gw.Fail(w, r, apierror.StoreUnavailable(), err)
+		return
+	}
+	now := a.now()
+	views := make([]KeyView, 0, len(list))
+	for _, k := range list {
+		views = append(views, ViewKey(k, now))
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Object string    `json:"object"`
+		Data   []KeyView `json:"data"`
+	}{"list", views})
+}
+
+// getKey loads the key named by the path, answering 404 itself.
+func (a *API) getKey(w http.ResponseWriter, r *http.Request) (grokgate.Key, bool) {
+	id := r.PathValue("id")
+	k, err := a.store.KeyByID(r.Context(), id)
+	switch {
+	case errors.Is(err, grokgate.ErrNotFound):
+		a.gw.Fail(w, r, keyNotFound(id), nil)
+		return k, false
+	case err != nil:
+		a.gw.Fail(w, r, apierror.StoreUnavailable(), err)
+		return k, false
+	}
+	return k, true
+}
+
+func (a *API) handleGetKey(w http.ResponseWriter, r *http.Request) {
+	if k, ok := a.getKey(w, r); ok {
+		writeJSON(w, http.StatusOK, ViewKey(k, a.now()))
+	}
+}
+
+// handleUpdateKey serves PATCH /admin/v1/keys/{id}: name, allowed_models,
+// allowed_tools, expires_at (null removes the expiry) and limits; absent
+// fields stay as they are.
+func (a *API) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
+	fields, e := decodeAdmin(w, r, append([]string{"name", "allowed_models", "allowed_tools", "expires_at"}, limitFieldNames()...)...)
+	if e != nil {
+		a.gw.Fail(w, r, e, nil)
+		return
+	}
+	now := a.now()
+	f, e := parseKeyFields(fields, now)
+	if e != nil {
+		a.gw.Fail(w, r, e, nil)
+		return
+	}
+	id := r.PathValue("id")
+	k, err := a.store.UpdateKey(r.Context(), id, grokgate.KeyUpdate{Name: f.name, AllowedModels: f.models, AllowedTools: f.tools,
+		ExpiresAt: f.expires, Limits: f.limits})
+	switch {
+	case errors.Is(err, grokgate.ErrNotFound):
+		a.gw.Fail(w, r, keyNotFound(id), nil)
+	case err != nil:
+		a.gw.Fail(w, r, apierror.StoreUnavailable(), err)
+	default:
+		writeJSON(w, http.StatusOK, ViewKey(k, now))
+	}
+}
+
+// handleRevokeKey serves POST /admin/v1/keys/{id}/revoke. Every replica
+// refuses the key within two seconds (the keys generation poll).
+func (a *API) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	now := a.now()
+	if err := a.store.RevokeKey(r.Context(), id, now); errors.Is(err, grokgate.ErrNotFound) {
+		a.gw.Fail(w, r, keyNotFound(id), nil)
+		return
+	} else if err != nil {
+		a.gw.Fail(w, r, apierror.StoreUnavailable(), err)
+		return
+	}
+	if k, ok := a.getKey(w, r); ok {
+		writeJSON(w, http.StatusOK, ViewKey(k, now))
+	}
+}
+
+// handleUsage serves GET /admin/v1/usage?group_by=key|model|day&from=&to=.
+func (a *API) handleUsage(w http.ResponseWriter, r *http.Request) {
+	a.serveUsage(w, r, nil)
+}
+
+// serveUsage answers a usage query over every key's records, or own's
+// alone when not nil.
+func (a *API) serveUsage(w http.ResponseWriter, r *http.Request, own *grokgate.Key) {
+	q := r.URL.Query()
+	for name := range q {
+		if name != "group_by" && name != "from" && name != "to" {
+			a.gw.Fail(w, r, apierror.Invalid(name, "Unknown query parameter "+quote(name)+"; expected group_by, from and to."), nil)
+			return
+		}
+	}
+	uq, err := ParseUsageQuery(q.Get("group_by"), q.Get("from"), q.Get("to"))
+	if err != nil {
+		var pe *ParamError
+		errors.As(err, &pe)
+		a.gw.Fail(w, r, apierror.Invalid(pe.Param, pe.Msg), nil)
+		return
+	}
+	var names map[string]string
+	if own != nil {
+		uq.KeyID = own.ID
+		if uq.GroupBy == grokgate.GroupByKey {
+			names = map[string]string{own.ID: own.Name}
+		}
+	}
+	rows, err := a.store.UsageSummary(r.Context(), uq)
+	if err != nil {
+		a.gw.Fail(w, r, apierror.StoreUnavailable(), err)
+		return
+	}
+	if uq.GroupBy == grokgate.GroupByKey && own == nil {
+		list, err := a.store.ListKeys(r.Context())
+		if err != nil {
+			a.gw.Fail(w, r, apierror.StoreUnavailable(), err)
+			return
+		}
+		names = KeyNames(list)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(EncodeUsage(uq, rows, names))
+}
