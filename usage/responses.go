@@ -58,7 +58,7 @@ func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
 				Model string `json:"model"`
 			} `json:"response"`
 		}
-		if json.Unmarshal(data, &head) == nil {
+		if decodeHead(data, &head) == nil {
 			m.ID, m.Model = head.Response.ID, head.Response.Model
 		}
 	}
