@@ -216,6 +216,21 @@ func TestByRound(t *testing.T) {
 	}
 }
 
+func TestFirstByRound(t *testing.T) {
+	for _, c := range []struct {
+		gw, proxy []float64
+		want      string
+	}{
+		{[]float64{1.0, 2.0, 1.1}, []float64{0.9, 2.1, 1.1}, "grokgate − proxy -0.100 to +0.100 ms by round, at or under the proxy in 2 of 3"}, // level counts as under
+		{[]float64{1.0, 1.0}, []float64{0.5, 0.5, 0.5}, "grokgate − proxy +0.500 to +0.500 ms by round, at or under the proxy in 0 of 2"},      // unpaired rounds are left out
+		{[]float64{1.0}, []float64{0.5}, ""},
+	} {
+		if got := firstByRound(c.gw, c.proxy); got != c.want {
+			t.Errorf("firstByRound(%v, %v) = %q, want %q", c.gw, c.proxy, got, c.want)
+		}
+	}
+}
+
 // TestStreamsCheck: at full scale the 10,000-streams check judges grokgate
 // over the HTTP/2 upstream and names the bare proxy's figure beside it.
 func TestStreamsCheck(t *testing.T) {
