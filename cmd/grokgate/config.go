@@ -136,6 +136,7 @@ type serveConfig struct {
 	bodyBytesInFlight   int64
 	obs                 obsConfig
 	limits              limitConfig
+	console             bool
 }
 
 // loopback reports whether addr (HOST:PORT) listens on a loopback address
@@ -181,6 +182,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Bool(&c.simulator, "simulator", "GROKGATE_SIMULATOR", false, "answer from the built-in xAI simulator even without XAI_API_KEY on a non-loopback address (fake answers: tests and demos only)")
 	parseObs(s, &c.obs)
 	limitFlags(s, &c.limits)
+	s.Bool(&c.console, "console", "GROKGATE_CONSOLE", true, "serve the web console at /console")
 	// The xAI keys are read from the environment only: a flag would show them
 	// in ps. Several keys, comma-separated, are rotated with failover.
 	c.xaiAPIKey = strings.TrimSpace(getenv("XAI_API_KEY"))

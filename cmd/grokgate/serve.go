@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/admin"
+	"github.com/grokgate/grokgate/console"
 	"github.com/grokgate/grokgate/gateway"
 	"github.com/grokgate/grokgate/gcfloor"
 	"github.com/grokgate/grokgate/keys"
@@ -85,7 +87,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	upstream := xai.NewClient(baseURL, apiKey, transport,
 		xai.Retry{MaxAttempts: int(cfg.upstreamAttempts)}, log.With("component", "xai"), time.Now)
 	var obs gateway.Observer
-	var metricsHandler http.Handler
+	var metricsHandler, liveHandler http.Handler
 	hooks := xai.Hooks{}
 	if cfg.obs.metrics {
 		reg, m, err := newMetrics(cfg.obs, recorder)
@@ -94,6 +96,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		obs, hooks.Observer = m, m
 		metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
+		liveHandler = console.Live(reg, time.Now)
 		if cfg.obs.metricsAddr != "" {
 			stop, err := serveMetrics(ctx, cfg.obs.metricsAddr, metricsHandler, stdout, log)
 			if err != nil {
@@ -136,6 +139,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer closeLimiter()
 
+	var con *console.Console
+	var sessions gateway.SessionAuthenticator
+	if cfg.console {
+		con = console.New(log.With("component", "console"), store, cache, console.Options{})
+		sessions = con
+		go con.Prune(ctx, time.Hour)
+	}
+
 	// hardStop ends what is still running when the drain deadline passes:
 	// streams get the SSE error event instead of a cut connection.
 	hardStop, endInFlight := context.WithCancel(context.WithoutCancel(ctx))
@@ -156,6 +167,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Responses:            store,
 		Observer:             obs,
 		Metrics:              metricsHandler,
+		Live:                 liveHandler,
+		Sessions:             sessions,
 		Tracer:               tracer,
 		Limiter:              limiter,
 		DefaultLimits:        cfg.limits.defaults,
@@ -168,8 +181,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set GROKGATE_ADDR or --addr to a free HOST:PORT)", cfg.addr, err)
 	}
+	handler := gw.Handler()
+	if con != nil {
+		handler = withConsole(handler, con)
+	}
 	srv := &http.Server{
-		Handler: gw.Handler(),
+		Handler: handler,
 		// Slow clients may not pin connections while sending headers; no
 		// WriteTimeout, which would cut long streams.
 		ReadHeaderTimeout: 10 * time.Second,
@@ -178,6 +195,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	fmt.Fprintf(stdout, "grokgate listening on http://%s (OpenAI base URL: http://%s/api/v1)\n", ln.Addr(), ln.Addr())
+	if con != nil {
+		fmt.Fprintf(stdout, "Web console: http://%s/console (sign in with a grokgate key)\n", ln.Addr())
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -308,4 +328,17 @@ func pruneResponseOwners(ctx context.Context, st store, now func() time.Time, lo
 		case <-t.C:
 		}
 	}
+}
+
+// withConsole serves /console and everything under it from the console and
+// the rest from the gateway. A prefix test rather than a ServeMux, which
+// would redirect the unclean paths that the gateway answers with a 404.
+func withConsole(gw, con http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/console" || strings.HasPrefix(p, "/console/") {
+			con.ServeHTTP(w, r)
+			return
+		}
+		gw.ServeHTTP(w, r)
+	})
 }
