@@ -18,10 +18,13 @@ const (
 	RoleUser Role = "user"
 	// RoleAdmin keys may also call the admin API.
 	RoleAdmin Role = "admin"
+	// RoleMetrics keys may scrape /metrics and nothing else: the
+	// credential a Prometheus server holds cannot mint keys or spend.
+	RoleMetrics Role = "metrics"
 )
 
 // Valid reports whether r is a known role.
-func (r Role) Valid() bool { return r == RoleUser || r == RoleAdmin }
+func (r Role) Valid() bool { return r == RoleUser || r == RoleAdmin || r == RoleMetrics }
 
 // Key is a gateway-issued API key. The secret itself is never stored: only
 // its SHA-256 hash and a short prefix that lets people tell keys apart.
@@ -30,7 +33,7 @@ type Key struct {
 	Name      string    // human label
 	Prefix    string    // first characters of the secret, for display; safe to log
 	Hash      [32]byte  // SHA-256 of the full secret
-	Role      Role      // RoleUser or RoleAdmin
+	Role      Role      // RoleUser, RoleAdmin or RoleMetrics
 	CreatedAt time.Time // UTC
 	// RevokedAt is the zero time while the key is active.
 	RevokedAt time.Time

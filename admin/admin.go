@@ -136,7 +136,7 @@ func parseKeyFields(fields map[string]json.RawMessage, now time.Time) (keyFields
 	if raw, ok := fields["role"]; ok {
 		var role grokgate.Role
 		if json.Unmarshal(raw, &role) != nil || !role.Valid() {
-			return f, apierror.Invalid("role", "'role' must be \"user\" or \"admin\".")
+			return f, apierror.Invalid("role", "'role' must be \"user\", \"admin\" or \"metrics\" (may scrape /metrics and nothing else).")
 		}
 		f.role = &role
 	}

@@ -102,3 +102,49 @@ func TestKeyNamesPrintable(t *testing.T) {
 		t.Errorf("update to a control character: %s", body)
 	}
 }
+
+// TestMetricsRole: a metrics-role key scrapes /metrics and may do nothing
+// else (no API call, no admin route, no key of its own to read); a user
+// key may not scrape.
+func TestMetricsRole(t *testing.T) {
+	scrape := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "grokgate_up 1\n") })
+	h := newHarnessConfig(t, gateway.Config{Metrics: scrape})
+	ctx := context.Background()
+	resp, body := h.do(t, ctx, "POST", "/admin/v1/keys", h.admin, `{"name":"prometheus","role":"metrics"}`)
+	if resp == nil || resp.StatusCode != 201 {
+		t.Fatalf("create a metrics key: %s", body)
+	}
+	var created struct{ Key string }
+	json.Unmarshal(body, &created)
+	prom := created.Key
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, body = h.do(t, ctx, "GET", "/metrics", prom, "")
+		if resp != nil && resp.StatusCode != 401 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp == nil || resp.StatusCode != 200 || !strings.Contains(string(body), "grokgate_up") {
+		t.Fatalf("metrics key on /metrics: %s", body)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/chat/completions", `{"model":"grok-4.3","messages":[{"role":"user","content":"hi"}]}`},
+		{"GET", "/v1/models", ""},
+		{"POST", "/v1/images/generations", `{"prompt":"p"}`},
+		{"GET", "/admin/v1/keys", ""},
+		{"POST", "/admin/v1/keys", `{"name":"minted","role":"admin"}`},
+		{"GET", "/api/v1/me", ""},
+	} {
+		resp, body := h.do(t, ctx, c.method, c.path, prom, c.body)
+		if resp == nil || resp.StatusCode != 403 {
+			t.Errorf("metrics key on %s %s: %s", c.method, c.path, body)
+		}
+	}
+	if resp, body := h.do(t, ctx, "GET", "/metrics", h.user, ""); resp == nil || resp.StatusCode != 403 {
+		t.Errorf("user key on /metrics: %s", body)
+	}
+	if resp, _ := h.do(t, ctx, "GET", "/metrics", h.admin, ""); resp == nil || resp.StatusCode != 200 {
+		t.Errorf("admin key on /metrics: %v", resp)
+	}
+}

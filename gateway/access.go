@@ -27,19 +27,50 @@ func (s *Server) RequireAdmin(h http.HandlerFunc) http.Handler {
 		}
 		if k := infoFrom(r.Context()).key; k == nil || k.Role != grokgate.RoleAdmin {
 			s.fail(w, r, &apierror.Error{Status: http.StatusForbidden, Type: apierror.TypePermission, Code: "admin_required",
-				Message: "The admin API needs a key with the admin role; this key has the user role."}, nil)
+				Message: "The admin API needs a key with the admin role; this key has the " + string(infoFrom(r.Context()).key.Role) + " role."}, nil)
 			return
 		}
 		h(w, r)
 	})
 }
 
+// requireMetrics lets admin and metrics-role keys through to h (the
+// /metrics scrape).
+func (s *Server) requireMetrics(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.authenticate(w, r) {
+			return
+		}
+		if k := infoFrom(r.Context()).key; k == nil || (k.Role != grokgate.RoleAdmin && k.Role != grokgate.RoleMetrics) {
+			s.fail(w, r, &apierror.Error{Status: http.StatusForbidden, Type: apierror.TypePermission, Code: "metrics_role_required",
+				Message: "/metrics needs a key with the metrics or admin role; this key has the " + string(k.Role) + " role."}, nil)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// metricsOnly is the 403 for a metrics-role key anywhere but /metrics.
+func metricsOnly(k *grokgate.Key) *apierror.Error {
+	if k == nil || k.Role != grokgate.RoleMetrics {
+		return nil
+	}
+	return &apierror.Error{Status: http.StatusForbidden, Type: apierror.TypePermission, Code: "metrics_key",
+		Message: "This key has the metrics role: it may scrape /metrics and nothing else. Use a user key for the API."}
+}
+
 // RequireKey lets requests with any valid key through to h, which gets the
 // key (a key's own views: package admin's /api/v1/me routes).
 func (s *Server) RequireKey(h func(http.ResponseWriter, *http.Request, *grokgate.Key)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.authenticate(w, r) {
-			h(w, r, infoFrom(r.Context()).key)
+		if !s.authenticate(w, r) {
+			return
 		}
+		k := infoFrom(r.Context()).key
+		if e := metricsOnly(k); e != nil {
+			s.fail(w, r, e, nil)
+			return
+		}
+		h(w, r, k)
 	})
 }

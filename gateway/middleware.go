@@ -221,6 +221,10 @@ func (k *keyedRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info := infoFrom(r.Context())
+	if e := metricsOnly(info.key); e != nil {
+		s.fail(w, r, e, nil)
+		return
+	}
 	if s.refusedTooOften(w, r) {
 		return
 	}

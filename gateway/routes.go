@@ -39,7 +39,7 @@ func (s *Server) routes() {
 		s.Handle(http.MethodGet, "/admin/v1/live", s.RequireAdmin(s.cfg.Live.ServeHTTP))
 	}
 	if s.cfg.Metrics != nil {
-		s.Handle(http.MethodGet, "/metrics", s.RequireAdmin(s.cfg.Metrics.ServeHTTP))
+		s.Handle(http.MethodGet, "/metrics", s.requireMetrics(s.cfg.Metrics.ServeHTTP))
 	}
 	s.Handle(http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealthz))
 	s.Handle(http.MethodGet, "/readyz", http.HandlerFunc(s.handleReadyz))

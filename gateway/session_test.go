@@ -84,7 +84,7 @@ func TestSessionCookieAuthenticates(t *testing.T) {
 	if resp, body := h.doCookie(t, "GET", "/metrics", "A", "", "", ""); resp.StatusCode != 200 || body != "metrics" {
 		t.Errorf("GET /metrics with an admin session, no CSRF header (a read): %d %s", resp.StatusCode, body)
 	}
-	if resp, body := h.doCookie(t, "GET", "/metrics", "U", "", "", ""); resp.StatusCode != 403 || !strings.Contains(body, "admin_required") {
+	if resp, body := h.doCookie(t, "GET", "/metrics", "U", "", "", ""); resp.StatusCode != 403 || !strings.Contains(body, "metrics_role_required") {
 		t.Errorf("GET /metrics with a user session: %d %s", resp.StatusCode, body)
 	}
 	// State changes need the session's CSRF token: nothing reaches xAI

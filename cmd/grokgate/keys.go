@@ -17,7 +17,7 @@ import (
 )
 
 const keysUsage = `Usage:
-  grokgate keys create --name NAME [--role user|admin] [--models M1,M2] [--tools T1,T2] [--expires TIME] [LIMITS] [--db DB]
+  grokgate keys create --name NAME [--role user|admin|metrics] [--models M1,M2] [--tools T1,T2] [--expires TIME] [LIMITS] [--db DB]
   grokgate keys list [--json] [--db DB]
   grokgate keys update ID_OR_PREFIX [--name NAME] [--models M1,M2] [--tools T1,T2] [--expires TIME|never] [LIMITS] [--db DB]
   grokgate keys revoke ID_OR_PREFIX [--db DB]
@@ -46,7 +46,7 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	switch sub {
 	case "create":
 		s.fs.StringVar(&name, "name", "", "a label for the key (required)")
-		s.fs.StringVar(&role, "role", string(grokgate.RoleUser), "user or admin")
+		s.fs.StringVar(&role, "role", string(grokgate.RoleUser), "user, admin or metrics (may scrape /metrics and nothing else)")
 		s.fs.StringVar(&models, "models", "", "comma-separated models the key may use (default: every model)")
 		s.fs.StringVar(&tools, "tools", "", "comma-separated server-side tools the key may use: "+serverTools+" (default: every tool)")
 		s.fs.StringVar(&expires, "expires", "", "when the key stops working: RFC 3339 time or UTC date (default: never)")
@@ -128,7 +128,7 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	switch sub {
 	case "create":
 		s.check(set["name"], "--name is required: a label that tells you what the key is for")
-		s.check(grokgate.Role(role).Valid(), "--role must be user or admin, got %q", role)
+		s.check(grokgate.Role(role).Valid(), "--role must be user, admin or metrics, got %q", role)
 	case "update":
 		s.check(target != "", "say which key to update: its id (key_...) or its prefix (gg-...)")
 		s.check(len(set) > 0 && !(len(set) == 1 && set["db"]), "say what to change: --name, --models, --tools, --expires or a limit (--rpm, --tpm, --max-streams, --budget-ticks-per-day, --budget-ticks-per-month)")

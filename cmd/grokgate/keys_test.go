@@ -117,7 +117,7 @@ func TestKeysCLIErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"keys", "create", "--db", db}, "--name is required"},
-		{[]string{"keys", "create", "--name", "x", "--role", "root", "--db", db}, "--role must be user or admin"},
+		{[]string{"keys", "create", "--name", "x", "--role", "root", "--db", db}, "--role must be user, admin or metrics"},
 		{[]string{"keys", "revoke", "--db", db}, "say which key"},
 		{[]string{"keys", "revoke", "gg-nothing", "--db", db}, "no key has id or prefix"},
 	}
