@@ -148,12 +148,19 @@ func (m *Metrics) WatchUsage(q UsageQueue) error {
 	}, func() float64 { return float64(q.Dropped()) }))
 }
 
-// model bounds the model label's values.
-func (m *Metrics) model(name string) string {
+// model bounds the model label's values. A model gets a series of its own
+// only once upstream has known it (known: it answered a request for it);
+// until then it is "unknown", so junk names, which xAI refuses, never take
+// the slots that new real models need. Past MaxModels known models, the
+// rest are "other".
+func (m *Metrics) model(name string, known bool) string {
 	m.modelsMu.Lock()
 	defer m.modelsMu.Unlock()
-	if _, ok := m.models[name]; ok {
+	if _, ok := m.models[name]; ok || name == "" {
 		return name
+	}
+	if !known {
+		return "unknown"
 	}
 	if len(m.models) >= m.opts.MaxModels {
 		return "other"
@@ -178,7 +185,7 @@ func statusClass(status int) string {
 
 // Request implements gateway.Observer.
 func (m *Metrics) Request(st gateway.RequestStats) {
-	model := m.model(st.Model)
+	model := m.model(st.Model, st.Status >= 200 && st.Status < 300)
 	stream := strconv.FormatBool(st.Stream)
 	m.requests.WithLabelValues(m.keyed(st.KeyID, st.Route, model, statusClass(st.Status), stream)...).Inc()
 	m.duration.WithLabelValues(st.Route, model, stream).Observe(st.Duration.Seconds())
@@ -225,7 +232,7 @@ func (m *Metrics) AttemptFailed(kind string, status int) {
 // Stream implements gateway.Observer. The label lookups happen here, once
 // per stream, so the per-event calls only touch atomics.
 func (m *Metrics) Stream(model string) gateway.StreamObserver {
-	model = m.model(model)
+	model = m.model(model, true) // xAI began streaming an answer
 	open := m.openStreams.WithLabelValues(model)
 	open.Inc()
 	return &stream{ttft: m.ttft.WithLabelValues(model), gap: m.gap.WithLabelValues(model), open: open}

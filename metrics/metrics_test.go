@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,12 @@ func TestKeyLabelsAndModelBound(t *testing.T) {
 		m.Request(gateway.RequestStats{Route: "/chat/completions", Model: model, KeyID: "key_1", Status: 200,
 			Duration: time.Millisecond, Usage: &grokgate.Record{PromptTokens: 3}})
 	}
+	// 100 junk names xAI refused take no slot: a real model answered
+	// after them still gets its own series once there is room.
+	for i := range 100 {
+		m.Request(gateway.RequestStats{Route: "/chat/completions", Model: "junk-" + strconv.Itoa(i), KeyID: "key_1", Status: 404,
+			Duration: time.Millisecond, Usage: &grokgate.Record{PromptTokens: 1}})
+	}
 	m.RateLimited("requests", "key_1")
 	want := `
 # HELP grokgate_tokens_total Tokens of chat requests by kind (prompt, completion, reasoning, cached; cached is part of prompt) and requested model; estimated=true where xAI's usage never came and grokgate estimated it.
@@ -29,6 +36,7 @@ func TestKeyLabelsAndModelBound(t *testing.T) {
 grokgate_tokens_total{estimated="false",key_id="key_1",kind="prompt",model="a"} 6
 grokgate_tokens_total{estimated="false",key_id="key_1",kind="prompt",model="b"} 3
 grokgate_tokens_total{estimated="false",key_id="key_1",kind="prompt",model="other"} 6
+grokgate_tokens_total{estimated="false",key_id="key_1",kind="prompt",model="unknown"} 100
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "grokgate_tokens_total"); err != nil {
 		t.Error(err)
@@ -40,5 +48,27 @@ grokgate_tokens_total{estimated="false",key_id="key_1",kind="prompt",model="othe
 	// silently sharing state.
 	if _, err := New(reg, Options{}); err == nil {
 		t.Error("registering twice succeeded")
+	}
+}
+
+// TestJunkModelsTakeNoSlot: model names upstream refused are counted as
+// "unknown"; a real model answered after 100 of them still gets its own
+// series, with MaxModels slots for 2.
+func TestJunkModelsTakeNoSlot(t *testing.T) {
+	m, err := New(prometheus.NewRegistry(), Options{MaxModels: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		m.Request(gateway.RequestStats{Route: "/chat/completions", Model: "junk-" + strconv.Itoa(i), Status: 404, Duration: time.Millisecond})
+	}
+	m.Request(gateway.RequestStats{Route: "/chat/completions", Model: "grok-9", Status: 200, Duration: time.Millisecond})
+	m.Request(gateway.RequestStats{Route: "/chat/completions", Model: "grok-9", Status: 400, Duration: time.Millisecond})
+	if n := testutil.ToFloat64(m.requests.WithLabelValues("/chat/completions", "unknown", "4xx", "false")); n != 100 {
+		t.Errorf("unknown: %v requests, want 100", n)
+	}
+	if n := testutil.ToFloat64(m.requests.WithLabelValues("/chat/completions", "grok-9", "2xx", "false")) +
+		testutil.ToFloat64(m.requests.WithLabelValues("/chat/completions", "grok-9", "4xx", "false")); n != 2 {
+		t.Errorf("grok-9: %v requests, want 2 in its own series", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -417,4 +418,33 @@ func expectOK(t *testing.T, resp *http.Response) {
 	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, b)
 	}
+}
+
+// TestMetricsJunkModelsUnknown: over the running server, models xAI does
+// not know are counted as "unknown" and take no model series, so a real
+// model answered after a flood of junk names still gets its own.
+func TestMetricsJunkModelsUnknown(t *testing.T) {
+	g := startGW(t, nil)
+	for i := range 120 {
+		resp := g.post(t, "/api/v1/chat/completions", g.AdminKey, chatBodyModel("junk-"+strconv.Itoa(i)))
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	okBody(t, g.post(t, "/api/v1/chat/completions", g.AdminKey, chatBodyModel("grok-4.3")))
+	fams := scrape(t, g.URL+"/metrics", g.AdminKey)
+	models := map[string]float64{}
+	for _, m := range fams["grokgate_requests_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "model" {
+				models[l.GetValue()] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if models["unknown"] != 120 || models["grok-4.3"] != 1 || models["other"] != 0 {
+		t.Errorf("requests by model label: %v", models)
+	}
+}
+
+func chatBodyModel(model string) string {
+	return `{"model":"` + model + `","messages":[{"role":"user","content":"hi"}]}`
 }
