@@ -204,7 +204,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	for _, d := range in.Data {
 		item := imageOut{RevisedPrompt: d.RevisedPrompt}
 		if d.URL != nil {
-			item.URL = *d.URL
+			item.URL = s.ownImageURL(r, *d.URL)
 		}
 		if d.B64JSON != nil {
 			// OpenAI's b64_json is bare base64, never a data: URI.

@@ -41,6 +41,9 @@ func (s *Server) routes() {
 	if s.cfg.Metrics != nil {
 		s.Handle(http.MethodGet, "/metrics", s.requireMetrics(s.cfg.Metrics.ServeHTTP))
 	}
+	if h := s.simulatorImages(); h != nil {
+		s.Handle(http.MethodGet, simImagesPath+"{name}", h)
+	}
 	s.Handle(http.MethodGet, "/healthz", http.HandlerFunc(s.handleHealthz))
 	s.Handle(http.MethodGet, "/readyz", http.HandlerFunc(s.handleReadyz))
 	s.mux.HandleFunc("/", s.handleNotFound)

@@ -33,6 +33,11 @@ type Upstream interface {
 type Config struct {
 	// MaxBodyBytes caps a request body; 0 means 25 MiB.
 	MaxBodyBytes int64
+	// SimulatorURL is the built-in xAI simulator's base URL (such as
+	// http://127.0.0.1:40123) when grokgate answers from it; its image
+	// files are then served through grokgate's own address, since the
+	// simulator listens on loopback. "" for the real xAI API.
+	SimulatorURL string
 	// MaxBodyBytesInFlight caps the bytes of large request bodies held at
 	// once; over it requests wait briefly, then get 503. 0 means 8 times
 	// MaxBodyBytes.

@@ -67,6 +67,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer cancel()
 
 	baseURL, apiKey := cfg.xaiBaseURL, cfg.xaiAPIKey
+	simURL := "" // the built-in simulator's, when it answers
 	if apiKey == "" || cfg.simulator {
 		// The simulator outlives the drain: streams in flight still need it.
 		simCtx, stopSim := context.WithCancel(context.WithoutCancel(ctx))
@@ -76,6 +77,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return err
 		}
 		baseURL, apiKey = sim+"/v1", "grokgate-simulator"
+		simURL = sim
 		if cfg.xaiAPIKey == "" {
 			fmt.Fprintf(stdout, "No XAI_API_KEY set: answering from the built-in xAI simulator at %s (set XAI_API_KEY to use the real xAI API).\n", sim)
 		} else {
@@ -154,6 +156,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	gw := gateway.NewServer(log, gateway.Config{
 		MaxBodyBytes:         cfg.maxBodyBytes,
 		MaxBodyBytesInFlight: cfg.bodyBytesInFlight,
+		SimulatorURL:         simURL,
 		FirstByteTimeout:     cfg.firstByteTimeout,
 		StreamIdleTimeout:    cfg.idleTimeout,
 		TotalTimeout:         cfg.totalTimeout,
