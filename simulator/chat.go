@@ -109,7 +109,7 @@ func (c *messageContent) UnmarshalJSON(b []byte) error {
 	if err := unmarshal(b, &parts); err != nil {
 		return errors.New("content: expected a string or an array of content parts")
 	}
-	for _, p := range parts {
+	for i, p := range parts {
 		switch p.Type {
 		case "text":
 			c.texts = append(c.texts, p.Text)
@@ -119,6 +119,10 @@ func (c *messageContent) UnmarshalJSON(b []byte) error {
 				url = p.ImageURL.URL
 			}
 			c.images = append(c.images, url)
+		default:
+			// xAI's content parts are a tagged enum: an unknown type is a
+			// deserialization error, not a part to skip.
+			return fmt.Errorf("content[%d]: unknown variant `%s`, expected `text` or `image_url`", i, p.Type)
 		}
 	}
 	return nil
