@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -134,8 +136,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	if st := api(t, "POST", base+"/api/v1/chat/completions", g.AdminKey, `{"model":"grok-4.3","messages":[{"role":"user","content":"hello"}]}`, &done); st != 200 {
 		t.Fatalf("chat through the API: %d", st)
 	}
-	// And one with a model name that is HTML: refused, but recorded.
-	api(t, "POST", base+"/api/v1/chat/completions", g.AdminKey, `{"model":"<img src=x onerror=alert(2)>","messages":[{"role":"user","content":"x"}]}`, nil)
+	// More models, for the overview's chart: four answered, and three
+	// unknown, two of them named in HTML, refused but recorded. Seven models
+	// in all: the chart draws the top five by cost and "other models".
+	for _, m := range []string{"grok-3", "grok-3-mini", "grok-4.5"} {
+		if st := api(t, "POST", base+"/api/v1/chat/completions", g.AdminKey, `{"model":"`+m+`","messages":[{"role":"user","content":"hello"}]}`, nil); st != 200 {
+			t.Fatalf("chat with %s through the API: %d", m, st)
+		}
+	}
+	for _, m := range []string{"<img src=x onerror=alert(2)>", "<img src=x onerror=alert(2)>", "<b>bogus</b>", "nope"} {
+		api(t, "POST", base+"/api/v1/chat/completions", g.AdminKey, `{"model":`+js(m)+`,"messages":[{"role":"user","content":"x"}]}`, nil)
+	}
 
 	signIn(t, ctx, base, g.AdminKey, "#today-requests")
 	t.Run("OverviewCounts", func(t *testing.T) {
@@ -144,14 +155,72 @@ func TestConsoleInBrowser(t *testing.T) {
 		for {
 			do(t, ctx, "opening the overview", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible("#today-requests"))
 			waitJS(t, ctx, "the overview's numbers", `document.getElementById('today-requests').textContent !== '…'`)
-			if got := eval[string](t, ctx, `document.getElementById('today-requests').textContent`); got == "2 requests" {
+			if got := eval[string](t, ctx, `document.getElementById('today-requests').textContent`); got == "8 requests" {
 				break
 			} else if time.Now().After(deadline) {
-				t.Fatalf("today's requests on the overview: %q, want 2 requests", got)
+				t.Fatalf("today's requests on the overview: %q, want 8 requests", got)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 		waitJS(t, ctx, "live counters", `/^[0-9.]+$/.test(document.getElementById('live-rps').textContent)`)
+	})
+
+	t.Run("ChartByModel", func(t *testing.T) {
+		// What the chart must show, from the API: the top five models by
+		// cost (then requests), each its own series, the rest as one.
+		var usage struct {
+			Data []struct {
+				Model    string
+				Requests int
+				Cost     int64 `json:"cost_in_usd_ticks"`
+			}
+		}
+		if st := api(t, "GET", base+"/admin/v1/usage?group_by=model", g.AdminKey, "", &usage); st != 200 || len(usage.Data) != 7 {
+			t.Fatalf("usage by model: %d %+v", st, usage)
+		}
+		sort.Slice(usage.Data, func(i, j int) bool {
+			a, b := usage.Data[i], usage.Data[j]
+			if a.Cost != b.Cost {
+				return a.Cost > b.Cost
+			}
+			if a.Requests != b.Requests {
+				return a.Requests > b.Requests
+			}
+			return a.Model < b.Model
+		})
+		var want [][2]any
+		other := 0
+		for i, m := range usage.Data {
+			if i < 5 {
+				want = append(want, [2]any{m.Model, float64(m.Requests)})
+			} else {
+				other += m.Requests
+			}
+		}
+		want = append(want, [2]any{"other models", float64(other)})
+		if want[4][0] != "<img src=x onerror=alert(2)>" || other != 2 {
+			t.Fatalf("the test's models rank as %v: want the HTML-named one fifth and two other requests", want)
+		}
+		waitJS(t, ctx, "the chart", `document.querySelector('#chart-requests svg') !== null`)
+		// Each series' requests, summed over its bars, and the legend's names.
+		got := eval[[][2]any](t, ctx, `[...document.querySelectorAll('#chart-requests g[data-series]')].map(g =>
+			[g.getAttribute('data-series'), [...g.querySelectorAll('rect')].reduce((a, r) => a + Number(r.getAttribute('data-value')), 0)])`)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("the requests chart's series: %v, want %v", got, want)
+		}
+		if n := eval[int](t, ctx, `document.querySelectorAll('#chart-cost g[data-series]').length`); n != len(want) {
+			t.Errorf("the cost chart has %d series, want %d", n, len(want))
+		}
+		names := eval[[]any](t, ctx, `[...document.querySelectorAll('#chart-days .legend [data-series]')].map(e => e.textContent)`)
+		for i, w := range want {
+			if i >= len(names) || names[i] != w[0] {
+				t.Errorf("the legend names %v, want %v in that order", names, want)
+				break
+			}
+		}
+		if n := eval[int](t, ctx, `document.querySelectorAll('#chart-days img, #chart-days b').length`); n != 0 {
+			t.Errorf("a model name in the chart became %d elements", n)
+		}
 	})
 
 	t.Run("RequestsShowsTheChat", func(t *testing.T) {
