@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"image"
+	"image/png"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +14,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -409,4 +413,60 @@ func screenshots(t *testing.T, ctx context.Context, base string) {
 	shoot("overview", 1280, 800, true)
 	shoot("requests", 390, 844, true)
 	do(t, ctx, "back to desktop", chromedp.EmulateViewport(1280, 900))
+}
+
+// TestConsolePlaygroundVision attaches an image in the Playground and reads
+// the answer in each vision stream mode that answers whole: emulate (the
+// default; the answer as SSE) and json (one JSON object).
+func TestConsolePlaygroundVision(t *testing.T) {
+	ctx := browser(t)
+	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	for i := range img.Pix {
+		img.Pix[i] = 0xc0
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "grey.png")
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"", "json"} {
+		t.Run("mode="+mode, func(t *testing.T) {
+			g := startGW(t, map[string]string{"GROKGATE_VISION_STREAM": mode})
+			signIn(t, ctx, g.URL, g.AdminKey, "#today-requests")
+			do(t, ctx, "opening the playground", chromedp.Navigate(g.URL+"/console/playground"))
+			waitJS(t, ctx, "the models", `document.querySelectorAll('#p-model option').length > 0`)
+			do(t, ctx, "sending a prompt with an image", chromedp.SetValue("#p-model", "grok-4.3"),
+				chromedp.SendKeys("#p-prompt", "what is in this picture?"), chromedp.SetUploadFiles("#p-image", []string{file}),
+				chromedp.Click("#p-send"))
+			waitJS(t, ctx, "the answer", `document.getElementById('p-reply').dataset.state === 'done'`)
+			if msg := eval[string](t, ctx, `document.getElementById('error').hidden ? '' : document.getElementById('error').textContent`); msg != "" {
+				t.Fatalf("playground error: %s", msg)
+			}
+			if got := eval[string](t, ctx, `document.getElementById('p-reply').textContent`); strings.TrimSpace(got) == "" {
+				t.Error("no answer shown")
+			}
+			// The image was counted: the simulator bills 256 prompt tokens an image.
+			got := eval[string](t, ctx, `document.getElementById('p-usage').textContent`)
+			m := regexp.MustCompile(`^answered whole: image input does not stream · ([0-9,]+) prompt \+ [0-9,]+ completion tokens`).FindStringSubmatch(got)
+			if m == nil {
+				t.Fatalf("usage line: %q", got)
+			}
+			if n, _ := strconv.Atoi(strings.ReplaceAll(m[1], ",", "")); n < 256 {
+				t.Errorf("prompt tokens %d: the image was not sent (usage line %q)", n, got)
+			}
+			var recs struct {
+				Data []struct {
+					Stream bool
+					Model  string
+					Status int
+				}
+			}
+			eventually(t, 5*time.Second, "the vision request in the ledger", func() bool {
+				return api(t, "GET", g.URL+"/admin/v1/requests?limit=1", g.AdminKey, "", &recs) == 200 && len(recs.Data) == 1 && recs.Data[0].Stream && recs.Data[0].Model == "grok-4.3" && recs.Data[0].Status == 200
+			})
+		})
+	}
 }
