@@ -372,8 +372,8 @@ func TestConsoleInBrowser(t *testing.T) {
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
-// screenshots saves each page at desktop and phone width, and the overview
-// in the dark theme, under docs/console/.
+// screenshots saves each page at desktop and phone width, and some in the
+// dark theme, under docs/console/.
 func screenshots(t *testing.T, ctx context.Context, base string) {
 	dir := filepath.Join("..", "..", "docs", "console")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -391,7 +391,11 @@ func screenshots(t *testing.T, ctx context.Context, base string) {
 		}), chromedp.EmulateViewport(w, h))
 		do(t, ctx, "opening "+name, chromedp.Navigate(base+"/console/"+name), chromedp.WaitVisible("main"))
 		time.Sleep(700 * time.Millisecond) // the page's data arrives
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		shot := chromedp.CaptureScreenshot()
+		if w < 600 {
+			shot = chromedp.FullScreenshot(100) // a phone scrolls: the whole page
+		}
+		png, err := chromedp.Run(ctx, shot)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -411,7 +415,11 @@ func screenshots(t *testing.T, ctx context.Context, base string) {
 		shoot(p, 390, 844, false)
 	}
 	shoot("overview", 1280, 800, true)
+	shoot("overview", 390, 844, true)
+	shoot("keys", 1280, 800, true)
+	shoot("usage", 1280, 800, true)
 	shoot("requests", 390, 844, true)
+	shoot("playground", 390, 844, true)
 	do(t, ctx, "back to desktop", chromedp.EmulateViewport(1280, 900))
 }
 

@@ -49,7 +49,9 @@
   function clearError() { $('error').hidden = true; }
 
   const TICKS_PER_USD = 1e10;
-  const usd = (t) => '$' + (t / TICKS_PER_USD).toFixed(t !== 0 && Math.abs(t) < 1e8 ? 4 : 2);
+  // usd shows cents, and a small non-zero cost to two significant digits
+  // rather than as a misleading $0.0000.
+  const usd = (t) => '$' + (t / TICKS_PER_USD).toFixed(t === 0 || Math.abs(t) >= 1e8 ? 2 : Math.min(10, 12 - Math.ceil(Math.log10(Math.abs(t) + 1))));
   const num = (n) => Number(n || 0).toLocaleString('en-US');
   const day = (d) => d.toISOString().slice(0, 10); // the API's UTC days
   const when = (s) => s ? new Date(s).toISOString().replace('T', ' ').slice(0, 19) : '';
@@ -62,13 +64,15 @@
 
   // barChart draws stacked bars, one series ({name, values}) a colour, with
   // an optional line; fmt formats a bar's value. Names are user input (model
-  // names): they reach the page as text nodes only.
-  function barChart(labels, series, fmt, line) {
-    const W = 800, H = 200, L = 56, B = 24, T = 10;
+  // names): they reach the page as text nodes only. width is the box's, so
+  // the SVG's text is drawn unstretched.
+  function barChart(width, labels, series, fmt, line, lineFmt) {
+    const W = Math.max(280, Math.round(width) || 800), H = 180, L = 56, B = 24, T = 14;
     const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img' });
     const totals = labels.map((_, i) => series.reduce((a, se) => a + se.values[i], 0));
     const maxB = Math.max(1, ...totals), maxL = Math.max(1, ...(line || [0]));
     const bw = (W - L - 8) / Math.max(1, labels.length), scale = (H - B - T) / maxB;
+    const barW = Math.max(1, Math.min(bw - 2, 48)), pad = (bw - barW) / 2; // one bar is a bar, not a slab
     s.append(svg('line', { x1: L, y1: H - B, x2: W, y2: H - B, class: 'axis' }));
     const top = svg('text', { x: 4, y: T + 10 }); top.textContent = fmt(maxB); s.append(top);
     const base = labels.map(() => H - B);
@@ -78,20 +82,25 @@
         if (!v) return;
         const h = v * scale;
         base[i] -= h;
-        const r = svg('rect', { x: L + i * bw + 1, y: base[i], width: Math.max(1, bw - 2), height: h, 'data-value': v });
+        const r = svg('rect', { x: L + i * bw + pad, y: base[i], width: barW, height: h, 'data-value': v });
         const tip = svg('title'); tip.textContent = `${labels[i]} · ${se.name}: ${fmt(v)}`; r.append(tip);
         g.append(r);
       });
       s.append(g);
     });
+    // As many labels as fit, each cut to what its slot holds.
+    const every = Math.ceil(labels.length / Math.max(1, Math.floor((W - L) / 70))), chars = Math.max(5, Math.floor(bw * every / 7));
     labels.forEach((lab, i) => {
-      if (labels.length <= 12 || i % Math.ceil(labels.length / 8) === 0) {
-        const t = svg('text', { x: L + i * bw + 2, y: H - 6 }); t.textContent = String(lab).slice(-10); s.append(t);
+      if (i % every === 0) {
+        const t = svg('text', { x: L + i * bw + bw / 2, y: H - 6, 'text-anchor': 'middle' });
+        t.textContent = String(lab).length > chars ? String(lab).slice(0, chars - 1) + '…' : String(lab); s.append(t);
       }
     });
     if (line) {
-      const pts = line.map((v, i) => `${L + i * bw + bw / 2},${H - B - (v / maxL) * (H - B - T)}`).join(' ');
-      s.append(svg('polyline', { points: pts, class: 'line' }));
+      const y = (v) => H - B - (v / maxL) * (H - B - T);
+      s.append(svg('polyline', { points: line.map((v, i) => `${L + i * bw + bw / 2},${y(v)}`).join(' '), class: 'line' }));
+      line.forEach((v, i) => s.append(svg('circle', { cx: L + i * bw + bw / 2, cy: y(v), r: 3, class: 'dot' })));
+      const lt = svg('text', { x: W - 4, y: T - 2, 'text-anchor': 'end' }); lt.textContent = lineFmt(maxL); s.append(lt);
     }
     return s;
   }
@@ -138,8 +147,8 @@
     const series = await modelsByDay(from30, last30, new Map(days.data.map((r) => [r.day, r])));
     const labels = last30.map((d) => d.slice(5)), of = (f) => series.map((se) => ({ name: se.name, values: se.rows.map((r) => r ? r[f] : 0) }));
     $('chart-days').replaceChildren(
-      el('h3', {}, 'Cost'), el('div', { id: 'chart-cost' }, barChart(labels, of('cost_in_usd_ticks'), usd)),
-      el('h3', {}, 'Requests'), el('div', { id: 'chart-requests' }, barChart(labels, of('requests'), num)),
+      el('h3', {}, 'Cost'), el('div', { id: 'chart-cost' }, barChart($('chart-days').clientWidth, labels, of('cost_in_usd_ticks'), usd)),
+      el('h3', {}, 'Requests'), el('div', { id: 'chart-requests' }, barChart($('chart-days').clientWidth, labels, of('requests'), num)),
       legend(series.map((se) => se.name)));
     rowsOf($('by-model').tBodies[0], models.data.sort((a, b) => b.cost_in_usd_ticks - a.cost_in_usd_ticks).map((r) =>
       el('tr', {}, el('td', {}, r.model), el('td', { class: 'n' }, num(r.requests)), el('td', { class: 'n' }, num(r.total_tokens)), el('td', { class: 'n' }, usd(r.cost_in_usd_ticks)))));
@@ -197,8 +206,8 @@
         actions.append(revoke);
       }
       return el('tr', { 'data-key': k.id }, el('td', { class: 'name' }, k.name), el('td', {}, el('code', {}, k.id)), el('td', {}, k.role),
-        el('td', { class: 'status status-' + k.status }, k.status), el('td', {}, k.allowed_models.join(', ') || 'all'),
-        el('td', {}, limitsText(k.limits)), el('td', {}, when(k.created_at)), actions);
+        el('td', { class: 'status status-' + k.status }, k.status), el('td', { class: 'wrap' }, k.allowed_models.join(', ') || 'all'),
+        el('td', { class: 'wrap' }, limitsText(k.limits)), el('td', {}, when(k.created_at)), actions);
     });
     rowsOf($('keys').tBodies[0], rows);
   }
@@ -272,8 +281,8 @@
     rowsOf($('usage').tBodies[0], usageRows.map((r) => el('tr', {}, el('td', usageGroup === 'key' ? { title: r.key_id } : {}, label(r)),
       ...[r.requests, r.completed_requests, r.prompt_tokens, r.completion_tokens, r.reasoning_tokens, r.cached_tokens, r.total_tokens, r.tool_calls]
         .map((v) => el('td', { class: 'n' }, num(v))), el('td', { class: 'n' }, usd(r.cost_in_usd_ticks)))));
-    $('chart-usage').replaceChildren(barChart(usageRows.map(label), [{ name: 'cost', values: usageRows.map((r) => r.cost_in_usd_ticks) }], usd,
-      usageRows.map((r) => r.requests)), legend(['cost'], 'requests'));
+    $('chart-usage').replaceChildren(barChart($('chart-usage').clientWidth, usageRows.map(label), [{ name: 'cost', values: usageRows.map((r) => r.cost_in_usd_ticks) }], usd,
+      usageRows.map((r) => r.requests), (v) => num(v) + ' requests'), legend(['cost'], 'requests'));
   }
   function csvCell(v) {
     let s = String(v);
@@ -307,7 +316,7 @@
     next = p.next_before;
     $('r-more').hidden = !next;
     const rows = p.data.map((r) => el('tr', { class: 'click', 'data-request': r.request_id, onclick: () => detail(r) },
-      el('td', {}, when(r.time)), el('td', { title: r.key_id }, r.key_name || r.key_id), el('td', {}, r.model || r.requested_model),
+      el('td', { title: when(r.time) }, when(r.time).slice(5)), el('td', { title: r.key_id }, r.key_name || r.key_id), el('td', { class: 'wrap' }, r.model || r.requested_model),
       el('td', {}, r.route), el('td', {}, r.stream ? 'yes' : ''), el('td', { class: 'n ' + (r.status < 400 ? 'ok' : 'bad') }, r.status),
       el('td', {}, r.outcome), el('td', { class: 'n' }, num(r.total_tokens)), el('td', { class: 'n' }, usd(r.cost_in_usd_ticks)),
       el('td', { class: 'n' }, r.latency_ms.toFixed(0) + ' ms'), el('td', { class: 'n' }, r.ttfb_ms ? r.ttfb_ms.toFixed(0) + ' ms' : ''),
