@@ -334,6 +334,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		do(t, ctx, "signing out", chromedp.Click("#signout"), chromedp.WaitVisible("#key"))
 		signIn(t, ctx, base, user.Key, "#today-requests")
+		// The chart has the user's model alone, from its own usage.
+		waitJS(t, ctx, "the user's chart", `document.querySelector('#chart-requests svg') !== null`)
+		if got := eval[string](t, ctx, `[...document.querySelectorAll('#chart-requests g[data-series]')].map(g => g.getAttribute('data-series')).join()`); got != "grok-4.3" {
+			t.Errorf("a user key's chart series: %q, want its own model alone", got)
+		}
 		if n := eval[int](t, ctx, `document.querySelectorAll('nav a[href="/console/keys"]').length`); n != 0 {
 			t.Error("a user key sees the Keys page in the menu")
 		}
