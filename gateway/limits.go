@@ -60,6 +60,40 @@ type limiterHealth struct {
 	failures atomic.Int64
 }
 
+// limitChecker is a Limiter that can tell, taking nothing, whether a
+// key's request would be refused by the parts of its limits that do not
+// depend on the body (requests per minute, budgets): package ratelimit.
+type limitChecker interface {
+	Check(ctx context.Context, a grokgate.Admission) (grokgate.Verdict, error)
+}
+
+// precheck refuses, before its body is read, a request of a route admitted
+// late whose key is already over its requests-per-minute limit or budget;
+// it answers 429 itself and returns false. Without it a key over its limit
+// still had every body read, decoded and re-encoded before the refusal.
+func (s *Server) precheck(w http.ResponseWriter, r *http.Request) bool {
+	lc, ok := s.cfg.Limiter.(limitChecker)
+	info := infoFrom(r.Context())
+	if !ok || info.key == nil {
+		return true
+	}
+	lim := info.key.Limits.Resolve(s.cfg.DefaultLimits)
+	if lim.RPM <= 0 && lim.BudgetTicksPerDay <= 0 && lim.BudgetTicksPerMonth <= 0 {
+		return true
+	}
+	v, err := lc.Check(r.Context(), grokgate.Admission{Key: info.key.ID, ID: info.id, Limits: lim})
+	if err != nil || v.Allowed {
+		return true // Admit decides, and applies the failure policy
+	}
+	w.Header().Set("Retry-After", strconv.FormatInt(int64((v.RetryAfter+time.Second-1)/time.Second), 10))
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close") // the body is not read
+	}
+	s.rateLimited(string(v.Refused), info.key)
+	s.fail(w, r, refusal(lim, v), nil)
+	return false
+}
+
 // admitChat admits a parsed chat request, reserving its worst case: the
 // prompt estimate (made by parseChat) plus n times its completion cap.
 func (s *Server) admitChat(w http.ResponseWriter, r *http.Request, req parsedChat) bool {

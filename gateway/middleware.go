@@ -248,6 +248,10 @@ func (k *keyedRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := newMeter(k.route)
 	info.meter = m
 	defer s.settle(w, r, m)
+	if k.when == admitAfterBody && s.cfg.Limiter != nil && !s.precheck(w, r) {
+		m.returned = true
+		return
+	}
 	k.h(s, w, r)
 	m.returned = true
 }

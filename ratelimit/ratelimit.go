@@ -109,6 +109,27 @@ func (st *state) prune(now time.Time, window time.Duration) {
 	st.toks = st.toks[j:]
 }
 
+// Check reports whether a request of a.Key would be refused by its
+// requests-per-minute limit or a budget, taking nothing: the gateway asks
+// before it reads a body, so a key over its limits costs no body read.
+// Tokens and streams depend on the body and are left to Admit.
+func (l *Limiter) Check(_ context.Context, a grokgate.Admission) (grokgate.Verdict, error) {
+	now := l.now()
+	st, mu := l.lock(a.Key)
+	defer mu.Unlock()
+	st.prune(now, l.window)
+	lim := a.Limits
+	if lim.RPM > 0 && int64(len(st.reqs)) >= lim.RPM {
+		v := refuse(grokgate.LimitRequests, st.reqs[0].Add(l.window).Sub(now))
+		v.RequestsReset = st.reqs[len(st.reqs)-1].Add(l.window).Sub(now)
+		return v, nil
+	}
+	if kind, wait, over := st.budget.Over(now, lim); over {
+		return refuse(kind, wait), nil
+	}
+	return grokgate.Verdict{Allowed: true}, nil
+}
+
 // Admit decides one request; all its limits are checked before any is
 // taken, so a refused request leaves no trace.
 func (l *Limiter) Admit(_ context.Context, a grokgate.Admission) (grokgate.Verdict, error) {
