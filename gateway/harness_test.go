@@ -131,6 +131,22 @@ func (h *harness) waitKeys(t *testing.T, secret string, ok func(*grokgate.Key) b
 	}
 }
 
+// mintWith stores a new user key that set shapes (limits, allow-lists),
+// waits until the gateway knows it, and returns it with its secret.
+func (h *harness) mintWith(t *testing.T, name string, set func(*grokgate.Key)) (grokgate.Key, string) {
+	t.Helper()
+	k, secret, err := keys.Mint(keys.Random(), name, grokgate.RoleUser, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(&k)
+	if err := h.store.CreateKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	h.waitKeys(t, secret, func(*grokgate.Key) bool { return true })
+	return k, secret
+}
+
 func (h *harness) mint(t *testing.T, name string, role grokgate.Role, models []string) string {
 	t.Helper()
 	k, secret, err := keys.Mint(keys.Random(), name, role, time.Now())

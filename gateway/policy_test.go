@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/keys"
 	"github.com/grokgate/grokgate/ratelimit"
 )
 
@@ -58,15 +57,7 @@ func TestEveryPolicyOnEveryRoute(t *testing.T) {
 				continue
 			}
 			t.Run(rt.path+"/"+p.name, func(t *testing.T) {
-				k, secret, err := keys.Mint(keys.Random(), p.name, grokgate.RoleUser, time.Now())
-				if err != nil {
-					t.Fatal(err)
-				}
-				p.set(&k, rt)
-				if err := h.store.CreateKey(context.Background(), k); err != nil {
-					t.Fatal(err)
-				}
-				h.waitKeys(t, secret, func(*grokgate.Key) bool { return true })
+				_, secret := h.mintWith(t, p.name, func(k *grokgate.Key) { p.set(k, rt) })
 				for i := range p.warm {
 					if resp, b := h.do(t, context.Background(), "POST", rt.path, secret, rt.body); resp == nil || resp.StatusCode != 200 {
 						t.Fatalf("request %d before the refusal: %v %s", i+1, resp, b)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/keys"
 	"github.com/grokgate/grokgate/ratelimit"
 )
 
@@ -27,15 +26,7 @@ func TestOverRPMRefusedBeforeBody(t *testing.T) {
 		c.BodyReadTimeout = 10 * time.Second
 	})
 	ctx := context.Background()
-	k, secret, err := keys.Mint(keys.Random(), "busy", grokgate.RoleUser, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Limits.RPM = 1
-	if err := h.store.CreateKey(ctx, k); err != nil {
-		t.Fatal(err)
-	}
-	h.waitKeys(t, secret, func(*grokgate.Key) bool { return true })
+	_, secret := h.mintWith(t, "busy", func(k *grokgate.Key) { k.Limits.RPM = 1 })
 	if resp, b := h.do(t, ctx, "POST", "/v1/chat/completions", secret, chat("grok-4.3", "hi", false, false)); resp == nil || resp.StatusCode != 200 {
 		t.Fatalf("first request: %s", b)
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/keys"
 )
 
 // TestRefusalsLimitedAndAggregated: refused requests reach the ledger once
@@ -17,15 +16,7 @@ import (
 func TestRefusalsLimitedAndAggregated(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	k, secret, err := keys.Mint(keys.Random(), "sloppy", grokgate.RoleUser, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Limits.RPM = 3
-	if err := h.store.CreateKey(ctx, k); err != nil {
-		t.Fatal(err)
-	}
-	h.waitKeys(t, secret, func(*grokgate.Key) bool { return true })
+	k, secret := h.mintWith(t, "sloppy", func(k *grokgate.Key) { k.Limits.RPM = 3 })
 	codes := map[string]int{}
 	for range 50 {
 		resp, b := h.do(t, ctx, "POST", "/v1/chat/completions", secret, `{"model":"grok-4.3","messages":[]}`)
