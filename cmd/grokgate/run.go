@@ -33,8 +33,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	return runWith(ctx, args, getenv, stdin, stdout, stderr, nil)
 }
 
-// runWith is run telling onStart where a serve listens and which admin key
-// it minted, so tests need not read them back from stdout.
+// runWith is run telling onStart where a serve or a simulate listens (and
+// which admin key a serve minted), so tests need not read stdout for it.
 func runWith(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, onStart func(started)) error {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -44,7 +44,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	case "serve":
 		return serve(ctx, args, getenv, stdout, stderr, onStart)
 	case "simulate":
-		return simulate(ctx, args, getenv, stdout, stderr)
+		return simulate(ctx, args, getenv, stdout, stderr, onStart)
 	case "keys":
 		return keysCmd(ctx, args, getenv, stdout, stderr)
 	case "usage":

@@ -52,6 +52,8 @@ type started struct {
 	URL      string // http://HOST:PORT
 	AdminKey string // the key minted on a first start; "" on later ones
 	SimURL   string // the built-in simulator's origin; "" with XAI_API_KEY
+	// MetricsURL is the metrics listener's origin; "" without one.
+	MetricsURL string
 }
 
 // instance is a serve between open and close.
@@ -203,10 +205,11 @@ func (in *instance) openObservability(ctx context.Context, recorder *ledger.Reco
 		o.observer, hooks.Observer = m, m
 		o.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
 		if cfg.metricsAddr != "" {
-			stop, err := serveMetrics(ctx, cfg.metricsAddr, o.metrics, stdout, log)
+			origin, stop, err := serveMetrics(ctx, cfg.metricsAddr, o.metrics, stdout, log)
 			if err != nil {
 				return o, err
 			}
+			in.started.MetricsURL = origin
 			in.onClose(stop)
 		}
 	}
