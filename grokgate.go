@@ -216,6 +216,33 @@ type UsageQuery struct {
 	GroupBy GroupBy
 	From    time.Time
 	To      time.Time
+	// KeyID, when set, keeps only that key's records: what a user key may
+	// see of the ledger.
+	KeyID string
+}
+
+// RecordFilter selects ledger records for the recent-requests views, newest
+// first. Empty fields match everything.
+type RecordFilter struct {
+	KeyID   string
+	Model   string // the resolved or the requested model
+	Outcome Outcome
+	Status  int
+	// Before is the cursor of a next page: records strictly older than the
+	// record (BeforeTime, BeforeID) in (time, request id) order.
+	BeforeTime time.Time
+	BeforeID   string
+	// Limit caps the records returned; it must be positive.
+	Limit int
+}
+
+// Session is a console sign-in: the browser holds a random token, the store
+// only its SHA-256, so a copy of the database signs no one in.
+type Session struct {
+	Hash      [32]byte
+	KeyID     string
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 // UsageTotals is one aggregate row.

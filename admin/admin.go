@@ -27,6 +27,7 @@ type Store interface {
 	UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (grokgate.Key, error)
 	RevokeKey(ctx context.Context, id string, at time.Time) error
 	UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgate.UsageTotals, error)
+	RecentRecords(ctx context.Context, f grokgate.RecordFilter) ([]grokgate.Record, error)
 }
 
 // Gateway is what the admin API needs from the server its routes sit on.
@@ -37,6 +38,8 @@ type Gateway interface {
 	HandleMethods(path string, hs map[string]http.Handler)
 	// RequireAdmin lets only admin-role keys through (401, 403 otherwise).
 	RequireAdmin(h http.HandlerFunc) http.Handler
+	// RequireKey lets any valid key through, and gives h the key.
+	RequireKey(h func(http.ResponseWriter, *http.Request, *grokgate.Key)) http.Handler
 	// Fail writes the error envelope and notes it for the access log.
 	Fail(w http.ResponseWriter, r *http.Request, e *apierror.Error, cause error)
 }
@@ -57,6 +60,13 @@ func Register(gw Gateway, store Store, now func() time.Time) {
 		http.MethodGet: gw.RequireAdmin(a.handleGetKey), http.MethodPatch: gw.RequireAdmin(a.handleUpdateKey)})
 	gw.Handle(http.MethodPost, "/admin/v1/keys/{id}/revoke", gw.RequireAdmin(a.handleRevokeKey))
 	gw.Handle(http.MethodGet, "/admin/v1/usage", gw.RequireAdmin(a.handleUsage))
+	gw.Handle(http.MethodGet, "/admin/v1/requests", gw.RequireAdmin(a.handleAdminRequests))
+	// A key's own settings and ledger (ledger.go), for any key.
+	for _, base := range []string{"/api/v1", "/v1"} {
+		gw.Handle(http.MethodGet, base+"/me", gw.RequireKey(a.handleMe))
+		gw.Handle(http.MethodGet, base+"/me/usage", gw.RequireKey(a.handleMyUsage))
+		gw.Handle(http.MethodGet, base+"/me/requests", gw.RequireKey(a.handleMyRequests))
+	}
 }
 
 // maxAdminBody bounds an admin request body; they are a few fields.
@@ -306,6 +316,12 @@ func (a *API) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 
 // handleUsage serves GET /admin/v1/usage?group_by=key|model|day&from=&to=.
 func (a *API) handleUsage(w http.ResponseWriter, r *http.Request) {
+	a.serveUsage(w, r, nil)
+}
+
+// serveUsage answers a usage query over every key's records, or own's
+// alone when not nil.
+func (a *API) serveUsage(w http.ResponseWriter, r *http.Request, own *grokgate.Key) {
 	q := r.URL.Query()
 	for name := range q {
 		if name != "group_by" && name != "from" && name != "to" {
@@ -320,13 +336,19 @@ func (a *API) handleUsage(w http.ResponseWriter, r *http.Request) {
 		a.gw.Fail(w, r, apierror.Invalid(pe.Param, pe.Msg), nil)
 		return
 	}
+	var names map[string]string
+	if own != nil {
+		uq.KeyID = own.ID
+		if uq.GroupBy == grokgate.GroupByKey {
+			names = map[string]string{own.ID: own.Name}
+		}
+	}
 	rows, err := a.store.UsageSummary(r.Context(), uq)
 	if err != nil {
 		a.gw.Fail(w, r, apierror.StoreUnavailable(), err)
 		return
 	}
-	var names map[string]string
-	if uq.GroupBy == grokgate.GroupByKey {
+	if uq.GroupBy == grokgate.GroupByKey && own == nil {
 		list, err := a.store.ListKeys(r.Context())
 		if err != nil {
 			a.gw.Fail(w, r, apierror.StoreUnavailable(), err)

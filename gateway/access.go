@@ -33,3 +33,13 @@ func (s *Server) RequireAdmin(h http.HandlerFunc) http.Handler {
 		h(w, r)
 	})
 }
+
+// RequireKey lets requests with any valid key through to h, which gets the
+// key (a key's own views: package admin's /api/v1/me routes).
+func (s *Server) RequireKey(h func(http.ResponseWriter, *http.Request, *grokgate.Key)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.authenticate(w, r) {
+			h(w, r, infoFrom(r.Context()).key)
+		}
+	})
+}

@@ -145,7 +145,15 @@ func (s *Server) recoverPanic(w *statusWriter, r *http.Request) {
 // authenticate finds the request's gateway key and notes it on the request,
 // or answers 401 itself and returns false.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
-	secret, err := bearer(r.Header.Get("Authorization"))
+	h := r.Header.Get("Authorization")
+	if h == "" && s.cfg.Sessions != nil {
+		// The console's session cookie (session.go); a Bearer key, when
+		// sent, always wins.
+		if found, ok := s.sessionAuth(w, r); found {
+			return ok
+		}
+	}
+	secret, err := bearer(h)
 	var k *grokgate.Key
 	if err == nil {
 		k, err = s.auth.Authenticate(r.Context(), secret)
@@ -246,6 +254,9 @@ func authError(err error) *apierror.Error {
 	case errors.Is(err, keys.ErrExpired):
 		e.Code = "expired_api_key"
 		e.Message = "This API key has expired. Ask the grokgate operator to extend it or for a new one."
+	case errors.Is(err, ErrSessionEnded):
+		e.Code = "session_ended"
+		e.Message = "Your console session has ended; sign in again."
 	default:
 		e.Message = "Invalid API key. Check the key you were given by the grokgate operator (it starts with \"gg-\")."
 	}

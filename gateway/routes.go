@@ -35,6 +35,9 @@ func (s *Server) routes() {
 			s.mux.Handle("DELETE "+base+"/responses/compact", s.methodNotAllowed(http.MethodPost))
 		}
 	}
+	if s.cfg.Live != nil {
+		s.Handle(http.MethodGet, "/admin/v1/live", s.RequireAdmin(s.cfg.Live.ServeHTTP))
+	}
 	if s.cfg.Metrics != nil {
 		s.Handle(http.MethodGet, "/metrics", s.RequireAdmin(s.cfg.Metrics.ServeHTTP))
 	}

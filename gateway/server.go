@@ -81,6 +81,12 @@ type Config struct {
 	Observer Observer
 	// Metrics serves GET /metrics to admin keys; nil leaves the route out.
 	Metrics http.Handler
+	// Live serves GET /admin/v1/live, the server's own counters as JSON for
+	// the console; nil leaves the route out.
+	Live http.Handler
+	// Sessions lets the console's session cookie stand in for a Bearer key
+	// (session.go); nil accepts Bearer keys only.
+	Sessions SessionAuthenticator
 	// Tracer, when set, traces every request and its xAI exchanges; nil
 	// (the default) costs nothing.
 	Tracer trace.Tracer

@@ -49,13 +49,14 @@ type Cache struct {
 type snapshot struct {
 	gen  int64
 	keys map[[32]byte]*grokgate.Key
+	byID map[string]*grokgate.Key
 }
 
 // NewCache returns a cache over src. Call Load once before serving and Run in
 // the background to follow changes.
 func NewCache(src Source, now func() time.Time, log *slog.Logger) *Cache {
 	c := &Cache{src: src, now: now, log: log}
-	c.snap.Store(&snapshot{gen: -1, keys: map[[32]byte]*grokgate.Key{}})
+	c.snap.Store(&snapshot{gen: -1, keys: map[[32]byte]*grokgate.Key{}, byID: map[string]*grokgate.Key{}})
 	return c
 }
 
@@ -73,10 +74,12 @@ func (c *Cache) Load(ctx context.Context) error {
 		return err
 	}
 	m := make(map[[32]byte]*grokgate.Key, len(list))
+	byID := make(map[string]*grokgate.Key, len(list))
 	for i := range list {
 		m[list[i].Hash] = &list[i]
+		byID[list[i].ID] = &list[i]
 	}
-	c.snap.Store(&snapshot{gen: gen, keys: m})
+	c.snap.Store(&snapshot{gen: gen, keys: m, byID: byID})
 	c.fresh.Clear()
 	return nil
 }
@@ -120,6 +123,33 @@ func (c *Cache) Authenticate(ctx context.Context, secret string) (*grokgate.Key,
 	if subtle.ConstantTimeCompare(k.Hash[:], h[:]) != 1 {
 		return nil, ErrInvalid
 	}
+	return c.usable(k)
+}
+
+// KeyByID returns the key with this id as the cache knows it, with the same
+// errors as Authenticate: a session signed in with a key (package console)
+// ends when the key is revoked or expires, as soon as any replica learns it.
+func (c *Cache) KeyByID(id string) (*grokgate.Key, error) {
+	k := c.snap.Load().byID[id]
+	if k == nil {
+		// Created moments ago and found by Authenticate: in fresh until
+		// the next reload.
+		c.fresh.Range(func(_, v any) bool {
+			if fk := v.(*grokgate.Key); fk.ID == id {
+				k = fk
+				return false
+			}
+			return true
+		})
+	}
+	if k == nil {
+		return nil, ErrInvalid
+	}
+	return c.usable(k)
+}
+
+// usable returns k if it is neither revoked nor expired.
+func (c *Cache) usable(k *grokgate.Key) (*grokgate.Key, error) {
 	if !k.RevokedAt.IsZero() {
 		return nil, ErrRevoked
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/grokgate/grokgate"
 )
 
@@ -95,6 +97,17 @@ func timeRange(from, to time.Time) (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
+// and adds cond, whose parameter is $<len(args)+1>, to a WHERE clause,
+// which may be empty, and arg to args.
+func and(where string, args []any, cond string, arg any) (string, []any) {
+	args = append(args, arg)
+	cond = strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args)))
+	if where == "" {
+		return " WHERE " + cond, args
+	}
+	return where + " AND " + cond, args
+}
+
 // UsageRecords returns the records with from <= time < to, oldest first.
 func (s *DB) UsageRecords(ctx context.Context, from, to time.Time) ([]grokgate.Record, error) {
 	where, args := timeRange(from, to)
@@ -104,6 +117,11 @@ func (s *DB) UsageRecords(ctx context.Context, from, to time.Time) ([]grokgate.R
 		return nil, err
 	}
 	defer rows.Close()
+	return scanRecords(rows)
+}
+
+// scanRecords reads rows of usageColumns.
+func scanRecords(rows pgx.Rows) ([]grokgate.Record, error) {
 	var out []grokgate.Record
 	for rows.Next() {
 		var (
@@ -139,6 +157,9 @@ func (s *DB) UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgat
 		return nil, fmt.Errorf("unknown grouping %q", q.GroupBy)
 	}
 	where, args := timeRange(q.From, q.To)
+	if q.KeyID != "" {
+		where, args = and(where, args, "key_id = $?", q.KeyID)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT (`+groupExpr[q.GroupBy]+`) COLLATE "C" AS grp, count(*),
 		count(*) FILTER (WHERE outcome = 'completed'), count(*) FILTER (WHERE estimated),
 		sum(prompt_tokens)::bigint, sum(completion_tokens)::bigint, sum(reasoning_tokens)::bigint,

@@ -188,6 +188,16 @@ func timeRange(from, to time.Time) (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
+// and adds cond, with its one parameter arg, to a WHERE clause, which may
+// be empty.
+func and(where string, args []any, cond string, arg any) (string, []any) {
+	args = append(args, arg)
+	if where == "" {
+		return " WHERE " + cond, args
+	}
+	return where + " AND " + cond, args
+}
+
 // UsageRecords returns the records with from <= time < to, oldest first.
 func (s *DB) UsageRecords(ctx context.Context, from, to time.Time) ([]grokgate.Record, error) {
 	where, args := timeRange(from, to)
@@ -196,6 +206,11 @@ func (s *DB) UsageRecords(ctx context.Context, from, to time.Time) ([]grokgate.R
 		return nil, err
 	}
 	defer rows.Close()
+	return scanRecords(rows)
+}
+
+// scanRecords reads rows of usageColumns.
+func scanRecords(rows *sql.Rows) ([]grokgate.Record, error) {
 	var out []grokgate.Record
 	for rows.Next() {
 		var (
@@ -230,6 +245,9 @@ func (s *DB) UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgat
 		return nil, fmt.Errorf("unknown grouping %q", q.GroupBy)
 	}
 	where, args := timeRange(q.From, q.To)
+	if q.KeyID != "" {
+		where, args = and(where, args, "key_id = ?", q.KeyID)
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+groupExpr[q.GroupBy]+` AS grp, count(*),
 		sum(outcome = 'completed'), sum(estimated), sum(prompt_tokens), sum(completion_tokens),
 		sum(reasoning_tokens), sum(cached_tokens), sum(cost_in_usd_ticks),

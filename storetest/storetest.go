@@ -1,7 +1,7 @@
 // Package storetest is the conformance suite every grokgate store must pass,
 // so SQLite and PostgreSQL keep the same semantics: keys, the keys generation
-// counter other replicas poll, the usage ledger and the owners of stored
-// responses.
+// counter other replicas poll, the usage ledger, the owners of stored
+// responses and the console's sessions.
 package storetest
 
 import (
@@ -34,6 +34,11 @@ type Store interface {
 	ResponseOwner(ctx context.Context, id string, now time.Time) (grokgate.ResponseOwner, error)
 	ForgetResponse(ctx context.Context, id string) error
 	PruneResponseOwners(ctx context.Context, before time.Time) (int64, error)
+	RecentRecords(ctx context.Context, f grokgate.RecordFilter) ([]grokgate.Record, error)
+	CreateSession(ctx context.Context, se grokgate.Session) error
+	SessionByHash(ctx context.Context, h [32]byte, now time.Time) (grokgate.Session, error)
+	DeleteSession(ctx context.Context, h [32]byte) error
+	PruneSessions(ctx context.Context, before time.Time) (int64, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -75,6 +80,9 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ResponseOwnerExpiry", testResponseOwnerExpiry},
 		{"ForgetResponse", testForgetResponse},
 		{"PruneResponseOwners", testPruneResponseOwners},
+		{"RecentRecords", testRecentRecords},
+		{"UsageSummaryOfKey", testUsageSummaryOfKey},
+		{"Sessions", testSessions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -134,6 +134,7 @@ type serveConfig struct {
 	flushTimeout        time.Duration
 	obs                 obsConfig
 	limits              limitConfig
+	console             bool
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -163,6 +164,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 		`how an error after a stream began is written: string ({"error":"API error: ..."}) or openai (the OpenAI error object, which every SDK shows)`)
 	parseObs(s, &c.obs)
 	limitFlags(s, &c.limits)
+	s.Bool(&c.console, "console", "GROKGATE_CONSOLE", true, "serve the web console at /console")
 	// The xAI keys are read from the environment only: a flag would show them
 	// in ps. Several keys, comma-separated, are rotated with failover.
 	c.xaiAPIKey = strings.TrimSpace(getenv("XAI_API_KEY"))

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/admin"
+	"github.com/grokgate/grokgate/console"
 	"github.com/grokgate/grokgate/gateway"
 	"github.com/grokgate/grokgate/gcfloor"
 	"github.com/grokgate/grokgate/keys"
@@ -61,6 +63,7 @@ type instance struct {
 	cfg     serveConfig
 	log     *slog.Logger
 	handler http.Handler
+	console bool // the web console is on handler
 	started started
 	// endInFlight ends what is still running when the drain deadline
 	// passes: streams get the SSE error event instead of a cut connection.
@@ -134,6 +137,14 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 	}
 	in.onClose(closeLimiter)
 
+	var con *console.Console
+	var sessions gateway.SessionAuthenticator
+	if cfg.console {
+		con = console.New(log.With("component", "console"), store, cache, console.Options{})
+		sessions = con
+		go con.Prune(ctx, time.Hour)
+	}
+
 	hardStop, endInFlight := context.WithCancel(context.WithoutCancel(ctx))
 	in.endInFlight = endInFlight
 	in.onClose(endInFlight)
@@ -152,6 +163,8 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		Responses:         store,
 		Observer:          obs.observer,
 		Metrics:           obs.metrics,
+		Live:              obs.live,
+		Sessions:          sessions,
 		Tracer:            obs.tracer,
 		Limiter:           limiter,
 		DefaultLimits:     cfg.limits.defaults,
@@ -160,6 +173,9 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 	// The admin API sits beside the gateway's API on its mux.
 	admin.Register(gw, store, time.Now)
 	in.handler = gw.Handler()
+	if con != nil {
+		in.handler, in.console = withConsole(in.handler, con), true
+	}
 	return in, nil
 }
 
@@ -188,6 +204,7 @@ func (in *instance) openUpstream(ctx context.Context, stdout io.Writer) (*xai.Cl
 type observability struct {
 	observer gateway.Observer
 	metrics  http.Handler
+	live     http.Handler // the console's live view of the metrics
 	tracer   trace.Tracer
 }
 
@@ -204,6 +221,7 @@ func (in *instance) openObservability(ctx context.Context, recorder *ledger.Reco
 		}
 		o.observer, hooks.Observer = m, m
 		o.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
+		o.live = console.Live(reg, time.Now)
 		if cfg.metricsAddr != "" {
 			origin, stop, err := serveMetrics(ctx, cfg.metricsAddr, o.metrics, stdout, log)
 			if err != nil {
@@ -253,6 +271,9 @@ func (in *instance) run(ctx context.Context, stdout io.Writer, onStart func(star
 		ErrorLog:          slog.NewLogLogger(in.log.Handler(), slog.LevelWarn),
 	}
 	fmt.Fprintf(stdout, "grokgate listening on http://%s (OpenAI base URL: http://%s/api/v1)\n", ln.Addr(), ln.Addr())
+	if in.console {
+		fmt.Fprintf(stdout, "Web console: http://%s/console (sign in with a grokgate key)\n", ln.Addr())
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if onStart != nil {
@@ -399,4 +420,17 @@ func pruneResponseOwners(ctx context.Context, st store, now func() time.Time, lo
 		case <-t.C:
 		}
 	}
+}
+
+// withConsole serves /console and everything under it from the console and
+// the rest from the gateway. A prefix test rather than a ServeMux, which
+// would redirect the unclean paths that the gateway answers with a 404.
+func withConsole(gw, con http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/console" || strings.HasPrefix(p, "/console/") {
+			con.ServeHTTP(w, r)
+			return
+		}
+		gw.ServeHTTP(w, r)
+	})
 }

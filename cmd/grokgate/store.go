@@ -26,6 +26,11 @@ type store interface {
 	ResponseOwner(ctx context.Context, id string, now time.Time) (grokgate.ResponseOwner, error)
 	ForgetResponse(ctx context.Context, id string) error
 	PruneResponseOwners(ctx context.Context, before time.Time) (int64, error)
+	RecentRecords(ctx context.Context, f grokgate.RecordFilter) ([]grokgate.Record, error)
+	CreateSession(ctx context.Context, se grokgate.Session) error
+	SessionByHash(ctx context.Context, h [32]byte, now time.Time) (grokgate.Session, error)
+	DeleteSession(ctx context.Context, h [32]byte) error
+	PruneSessions(ctx context.Context, before time.Time) (int64, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
