@@ -114,18 +114,21 @@ func (d *chatDialect) result() streamResult {
 // event with the next sequence number, which the OpenAI SDKs raise.
 type responsesDialect struct {
 	m usage.ResponsesMeter
-	// onID, if set, learns the response id once, from the first event.
+	// onID, if set, learns the response id once: at the event after the
+	// one that named it, so its work (the owner's record) starts after the
+	// first event reached the client instead of delaying it. A stream
+	// that ends at the naming event leaves the id to its handler.
 	onID func(id string)
 }
 
 func newResponsesDialect() responsesDialect { return responsesDialect{m: usage.NewResponsesMeter()} }
 
 func (d *responsesDialect) event(data []byte) eventAction {
-	end := d.m.Observe(data)
 	if d.onID != nil && d.m.ID != "" {
 		d.onID(d.m.ID)
 		d.onID = nil
 	}
+	end := d.m.Observe(data)
 	if !end {
 		return actRelay
 	}

@@ -35,8 +35,10 @@ var (
 )
 
 // relay copies an upstream event stream to the client event by event, each
-// byte for byte as xAI sent it, flushing whenever no further event is already
-// read, so every event reaches the client before the upstream sends the next.
+// byte for byte as xAI sent it, flushing the first at once and then whenever
+// no further event is already read, so every event reaches the client before
+// the upstream sends the next, and the first does not wait for the work on
+// those that came with it (a Responses stream opens with several at once).
 //
 // The request's dialect (dialect.go) meters each event and says where the
 // stream ends; event: lines and every other byte pass as xAI sent them.
@@ -186,7 +188,8 @@ func (o *sseOut) claim() bool {
 }
 
 // write sends one event, committing the headers first if needed, and
-// flushes when flush is set. It reports whether the client is still there.
+// flushes when flush is set or the event is the stream's first. It reports
+// whether the client is still there.
 func (o *sseOut) write(ev []byte, flush bool) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -203,6 +206,7 @@ func (o *sseOut) write(ev []byte, flush bool) bool {
 	if !o.metered {
 		o.m.started(o.s.cfg.Now())
 		o.metered = true
+		flush = true
 	}
 	if flush {
 		if err := o.rc.Flush(); err != nil {

@@ -63,6 +63,7 @@ func (s *Server) serveResponses(w http.ResponseWriter, r *http.Request, body []b
 	if stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
 		m.responses.onID = owner.record
 		s.relay(ctx, w, r, resp, wd)
+		owner.record(m.responses.m.ID) // if the stream ended at the event naming it
 		return
 	}
 	answer, ok := s.responseAnswer(ctx, w, r, resp)
@@ -331,8 +332,9 @@ func writeJSONAnswer(w http.ResponseWriter, m *meter, answer []byte) {
 
 // ownerRecorder writes the owner of the response a request creates. A
 // stream learns the id from its first event: the write then runs beside the
-// relay, so the first event is not held back by the database, and the
-// request waits for it before it ends.
+// relay, started once that event was sent, so the first event is held back
+// neither by the database nor by the goroutine's start, and the request
+// waits for it before it ends. record is idempotent.
 type ownerRecorder struct {
 	s    *Server
 	r    *http.Request

@@ -11,6 +11,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"unicode/utf8"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Usage is the part of xAI's usage object grokgate keeps. Completion
@@ -65,7 +67,7 @@ func (m *StreamMeter) Observe(data []byte) (usageChunk bool) {
 			ID    string `json:"id"`
 			Model string `json:"model"`
 		}
-		if json.Unmarshal(data, &head) == nil {
+		if decodeHead(data, &head) == nil {
 			m.ID, m.Model = head.ID, head.Model
 		}
 	}
@@ -93,6 +95,15 @@ func (m *StreamMeter) Observe(data []byte) (usageChunk bool) {
 		m.Model = c.Model
 	}
 	return len(c.Choices) == 0
+}
+
+// decodeHead decodes the first event of a stream, which the relay holds
+// until it is metered: encoding/json/v2 in one pass, where encoding/json
+// validated it whole and then decoded it, 3.7× slower on a chat chunk and
+// 2× on response.created. Lenient and case-insensitive, as encoding/json
+// reads.
+func decodeHead(data []byte, v any) error {
+	return jsonv2.Unmarshal(data, v, append(lenient(), jsonv2.MatchCaseInsensitiveNames(true))...)
 }
 
 // stringBytes sums the lengths of the string values of every occurrence of

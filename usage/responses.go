@@ -58,7 +58,7 @@ func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
 				Model string `json:"model"`
 			} `json:"response"`
 		}
-		if json.Unmarshal(data, &head) == nil {
+		if decodeHead(data, &head) == nil {
 			m.ID, m.Model = head.Response.ID, head.Response.Model
 		}
 	}
@@ -73,9 +73,10 @@ func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
 	}
 	// A raw quoted type name can only be a JSON string token, never text
 	// inside one (whose quotes are escaped), so these searches cannot be
-	// fooled by generated text.
+	// fooled by generated text. "error" is also a member name (every
+	// response object has "error":null), so it counts only as a value.
 	if !bytes.Contains(data, []byte(`"`+ResponseCompleted+`"`)) && !bytes.Contains(data, []byte(`"`+ResponseIncomplete+`"`)) &&
-		!bytes.Contains(data, []byte(`"`+ResponseFailed+`"`)) && !bytes.Contains(data, []byte(`"`+ResponseError+`"`)) {
+		!bytes.Contains(data, []byte(`"`+ResponseFailed+`"`)) && !hasStringValue(data, `"`+ResponseError+`"`) {
 		return false
 	}
 	var ev struct {
@@ -132,6 +133,25 @@ func sequenceNumber(data []byte) (int64, bool) {
 		n = n*10 + int64(data[j]-'0')
 	}
 	return n, j > start
+}
+
+// hasStringValue reports whether the quoted string occurs in data as a
+// member's value (after a colon), not only as a member's name.
+func hasStringValue(data []byte, quoted string) bool {
+	for off := 0; ; {
+		i := bytes.Index(data[off:], []byte(quoted))
+		if i < 0 {
+			return false
+		}
+		j := off + i - 1
+		for j >= 0 && (data[j] == ' ' || data[j] == '\t' || data[j] == '\n' || data[j] == '\r') {
+			j--
+		}
+		if j >= 0 && data[j] == ':' {
+			return true
+		}
+		off += i + len(quoted)
+	}
 }
 
 // wireResponsesUsage is the usage object of the Responses API.

@@ -31,15 +31,27 @@ const (
 // upstreamKey is what the simulators are sent; they accept any key.
 const upstreamKey = "grokbench-upstream"
 
+// The conversation every request carries: a system prompt and a question.
+const (
+	systemPrompt = "You are a concise assistant for an engineering team. Answer in plain prose, cite no sources, and keep every answer under one hundred words unless asked for more."
+	question     = "What does a gateway in front of a model API do for the applications behind it? "
+)
+
 // chatBody is a small but typical chat request: a system prompt and a
 // question. Every target gets the same bytes.
 func chatBody(stream bool, directive string) []byte {
+	return conversation("messages", stream, directive)
+}
+
+// conversation is the request body carrying the system prompt and the
+// question (with directive) in field: chat's messages, Responses' input.
+func conversation(field string, stream bool, directive string) []byte {
 	b, _ := json.Marshal(map[string]any{
 		"model":  "grok-4.3",
 		"stream": stream,
-		"messages": []map[string]string{
-			{"role": "system", "content": "You are a concise assistant for an engineering team. Answer in plain prose, cite no sources, and keep every answer under one hundred words unless asked for more."},
-			{"role": "user", "content": "What does a gateway in front of a model API do for the applications behind it? " + directive},
+		field: []map[string]string{
+			{"role": "system", "content": systemPrompt},
+			{"role": "user", "content": question + directive},
 		},
 	})
 	return b
@@ -224,16 +236,20 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		{"open", func(ctx context.Context, t *target) tally {
 			return openLoop(ctx, t, cfg.rate, cfg.duration, cfg.openConns)
 		}},
-		{"stream", func(ctx context.Context, t *target) tally {
-			return streamLoop(ctx, t, cfg.streamConc, cfg.streamChunks, cfg.duration)
-		}},
+	}
+	for _, api := range streamAPIs {
+		phases = append(phases, phase{api.phase, func(ctx context.Context, t *target) tally {
+			return streamLoop(ctx, t, api, cfg.streamConc, cfg.streamChunks, cfg.duration)
+		}})
 	}
 	phases = slices.DeleteFunc(phases, func(p phase) bool { return !slices.Contains(strings.Split(cfg.phases, ","), p.name) })
 	if cfg.warmup > 0 {
 		for _, t := range targets {
 			progress("warm-up   " + t.name)
 			closedLoop(ctx, t, cfg.concurrency, cfg.warmup)
-			streamLoop(ctx, t, cfg.streamConc, cfg.streamChunks, cfg.warmup)
+			for _, api := range streamAPIs {
+				streamLoop(ctx, t, api, cfg.streamConc, cfg.streamChunks, cfg.warmup)
+			}
 		}
 	}
 	// Rounds interleave the targets, in a rotating order, so drift in the
@@ -261,8 +277,8 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 	}
 	if modDir != "" && cfg.relayBench {
-		progress("micro-benchmark: allocations per relayed SSE event (go test -bench '^BenchmarkRelay$' ./gateway)")
-		rep.Relay, rep.RelayErr = relayAllocs(ctx, modDir)
+		progress("micro-benchmark: allocations per relayed SSE event (go test -bench '^BenchmarkRelay(Responses)?$' ./gateway)")
+		rep.Relay, rep.RelayResponses, rep.RelayErr = relayAllocs(ctx, modDir)
 	}
 	rep.finish()
 	md := rep.markdown()
@@ -349,15 +365,19 @@ func capacityH2(ctx context.Context, cfg config, work, bin, db, key string, n in
 // newTarget builds the requests the phases send to proc: the plain chat,
 // the measured stream and the slow stream of the capacity run.
 func newTarget(cfg config, name, label string, proc, up *child, key string) *target {
-	streamBody := chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, cfg.streamChunks, cfg.streamDelay.Milliseconds()))
+	directive := fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, cfg.streamChunks, cfg.streamDelay.Milliseconds())
+	streamReqs := map[string][]byte{}
+	for _, api := range streamAPIs {
+		streamReqs[api.phase] = buildRequest(proc.addr, api.path, key, api.body(directive), true)
+	}
 	// Slow streams need only outlast the ramp and the hold; more chunks would
 	// make the simulator build long answers it never sends.
 	slowChunks := int((2*time.Minute+cfg.streamHold)/cfg.slowDelay) + 2
 	slowBody := chatBody(true, fmt.Sprintf(`#sim{"chunks":%d,"delay_ms":%d}`, slowChunks, cfg.slowDelay.Milliseconds()))
 	return &target{name: name, label: label, addr: proc.addr, proc: proc, up: up, key: key,
-		req:       buildRequest(proc.addr, "/v1/chat/completions", key, chatBody(false, ""), false),
-		streamReq: buildRequest(proc.addr, "/v1/chat/completions", key, streamBody, true),
-		slowReq:   buildRequest(proc.addr, "/v1/chat/completions", key, slowBody, true)}
+		req:        buildRequest(proc.addr, "/v1/chat/completions", key, chatBody(false, ""), false),
+		streamReqs: streamReqs,
+		slowReq:    buildRequest(proc.addr, "/v1/chat/completions", key, slowBody, true)}
 }
 
 func errOr(err error, alt string) string {
@@ -391,7 +411,8 @@ func createKey(ctx context.Context, bin, db string) (string, error) {
 	return key, nil
 }
 
-// smoke checks a target answers one request and one stream correctly.
+// smoke checks a target answers one request and one stream of each API
+// correctly.
 func smoke(ctx context.Context, t *target, chunks int) error {
 	c, err := dial(t.addr, 4096)
 	if err != nil {
@@ -412,8 +433,17 @@ func smoke(ctx context.Context, t *target, chunks int) error {
 			return err
 		}
 	}
-	_, _, err = c.stream(t.streamReq, make([]byte, 4096), chunks)
-	return err
+	for _, api := range streamAPIs {
+		if c.nc == nil {
+			if err := c.redial(deadline); err != nil {
+				return err
+			}
+		}
+		if _, err := c.stream(api, t.streamReqs[api.phase], make([]byte, 4096), chunks); err != nil {
+			return fmt.Errorf("%s: %w", api.path, err)
+		}
+	}
+	return nil
 }
 
 // usage is CPU spent during one measurement, in seconds.
@@ -464,10 +494,10 @@ func oneLine(phase string, r tally) string {
 	if r.errs > 0 {
 		errs = fmt.Sprintf(", %d errors (%s)", r.errs, r.firstErr)
 	}
-	if phase == "stream" {
+	if isStream(phase) {
 		g := r.gaps.sorted()
-		return fmt.Sprintf("%5d streams  first event p50 %.3f p99 %.3f ms  gap p50 %.3f p99 %.3f ms%s",
-			r.ok, ms(s.pct(.5)), ms(s.pct(.99)), ms(g.pct(.5)), ms(g.pct(.99)), errs)
+		return fmt.Sprintf("%5d streams %6.1f/s  first event p50 %.3f p99 %.3f ms  gap p50 %.3f p99 %.3f ms%s",
+			r.ok, rate, ms(s.pct(.5)), ms(s.pct(.99)), ms(g.pct(.5)), ms(g.pct(.99)), errs)
 	}
 	return fmt.Sprintf("%8.0f req/s  p50 %.3f p90 %.3f p99 %.3f ms%s", rate, ms(s.pct(.5)), ms(s.pct(.9)), ms(s.pct(.99)), errs)
 }

@@ -15,21 +15,24 @@ type benchResult struct {
 	NsPerOp, BytesPerOp, AllocsPerOp float64
 }
 
-// relayAllocs runs the gateway's BenchmarkRelay, which relays chat chunks
-// through the real relay loop one event per op, and returns its result.
-func relayAllocs(ctx context.Context, modDir string) (*benchResult, string) {
-	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^BenchmarkRelay$", "-benchmem",
+// relayAllocs runs the gateway's BenchmarkRelay and BenchmarkRelayResponses,
+// which relay chat chunks and Responses events through the real relay loop
+// one event per op, and returns their results.
+func relayAllocs(ctx context.Context, modDir string) (chat, responses *benchResult, _ string) {
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^BenchmarkRelay(Responses)?$", "-benchmem",
 		"-benchtime", "200000x", "./gateway")
 	cmd.Dir = modDir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return nil, fmt.Sprintf("go test: %v", err)
+		return nil, nil, fmt.Sprintf("go test: %v", err)
 	}
-	b, err := parseBenchLine(string(out), "BenchmarkRelay")
+	if chat, err = parseBenchLine(string(out), "BenchmarkRelay"); err == nil {
+		responses, err = parseBenchLine(string(out), "BenchmarkRelayResponses")
+	}
 	if err != nil {
-		return nil, err.Error()
+		return nil, nil, err.Error()
 	}
-	return b, ""
+	return chat, responses, ""
 }
 
 // parseBenchLine finds name's result line ("BenchmarkRelay-2  200000

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grokgate/grokgate/simulator"
 	"go.uber.org/goleak"
 )
 
@@ -69,7 +70,8 @@ func TestQuickRun(t *testing.T) {
 	}
 	md := stdout.String()
 	for _, want := range []string{"| | simulator (floor) | one TCP hop (no HTTP) | bare proxy (baseline) | grokgate | grokgate ÷ proxy |",
-		"RSS per open stream", "; one TCP hop alone adds "} {
+		"RSS per open stream", "; one TCP hop alone adds ", "| **streaming Responses API, 2 concurrent streams of 3 chunks 1ms apart** |",
+		"| streaming Responses API time to first event added over the floor ≤ bare proxy's, median |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}
@@ -103,10 +105,16 @@ func TestQuickRun(t *testing.T) {
 		t.Errorf("the table has %d rows:\n%s", rows, md)
 	}
 	for _, tr := range rep.Targets {
-		for name, p := range map[string]*phaseReport{"closed": tr.Closed, "open": tr.Open, "stream": tr.Stream} {
+		for name, p := range map[string]*phaseReport{"closed": tr.Closed, "open": tr.Open, "stream": tr.Stream, "responses": tr.Responses} {
 			if p == nil || p.Requests == 0 || p.Errors != 0 || p.P50 <= 0 {
 				t.Errorf("%s %s: %+v", tr.Name, name, p)
 			}
+		}
+		// Every Responses stream ended with response.completed after its
+		// 3 text deltas: a stream that did not counts as an error above,
+		// and its gaps and time to the end were measured.
+		if p := tr.Responses; p != nil && (p.GapP50 <= 0 || p.TotalP50 < p.P50 || len(p.RoundRPS) != 1 || p.RPS <= 0) {
+			t.Errorf("%s responses: %+v", tr.Name, p)
 		}
 		if tr.Name == "floor" || tr.Name == "hop" {
 			if tr.Capacity != nil {
@@ -118,8 +126,8 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("%s capacity: %+v", tr.Name, c)
 		}
 	}
-	if rep.Relay == nil || rep.Relay.AllocsPerOp != 0 {
-		t.Errorf("BenchmarkRelay: %+v (%s), want it run and 0 allocations per event", rep.Relay, rep.RelayErr)
+	if rep.Relay == nil || rep.Relay.AllocsPerOp != 0 || rep.RelayResponses == nil || rep.RelayResponses.AllocsPerOp != 0 {
+		t.Errorf("BenchmarkRelay: %+v, BenchmarkRelayResponses: %+v (%s), want both run and 0 allocations per event", rep.Relay, rep.RelayResponses, rep.RelayErr)
 	}
 	if c := rep.target("grokgate").CapacityH2; c == nil || c.Opened != 20 || c.Errors != 0 {
 		t.Errorf("capacity with an HTTP/2 upstream: %+v", c)
@@ -149,8 +157,8 @@ func TestQuickRun(t *testing.T) {
 			lines++
 		}
 	}
-	if lines != 12 {
-		t.Errorf("latency.svg has %d lines, want 3 panels × 4 targets", lines)
+	if lines != 16 {
+		t.Errorf("latency.svg has %d lines, want 4 panels × 4 targets", lines)
 	}
 }
 
@@ -204,6 +212,21 @@ func TestByRound(t *testing.T) {
 	} {
 		if got := byRound(c.gw, c.proxy); got != c.want {
 			t.Errorf("byRound(%v, %v) = %q, want %q", c.gw, c.proxy, got, c.want)
+		}
+	}
+}
+
+func TestFirstByRound(t *testing.T) {
+	for _, c := range []struct {
+		gw, proxy []float64
+		want      string
+	}{
+		{[]float64{1.0, 2.0, 1.1}, []float64{0.9, 2.1, 1.1}, "grokgate − proxy -0.100 to +0.100 ms by round, at or under the proxy in 2 of 3"}, // level counts as under
+		{[]float64{1.0, 1.0}, []float64{0.5, 0.5, 0.5}, "grokgate − proxy +0.500 to +0.500 ms by round, at or under the proxy in 0 of 2"},      // unpaired rounds are left out
+		{[]float64{1.0}, []float64{0.5}, ""},
+	} {
+		if got := firstByRound(c.gw, c.proxy); got != c.want {
+			t.Errorf("firstByRound(%v, %v) = %q, want %q", c.gw, c.proxy, got, c.want)
 		}
 	}
 }
@@ -409,4 +432,47 @@ func TestHopHalfClose(t *testing.T) {
 		t.Errorf("read %q, %v; want %q and EOF", got, err, "got: ping")
 	}
 	<-upDone
+}
+
+// TestStreamEnds reads streams of both APIs from the simulator over a real
+// socket: a complete one is measured, and every other way a stream can end
+// is an error, told apart by its message.
+func TestStreamEnds(t *testing.T) {
+	srv := httptest.NewServer(simulator.New(simulator.Options{APIKey: upstreamKey}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	for _, c := range []struct {
+		api       *streamAPI
+		directive string
+		err       string // "" for a complete stream
+	}{
+		{&chatStreams, `#sim{"chunks":4,"delay_ms":2}`, ""},
+		{&responsesStreams, `#sim{"chunks":4,"delay_ms":2}`, ""},
+		{&responsesStreams, `#sim{"chunks":4,"delay_ms":2,"event_lines":true}`, ""},
+		{&chatStreams, `#sim{"chunks":3}`, "3 of them content (want 4"},
+		{&responsesStreams, `#sim{"chunks":5}`, "5 of them content (want 4"},
+		{&chatStreams, `#sim{"chunks":4,"error_after":2}`, "error event"},
+		{&responsesStreams, `#sim{"chunks":4,"error_after":2}`, "error event: Simulated error after 2 chunks"},
+		{&responsesStreams, `#sim{"chunks":4,"failed_after":2}`, "response.failed (status failed)"},
+		{&responsesStreams, `#sim{"chunks":4,"cut_after":2}`, "unexpected EOF"},
+	} {
+		name := c.api.phase + " " + c.directive
+		conn, err := dial(addr, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.nc.SetDeadline(time.Now().Add(10 * time.Second))
+		st, err := conn.stream(c.api, buildRequest(addr, c.api.path, upstreamKey, c.api.body(c.directive), true), make([]byte, 4096), 4)
+		conn.close()
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%s: %v", name, err)
+		case c.err == "" && (len(st.gaps) != 3 || st.first <= 0 || st.total < st.first || st.total < 6*time.Millisecond):
+			// Arrival times jitter, so a gap may be short; the end cannot
+			// come before the three 2ms waits.
+			t.Errorf("%s: measured %+v, want 3 gaps and the end at least 6ms after the send", name, st)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%s: error %v, want one containing %q", name, err, c.err)
+		}
+	}
 }

@@ -20,7 +20,9 @@ type target struct {
 	up    *child // its own upstream simulator; nil for the floor
 	key   string
 
-	req, streamReq, slowReq []byte
+	req, slowReq []byte
+	// streamReqs are the measured streams' requests, by streamAPI.phase.
+	streamReqs map[string][]byte
 }
 
 // tally is the outcome of one measurement of one target.
@@ -29,6 +31,7 @@ type tally struct {
 	elapsed  time.Duration
 	lat      samples // request latency, or time to first event for streams
 	gaps     samples // streams: time between consecutive content events
+	total    samples // streams: time from send to the stream's end
 	lag      samples // open loop: how late the generator sent, included in lat
 	firstErr string
 }
@@ -45,6 +48,7 @@ func (t *tally) merge(o *tally) {
 	t.errs += o.errs
 	t.lat = append(t.lat, o.lat...)
 	t.gaps = append(t.gaps, o.gaps...)
+	t.total = append(t.total, o.total...)
 	t.lag = append(t.lag, o.lag...)
 	if t.firstErr == "" {
 		t.firstErr = o.firstErr
@@ -180,12 +184,14 @@ func openLoop(ctx context.Context, t *target, rate float64, dur time.Duration, m
 	return out
 }
 
-// streamLoop runs conc streams back to back for dur and records the time to
-// the first event and the gaps between content events.
-func streamLoop(ctx context.Context, t *target, conc, chunks int, dur time.Duration) tally {
+// streamLoop runs conc streams of api back to back for dur and records the
+// time to the first event, the gaps between content events and the time to
+// the stream's end.
+func streamLoop(ctx context.Context, t *target, api *streamAPI, conc, chunks int, dur time.Duration) tally {
 	start := time.Now()
 	end := start.Add(dur)
 	hard := end.Add(drainGrace)
+	req := t.streamReqs[api.phase]
 	parts := make([]tally, conc)
 	var wg sync.WaitGroup
 	for i := range parts {
@@ -207,15 +213,16 @@ func streamLoop(ctx context.Context, t *target, conc, chunks int, dur time.Durat
 						continue
 					}
 				}
-				ttfb, gaps, err := c.stream(t.streamReq, buf, chunks)
+				s, err := c.stream(api, req, buf, chunks)
 				if err != nil {
 					r.fail("%v", err)
 					c.close()
 					continue
 				}
 				r.ok++
-				r.lat = append(r.lat, int64(ttfb))
-				r.gaps = append(r.gaps, gaps...)
+				r.lat = append(r.lat, int64(s.first))
+				r.total = append(r.total, int64(s.total))
+				r.gaps = append(r.gaps, s.gaps...)
 			}
 		})
 	}
@@ -228,54 +235,75 @@ func streamLoop(ctx context.Context, t *target, conc, chunks int, dur time.Durat
 	return out
 }
 
-// stream sends one streaming request and reads it to the end: content
-// chunks, the finish chunk, [DONE].
-func (c *conn) stream(req, buf []byte, chunks int) (ttfb time.Duration, gaps []int64, err error) {
+// streamTimes is what one stream measured.
+type streamTimes struct {
+	first, total time.Duration // from send to the first event, and to the end
+	gaps         []int64       // between consecutive content events
+}
+
+// stream sends one streaming request of api and reads it to the end: it
+// must carry exactly chunks content events and end as api says a complete
+// stream ends, with nothing after.
+func (c *conn) stream(api *streamAPI, req, buf []byte, chunks int) (streamTimes, error) {
+	var st streamTimes
 	t0 := time.Now()
 	if _, err := c.nc.Write(req); err != nil {
-		return 0, nil, err
+		return st, err
 	}
 	h, err := c.readHead()
 	if err != nil {
-		return 0, nil, err
+		return st, err
 	}
 	if h.status != 200 {
-		return 0, nil, fmt.Errorf("stream status %d", h.status)
+		return st, fmt.Errorf("stream status %d", h.status)
 	}
 	sc := sse.NewScanner(c.bodyReader(h), buf, 0)
-	n := 0
-	done := false
+	events, n := 0, 0
+	ended := false
 	var last time.Time
-	gaps = make([]int64, 0, chunks)
+	var scratch []byte // for events that are more than one data line (event: lines)
+	st.gaps = make([]int64, 0, chunks)
 	for sc.Scan() {
 		now := time.Now()
-		data, _ := sse.Data(sc.Event())
-		if string(data) == "[DONE]" {
-			done = true
-			continue
+		data, ok := sse.Data(sc.Event())
+		if !ok {
+			scratch, _ = sse.AppendData(scratch[:0], sc.Event())
+			data = scratch
 		}
-		n++
-		switch {
-		case n == 1:
-			ttfb = now.Sub(t0)
-		case n <= chunks: // after the last content chunk the finish chunk follows at once
-			gaps = append(gaps, int64(now.Sub(last)))
+		if ended {
+			return st, fmt.Errorf("event after the end of the stream: %q", data)
 		}
-		last = now
+		if events++; events == 1 {
+			st.first = now.Sub(t0)
+		}
+		if bytes.Contains(data, api.content) {
+			if n++; n > 1 {
+				st.gaps = append(st.gaps, int64(now.Sub(last)))
+			}
+			last = now
+		}
+		end, err := api.end(data)
+		if err != nil {
+			return st, err
+		}
+		if end {
+			ended = true
+			st.total = now.Sub(t0)
+		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, nil, err
+		return st, err
 	}
-	if !done || n != chunks+1 {
-		return 0, nil, fmt.Errorf("stream ended after %d events (want %d and [DONE]): %q", n, chunks+1, sc.Event())
+	if !ended || n != chunks {
+		return st, fmt.Errorf("%s stream ended after %d events, %d of them content (want %d and its end): %q", api.phase, events, n, chunks, sc.Event())
 	}
 	if err := c.endBody(h); err != nil {
-		return 0, nil, err
+		return st, err
 	}
 	if h.close {
 		c.close()
 	}
-	return ttfb, gaps, nil
+	return st, nil
 }
 
 // capResult is what holding many slow streams through one gateway cost.

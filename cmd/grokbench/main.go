@@ -121,13 +121,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.rate, "rate", 2000, "open loop: requests per second, sent on schedule whether or not earlier ones were answered")
 	fs.IntVar(&c.openConns, "open-conns", 128, "open loop: most connections used to keep the schedule")
 	fs.IntVar(&c.streamConc, "stream-concurrency", 16, "streaming: concurrent streams")
-	fs.IntVar(&c.streamChunks, "stream-chunks", 20, "streaming: content chunks per stream")
+	fs.IntVar(&c.streamChunks, "stream-chunks", 20, "streaming: content chunks (Responses: output_text deltas) per stream")
 	fs.DurationVar(&c.streamDelay, "stream-delay", 5*time.Millisecond, "streaming: upstream pause between chunks")
 	fs.IntVar(&c.streams, "streams", 10000, "capacity: concurrent slow streams held open through the proxy and grokgate (not the TCP hop) (0 skips)")
 	fs.DurationVar(&c.streamHold, "stream-hold", 5*time.Second, "capacity: how long all streams stay open before RSS is read")
 	fs.DurationVar(&c.slowDelay, "slow-delay", 3*time.Second, "capacity: pause between the events of a slow stream")
 	fs.BoolVar(&c.capH2, "capacity-h2", true, "capacity: also measure grokgate with an HTTP/2 (TLS) upstream, as xAI's API is, instead of the simulator's HTTP/1.1")
-	fs.StringVar(&c.phases, "phases", "closed,open,stream", "which measurements to run, comma-separated; empty for capacity only")
+	fs.StringVar(&c.phases, "phases", "closed,open,stream,responses", "which measurements to run, comma-separated (stream: chat completions streams, responses: Responses API streams); empty for capacity only")
 	fs.Var(&c.gwArgs, "gw-arg", "extra flag for grokgate serve (repeatable)")
 	limits := fs.Bool("limits", true, "give grokgate a default of every limit kind (requests, tokens, open streams, daily budget), set too high to refuse, so every request is admitted and settled by the limiter; false measures it without limits")
 	fs.BoolVar(&c.relayBench, "relay-bench", true, "also run the gateway's BenchmarkRelay (go test) for the allocations-per-event target")
@@ -166,7 +166,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	check(c.streamDelay >= time.Millisecond && c.slowDelay >= time.Millisecond, "--stream-delay and --slow-delay are whole milliseconds, at least 1ms")
 	check(c.streams >= 0, "--streams must not be negative")
 	for _, p := range strings.Split(c.phases, ",") {
-		check(p == "" || p == "closed" || p == "open" || p == "stream", fmt.Sprintf("--phases: unknown phase %q (closed, open, stream)", p))
+		check(p == "" || p == "closed" || p == "open" || isStream(p), fmt.Sprintf("--phases: unknown phase %q (closed, open, stream, responses)", p))
 	}
 	for _, kv := range c.gwEnv {
 		check(strings.Contains(kv, "="), fmt.Sprintf("--gw-env %q must be KEY=VALUE", kv))

@@ -18,10 +18,12 @@ type report struct {
 	Command         string
 	Targets         []*targetReport
 	Checks          []check
-	// Relay is gateway's BenchmarkRelay, run by the bench for the
-	// allocations-per-event target; RelayErr says why it is missing.
-	Relay    *benchResult `json:",omitempty"`
-	RelayErr string       `json:",omitempty"`
+	// Relay and RelayResponses are gateway's BenchmarkRelay and
+	// BenchmarkRelayResponses (one per dialect), run by the bench for the
+	// allocations-per-event target; RelayErr says why they are missing.
+	Relay          *benchResult `json:",omitempty"`
+	RelayResponses *benchResult `json:",omitempty"`
+	RelayErr       string       `json:",omitempty"`
 	// OutsideCores is the CPU, in cores, that processes other than the
 	// bench and its servers used during the measurements (mean and worst
 	// measurement): other people's jobs on a shared machine.
@@ -40,7 +42,8 @@ type targetReport struct {
 	Name, Label string
 	Closed      *phaseReport `json:",omitempty"`
 	Open        *phaseReport `json:",omitempty"`
-	Stream      *phaseReport `json:",omitempty"`
+	Stream      *phaseReport `json:",omitempty"` // chat completions streams
+	Responses   *phaseReport `json:",omitempty"` // Responses API streams
 	Capacity    *capResult   `json:",omitempty"`
 	// CapacityH2 is the same run with an HTTP/2 (TLS) upstream, as xAI's:
 	// for grokgate, and for the bare proxy as what net/http alone keeps per
@@ -50,6 +53,7 @@ type targetReport struct {
 	raw map[string]*tally
 	use map[string]usage
 	rps map[string][]float64
+	p50 map[string][]float64 // each round's median latency (time to first event for streams), ms
 }
 
 // phaseReport summarises one phase over all rounds. Latencies are in ms.
@@ -58,9 +62,11 @@ type phaseReport struct {
 	FirstErr             string `json:",omitempty"`
 	RPS                  float64
 	RoundRPS             []float64
+	RoundP50             []float64 // each round's median latency, ms
 	P50, P90, P99, P999  float64
 	Max                  float64
 	GapP50, GapP99       float64 `json:",omitempty"`
+	TotalP50, TotalP99   float64 `json:",omitempty"` // streams: send to the stream's end
 	LagP50, LagP99       float64 `json:",omitempty"` // open loop: the generator's own lateness
 	CPUPer1k             float64 // server process CPU seconds per 1000 requests
 	UpstreamCPUPer1k     float64 `json:",omitempty"`
@@ -87,9 +93,24 @@ func newReport(cfg config, bin string) *report {
 	for _, n := range [][2]string{{"floor", "simulator (floor)"}, {"hop", "one TCP hop (no HTTP)"},
 		{"proxy", "bare proxy (baseline)"}, {"grokgate", "grokgate"}} {
 		r.Targets = append(r.Targets, &targetReport{Name: n[0], Label: n[1],
-			raw: map[string]*tally{}, use: map[string]usage{}, rps: map[string][]float64{}})
+			raw: map[string]*tally{}, use: map[string]usage{}, rps: map[string][]float64{}, p50: map[string][]float64{}})
 	}
 	return r
+}
+
+// phase is where t keeps the summary of the named phase.
+func (t *targetReport) phase(name string) **phaseReport {
+	switch name {
+	case "closed":
+		return &t.Closed
+	case "open":
+		return &t.Open
+	case "stream":
+		return &t.Stream
+	case "responses":
+		return &t.Responses
+	}
+	panic("unknown phase " + name)
 }
 
 func (r *report) target(name string) *targetReport {
@@ -111,6 +132,7 @@ func (r *report) add(target, phase string, res tally, u usage) {
 	t.raw[phase].elapsed += res.elapsed
 	t.use[phase] = t.use[phase].add(u)
 	t.rps[phase] = append(t.rps[phase], float64(res.ok)/res.elapsed.Seconds())
+	t.p50[phase] = append(t.p50[phase], ms(res.lat.sorted().pct(.5)))
 	r.measure = r.measure.add(u)
 	r.OutsideMaxCores = max(r.OutsideMaxCores, u.outside())
 }
@@ -120,13 +142,16 @@ func (r *report) finish() {
 	for _, t := range r.Targets {
 		for phase, raw := range t.raw {
 			u := t.use[phase]
-			p := &phaseReport{Requests: raw.ok, Errors: raw.errs, FirstErr: raw.firstErr, RoundRPS: t.rps[phase],
+			p := &phaseReport{Requests: raw.ok, Errors: raw.errs, FirstErr: raw.firstErr, RoundRPS: t.rps[phase], RoundP50: t.p50[phase],
 				sorted: raw.lat.sorted(), sortedGaps: raw.gaps.sorted(), measuredCPU: u.Proc, elapsed: raw.elapsed.Seconds()}
 			p.RPS = float64(raw.ok) / raw.elapsed.Seconds()
 			p.P50, p.P90, p.P99, p.P999 = ms(p.sorted.pct(.5)), ms(p.sorted.pct(.9)), ms(p.sorted.pct(.99)), ms(p.sorted.pct(.999))
 			p.Max = ms(p.sorted.pct(1))
 			if len(p.sortedGaps) > 0 {
 				p.GapP50, p.GapP99 = ms(p.sortedGaps.pct(.5)), ms(p.sortedGaps.pct(.99))
+			}
+			if total := raw.total.sorted(); len(total) > 0 {
+				p.TotalP50, p.TotalP99 = ms(total.pct(.5)), ms(total.pct(.99))
 			}
 			if lag := raw.lag.sorted(); len(lag) > 0 {
 				p.LagP50, p.LagP99 = ms(lag.pct(.5)), ms(lag.pct(.99))
@@ -137,14 +162,7 @@ func (r *report) finish() {
 					p.UpstreamCPUPer1k = u.Up / float64(raw.ok) * 1000
 				}
 			}
-			switch phase {
-			case "closed":
-				t.Closed = p
-			case "open":
-				t.Open = p
-			case "stream":
-				t.Stream = p
-			}
+			*t.phase(phase) = p
 		}
 	}
 	if r.measure.Wall > 0 {
@@ -158,19 +176,40 @@ func (r *report) finish() {
 // measured both within seconds of each other, so the spread of these ratios
 // shows how much of the overall one the machine's drift could have made.
 func byRound(gw, proxy []float64) string {
-	n := min(len(gw), len(proxy))
+	lo, hi, ahead, n := roundSpread(gw, proxy, func(g, p float64) float64 { return g / p }, func(q float64) bool { return q > 1 })
 	if n < 2 {
 		return ""
 	}
-	lo, hi, ahead := math.Inf(1), math.Inf(-1), 0
+	return fmt.Sprintf("%.2f–%.2f× by round, ahead in %d of %d", lo, hi, ahead, n)
+}
+
+// firstByRound compares grokgate's median time to first event with the
+// proxy's round by round. Within a round both, and the floor, were measured
+// seconds apart, so the difference of their medians is the difference of
+// what each added over the floor, with less of the machine's drift between
+// rounds in it than the medians over all rounds have.
+func firstByRound(gw, proxy []float64) string {
+	lo, hi, within, n := roundSpread(gw, proxy, func(g, p float64) float64 { return g - p }, func(d float64) bool { return d <= 0 })
+	if n < 2 {
+		return ""
+	}
+	return fmt.Sprintf("grokgate − proxy %s to %s ms by round, at or under the proxy in %d of %d", signed(lo), signed(hi), within, n)
+}
+
+// roundSpread compares grokgate's and the proxy's figure of every round
+// both were measured in: the smallest and largest comparison, in how many
+// of the n rounds it was good.
+func roundSpread(gw, proxy []float64, compare func(g, p float64) float64, good func(float64) bool) (lo, hi float64, k, n int) {
+	n = min(len(gw), len(proxy))
+	lo, hi = math.Inf(1), math.Inf(-1)
 	for i := range n {
-		q := gw[i] / proxy[i]
-		lo, hi = min(lo, q), max(hi, q)
-		if q > 1 {
-			ahead++
+		c := compare(gw[i], proxy[i])
+		lo, hi = min(lo, c), max(hi, c)
+		if good(c) {
+			k++
 		}
 	}
-	return fmt.Sprintf("%.2f–%.2f× by round, ahead in %d of %d", lo, hi, ahead, n)
+	return lo, hi, k, n
 }
 
 func (r *report) checks() []check {
@@ -192,6 +231,18 @@ func (r *report) checks() []check {
 	if gw.Open != nil && proxy.Open != nil {
 		add(fmt.Sprintf("non-streaming p99 ≤ bare proxy's, %s req/s offered", thousands(r.cfg.rate)),
 			fmt.Sprintf("%s vs %s ms", msf(gw.Open.P99), msf(proxy.Open.P99)), gw.Open.P99 <= proxy.Open.P99)
+	}
+	for _, api := range streamAPIs {
+		g, p, f := *gw.phase(api.phase), *proxy.phase(api.phase), *floor.phase(api.phase)
+		if g == nil || p == nil || f == nil {
+			continue
+		}
+		added, proxyAdded := g.P50-f.P50, p.P50-f.P50
+		m := fmt.Sprintf("%s vs %s ms", signed(added), signed(proxyAdded))
+		if by := firstByRound(g.RoundP50, p.RoundP50); by != "" {
+			m += "; " + by
+		}
+		add(fmt.Sprintf("%s time to first event added over the floor ≤ bare proxy's, median", api.title), m, added <= proxyAdded)
 	}
 	if gw.Stream != nil && floor.Stream != nil {
 		added := gw.Stream.P50 - floor.Stream.P50
@@ -227,16 +278,17 @@ func (r *report) checks() []check {
 		}
 	}
 	var errs int64
-	for _, p := range []*phaseReport{gw.Closed, gw.Open, gw.Stream} {
+	for _, p := range []*phaseReport{gw.Closed, gw.Open, gw.Stream, gw.Responses} {
 		if p != nil {
 			errs += p.Errors
 		}
 	}
 	add("grokgate answers every request without error", fmt.Sprintf("%d errors", errs), errs == 0)
 	const relayTarget = "0 allocations per relayed SSE event"
-	if b := r.Relay; b != nil {
-		add(relayTarget, fmt.Sprintf("`BenchmarkRelay`: %g B and %g allocations per event, %.0f ns", b.BytesPerOp, b.AllocsPerOp, b.NsPerOp),
-			b.AllocsPerOp == 0)
+	if b, rb := r.Relay, r.RelayResponses; b != nil && rb != nil {
+		add(relayTarget, fmt.Sprintf("`BenchmarkRelay` (chat): %g B and %g allocations per event, %.0f ns; `BenchmarkRelayResponses`: %g B and %g allocations per event, %.0f ns",
+			b.BytesPerOp, b.AllocsPerOp, b.NsPerOp, rb.BytesPerOp, rb.AllocsPerOp, rb.NsPerOp),
+			b.AllocsPerOp == 0 && rb.AllocsPerOp == 0)
 	} else {
 		why := "not run (grokgate not built from this module, or --relay-bench=false)"
 		if r.RelayErr != "" {
@@ -264,15 +316,7 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", label, f(floor), f(hop), f(proxy), f(gw), ratio)
 	}
 	section := func(s string) { fmt.Fprintf(&b, "| **%s** | | | | | |\n", s) }
-	get := func(t *targetReport, phase string) *phaseReport {
-		switch phase {
-		case "closed":
-			return t.Closed
-		case "open":
-			return t.Open
-		}
-		return t.Stream
-	}
+	get := func(t *targetReport, phase string) *phaseReport { return *t.phase(phase) }
 	val := func(phase string, f func(*phaseReport) string) func(*targetReport) string {
 		return func(t *targetReport) string {
 			if p := get(t, phase); p != nil {
@@ -292,6 +336,15 @@ func (r *report) markdown() string {
 	lat3ratio := func(phase string) string {
 		return strings.Join([]string{ratio(phase, func(p *phaseReport) float64 { return p.P50 }),
 			ratio(phase, func(p *phaseReport) float64 { return p.P90 }), ratio(phase, func(p *phaseReport) float64 { return p.P99 })}, " / ")
+	}
+	perRound := func(phase string) string {
+		tr := ratio(phase, func(p *phaseReport) float64 { return p.RPS })
+		if p, g := get(proxy, phase), get(gw, phase); p != nil && g != nil {
+			if by := byRound(g.RoundRPS, p.RoundRPS); by != "" {
+				tr += " (" + by + ")"
+			}
+		}
+		return tr
 	}
 	rounds := func(p *phaseReport) string {
 		if len(p.RoundRPS) < 2 {
@@ -317,13 +370,7 @@ func (r *report) markdown() string {
 	}
 	if ran("closed") {
 		section(fmt.Sprintf("non-streaming, closed loop, %d connections", cfg.concurrency))
-		tr := ratio("closed", func(p *phaseReport) float64 { return p.RPS })
-		if p, g := get(proxy, "closed"), get(gw, "closed"); p != nil && g != nil {
-			if by := byRound(g.RoundRPS, p.RoundRPS); by != "" {
-				tr += " (" + by + ")"
-			}
-		}
-		row("throughput, req/s (slowest–fastest round)", val("closed", rounds), tr)
+		row("throughput, req/s (slowest–fastest round)", val("closed", rounds), perRound("closed"))
 		row("latency p50 / p90 / p99, ms", val("closed", lat3), lat3ratio("closed"))
 		row("CPU s per 1,000 requests, server process", val("closed", cpu), ratio("closed", func(p *phaseReport) float64 { return p.CPUPer1k }))
 		row("errors", errs("closed"), "")
@@ -337,24 +384,32 @@ func (r *report) markdown() string {
 		row("CPU s per 1,000 requests, server process", val("open", cpu), ratio("open", func(p *phaseReport) float64 { return p.CPUPer1k }))
 		row("errors", errs("open"), "")
 	}
-	if ran("stream") {
-		section(fmt.Sprintf("streaming, %d concurrent streams of %d chunks %s apart", cfg.streamConc, cfg.streamChunks, cfg.streamDelay))
-		row("time to first event p50 / p99, ms", val("stream", func(p *phaseReport) string { return msf(p.P50) + " / " + msf(p.P99) }), "")
+	for _, api := range streamAPIs {
+		ph := api.phase
+		if !ran(ph) {
+			continue
+		}
+		section(fmt.Sprintf("%s, %d concurrent streams of %d chunks %s apart", api.title, cfg.streamConc, cfg.streamChunks, cfg.streamDelay))
+		row("throughput, streams/s (slowest–fastest round)", val(ph, rounds), perRound(ph))
+		row("stream from send to its end p50 / p99, ms", val(ph, func(p *phaseReport) string { return msf(p.TotalP50) + " / " + msf(p.TotalP99) }),
+			ratio(ph, func(p *phaseReport) float64 { return p.TotalP50 })+" / "+ratio(ph, func(p *phaseReport) float64 { return p.TotalP99 }))
+		row("time to first event p50 / p99, ms", val(ph, func(p *phaseReport) string { return msf(p.P50) + " / " + msf(p.P99) }), "")
 		added := func(f func(*phaseReport) float64) func(*targetReport) string {
 			return func(t *targetReport) string {
-				if t == floor || t.Stream == nil || floor.Stream == nil {
+				p, fl := get(t, ph), get(floor, ph)
+				if t == floor || p == nil || fl == nil {
 					return "–"
 				}
-				return fmt.Sprintf("%+.3f", f(t.Stream)-f(floor.Stream))
+				return fmt.Sprintf("%+.3f", f(p)-f(fl))
 			}
 		}
 		both := func(a, c func(*targetReport) string) func(*targetReport) string {
 			return func(t *targetReport) string { return a(t) + " / " + c(t) }
 		}
 		row("time to first event added over floor p50 / p99, ms", both(added(func(p *phaseReport) float64 { return p.P50 }), added(func(p *phaseReport) float64 { return p.P99 })), "")
-		row("gap between chunks p50 / p99, ms", val("stream", func(p *phaseReport) string { return msf(p.GapP50) + " / " + msf(p.GapP99) }), "")
+		row("gap between text events p50 / p99, ms", val(ph, func(p *phaseReport) string { return msf(p.GapP50) + " / " + msf(p.GapP99) }), "")
 		row("gap added over floor p50 / p99, ms", both(added(func(p *phaseReport) float64 { return p.GapP50 }), added(func(p *phaseReport) float64 { return p.GapP99 })), "")
-		row("errors", errs("stream"), "")
+		row("errors", errs(ph), "")
 	}
 	if proxy.Capacity != nil || gw.Capacity != nil {
 		n := cfg.streams
@@ -380,7 +435,7 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", c.Target, c.Measured, v)
 	}
 	for _, t := range r.Targets {
-		for _, p := range []*phaseReport{t.Closed, t.Open, t.Stream} {
+		for _, p := range []*phaseReport{t.Closed, t.Open, t.Stream, t.Responses} {
 			if p != nil && p.FirstErr != "" {
 				fmt.Fprintf(&b, "\nfirst error from %s: %s\n", t.Name, p.FirstErr)
 				break

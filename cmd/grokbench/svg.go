@@ -18,7 +18,7 @@ const (
 	legendH     = 34
 	maxDecades  = 4.0  // 99.99th percentile
 	xStep       = 0.01 // in decades
-	chartPanels = 3
+	chartPanels = 4
 )
 
 func seriesColor(name string) string {
@@ -34,7 +34,7 @@ func seriesColor(name string) string {
 }
 
 // svg draws the latency distributions: non-streaming closed and open loop,
-// and streaming time to first event.
+// and the time to first event of chat and Responses streams.
 func (r *report) svg() []byte {
 	var b bytes.Buffer
 	h := legendH + chartPanels*(panelH+padT+padB)
@@ -53,7 +53,8 @@ func (r *report) svg() []byte {
 	}{
 		{fmt.Sprintf("Non-streaming latency, closed loop, %d connections", r.cfg.concurrency), func(t *targetReport) *phaseReport { return t.Closed }},
 		{fmt.Sprintf("Non-streaming latency from intended send, open loop, %s req/s", thousands(r.cfg.rate)), func(t *targetReport) *phaseReport { return t.Open }},
-		{fmt.Sprintf("Streaming time to first event, %d concurrent streams", r.cfg.streamConc), func(t *targetReport) *phaseReport { return t.Stream }},
+		{fmt.Sprintf("Streaming chat completions, time to first event, %d concurrent streams", r.cfg.streamConc), func(t *targetReport) *phaseReport { return t.Stream }},
+		{fmt.Sprintf("Streaming Responses API, time to first event, %d concurrent streams", r.cfg.streamConc), func(t *targetReport) *phaseReport { return t.Responses }},
 	}
 	for i, p := range panels {
 		var series []plotSeries
