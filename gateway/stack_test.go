@@ -2,14 +2,10 @@ package gateway
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -17,11 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/grokgate/grokgate"
-	"github.com/grokgate/grokgate/keys"
-	"github.com/grokgate/grokgate/sqlite"
-	"github.com/grokgate/grokgate/xai"
 )
 
 // holdingUpstream answers every chat request with an SSE head and one chunk,
@@ -111,30 +102,11 @@ func TestStreamStackBudget(t *testing.T) {
 		t.Skip("the budget is a normal build's; the race detector enlarges frames (scripts/test runs this test without it)")
 	}
 	const n = 200
-	ctx := context.Background()
 	up := newHoldingUpstream(t)
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "gw.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	k, secret, err := keys.Mint(keys.Random(), "stack", grokgate.RoleUser, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.CreateKey(ctx, k); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cache := keys.NewCache(store, time.Now, log)
-	if err := cache.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
 	transport := &http.Transport{MaxIdleConnsPerHost: n}
 	t.Cleanup(transport.CloseIdleConnections)
-	srv := httptest.NewServer(NewServer(log, Config{Heartbeat: time.Minute},
-		cache, xai.NewClient("http://"+up.ln.Addr().String()+"/v1", "xai-key", transport, xai.Retry{MaxAttempts: 1}, log, time.Now)))
-	t.Cleanup(srv.Close)
+	h := newHarnessUpstream(t, "http://"+up.ln.Addr().String()+"/v1", transport, func(c *Config) { c.Heartbeat = time.Minute })
+	srv, secret := h.gw, h.user
 
 	body := chat("grok-4.3", "hi", true, false)
 	req := "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + secret +

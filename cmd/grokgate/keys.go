@@ -73,10 +73,7 @@ func (c *keysCommand) create(ctx context.Context, args []string, stdout io.Write
 	spec := f.update(c.s).Spec(grokgate.Role(role))
 	spec.Tidy()
 	c.s.checkKey(spec.Validate(now))
-	if err := c.s.err(); err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c.db)
+	st, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -99,10 +96,7 @@ func (c *keysCommand) list(ctx context.Context, args []string, stdout io.Writer)
 	if _, err := c.parse(args, false); err != nil {
 		return err
 	}
-	if err := c.s.err(); err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c.db)
+	st, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -183,13 +177,18 @@ func (c *keysCommand) parse(args []string, needsTarget bool) (target string, err
 	}
 }
 
-// target reports the problems collected so far, then opens the store and
-// finds the key named by target. The caller closes the store.
-func (c *keysCommand) target(ctx context.Context, target string) (store, grokgate.Key, error) {
+// open reports the problems collected so far, if any, else opens the store.
+func (c *keysCommand) open(ctx context.Context) (store, error) {
 	if err := c.s.err(); err != nil {
-		return nil, grokgate.Key{}, err
+		return nil, err
 	}
-	st, err := openStore(ctx, c.db)
+	return openStore(ctx, c.db)
+}
+
+// target opens the store (open) and finds the key named by target. The
+// caller closes the store.
+func (c *keysCommand) target(ctx context.Context, target string) (store, grokgate.Key, error) {
+	st, err := c.open(ctx)
 	if err != nil {
 		return nil, grokgate.Key{}, err
 	}
