@@ -219,6 +219,10 @@ type UsageQuery struct {
 	// KeyID, when set, keeps only that key's records: what a user key may
 	// see of the ledger.
 	KeyID string
+	// Model, when set, keeps only that model's records, the model as
+	// GroupByModel names it (the resolved model, else the requested one),
+	// so a per-model series adds up to that model's row.
+	Model string
 }
 
 // RecordFilter selects ledger records for the recent-requests views, newest

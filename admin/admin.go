@@ -314,7 +314,7 @@ func (a *API) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// handleUsage serves GET /admin/v1/usage?group_by=key|model|day&from=&to=.
+// handleUsage serves GET /admin/v1/usage?group_by=key|model|day&from=&to=&model=.
 func (a *API) handleUsage(w http.ResponseWriter, r *http.Request) {
 	a.serveUsage(w, r, nil)
 }
@@ -324,8 +324,8 @@ func (a *API) handleUsage(w http.ResponseWriter, r *http.Request) {
 func (a *API) serveUsage(w http.ResponseWriter, r *http.Request, own *grokgate.Key) {
 	q := r.URL.Query()
 	for name := range q {
-		if name != "group_by" && name != "from" && name != "to" {
-			a.gw.Fail(w, r, apierror.Invalid(name, "Unknown query parameter "+quote(name)+"; expected group_by, from and to."), nil)
+		if name != "group_by" && name != "from" && name != "to" && name != "model" {
+			a.gw.Fail(w, r, apierror.Invalid(name, "Unknown query parameter "+quote(name)+"; expected group_by, from, to and model."), nil)
 			return
 		}
 	}
@@ -336,6 +336,7 @@ func (a *API) serveUsage(w http.ResponseWriter, r *http.Request, own *grokgate.K
 		a.gw.Fail(w, r, apierror.Invalid(pe.Param, pe.Msg), nil)
 		return
 	}
+	uq.Model = q.Get("model")
 	var names map[string]string
 	if own != nil {
 		uq.KeyID = own.ID

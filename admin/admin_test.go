@@ -207,6 +207,28 @@ func TestAdminUsage(t *testing.T) {
 		data[0].(map[string]any)["requests"] != 2.0 {
 		t.Errorf("by day to a date (inclusive): %d %v", status, v)
 	}
+	// model keeps one model's records, named as the by-model view names
+	// them: r3 was never resolved and counts under the model it asked for.
+	for _, m := range []struct {
+		model, day string
+		requests   float64
+		cost       float64
+	}{{"grok-3", "2026-11-02", 1, 7}, {"grok-4.3", "2026-11-02", 1, 100}, {"grok-4.5", "2026-11-03", 1, 0}} {
+		status, v = get("?group_by=day&model=" + m.model)
+		data, _ := v["data"].([]any)
+		if status != 200 || len(data) != 1 || data[0].(map[string]any)["day"] != m.day ||
+			data[0].(map[string]any)["requests"] != m.requests || data[0].(map[string]any)["cost_in_usd_ticks"] != m.cost {
+			t.Errorf("%s by day: %d %v", m.model, status, v)
+		}
+	}
+	status, v = get("?group_by=key&model=grok-3&from=2026-11-03")
+	if data, _ := v["data"].([]any); status != 200 || len(data) != 0 {
+		t.Errorf("grok-3 by key after its only day: %d %v", status, v)
+	}
+	status, v = get("?group_by=day&model=")
+	if data, _ := v["data"].([]any); status != 200 || len(data) != 2 {
+		t.Errorf("an empty model filters nothing: %d %v", status, v)
+	}
 	status, v = get("")
 	if status != 200 || v["group_by"] != "key" {
 		t.Errorf("default grouping: %d %v", status, v)

@@ -126,6 +126,14 @@ func TestMeSeesOwnDataOnly(t *testing.T) {
 			t.Errorf("own usage by %s: %d %s", groupBy, resp.StatusCode, body)
 		}
 	}
+	resp, body = h.do(t, ctx, "GET", "/api/v1/me/usage?group_by=day&model=grok-3", secret, "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"requests":4,`) {
+		t.Errorf("own usage of one model by day (the other key's 3 records are not counted): %d %s", resp.StatusCode, body)
+	}
+	resp, body = h.do(t, ctx, "GET", "/api/v1/me/usage?group_by=day&model=grok-4", secret, "")
+	if resp.StatusCode != 200 || strings.Contains(string(body), `"requests"`) {
+		t.Errorf("own usage of a model never used: %d %s", resp.StatusCode, body)
+	}
 	if resp, body := h.do(t, ctx, "GET", "/admin/v1/usage", secret, ""); resp.StatusCode != 403 {
 		t.Errorf("a user key on /admin/v1/usage: %d %s", resp.StatusCode, body)
 	}

@@ -160,6 +160,9 @@ func (s *DB) UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgat
 	if q.KeyID != "" {
 		where, args = and(where, args, "key_id = $?", q.KeyID)
 	}
+	if q.Model != "" {
+		where, args = and(where, args, groupExpr[grokgate.GroupByModel]+" = $?", q.Model)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT (`+groupExpr[q.GroupBy]+`) COLLATE "C" AS grp, count(*),
 		count(*) FILTER (WHERE outcome = 'completed'), count(*) FILTER (WHERE estimated),
 		sum(prompt_tokens)::bigint, sum(completion_tokens)::bigint, sum(reasoning_tokens)::bigint,

@@ -247,6 +247,9 @@ func (s *DB) UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgat
 	if q.KeyID != "" {
 		where, args = and(where, args, "key_id = ?", q.KeyID)
 	}
+	if q.Model != "" {
+		where, args = and(where, args, groupExpr[grokgate.GroupByModel]+" = ?", q.Model)
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+groupExpr[q.GroupBy]+` AS grp, count(*),
 		sum(outcome = 'completed'), sum(estimated), sum(prompt_tokens), sum(completion_tokens),
 		sum(reasoning_tokens), sum(cached_tokens), sum(cost_in_usd_ticks),

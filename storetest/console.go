@@ -99,6 +99,39 @@ func testUsageSummaryOfKey(t *testing.T, s Store) {
 	}
 }
 
+// testUsageSummaryOfModel: the model filter names a model as GroupByModel
+// does (the resolved model, else the requested one), so a model's daily
+// series adds up to its row in the by-model view.
+func testUsageSummaryOfModel(t *testing.T, s Store) {
+	c := ctx(t)
+	rejected := record(4, base.Add(24*time.Hour), "key_b", "")
+	rejected.RequestedModel = "m1" // never resolved: counted under what was asked for
+	if err := s.InsertUsage(c, []grokgate.Record{record(1, base, "key_a", "m1"), record(2, base, "key_b", "m1"),
+		record(3, base.Add(time.Hour), "key_a", "m2"), rejected, record(5, base.Add(24*time.Hour), "key_a", "m2")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.UsageSummary(c, grokgate.UsageQuery{GroupBy: grokgate.GroupByDay, Model: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d0, d1 := base.Format(time.DateOnly), base.Add(24*time.Hour).Format(time.DateOnly)
+	if len(got) != 2 || got[0].Group != d0 || got[0].Requests != 2 || got[1].Group != d1 || got[1].Requests != 1 {
+		t.Errorf("m1's usage by day = %+v; want %s with 2 requests and %s with 1", got, d0, d1)
+	}
+	got, err = s.UsageSummary(c, grokgate.UsageQuery{GroupBy: grokgate.GroupByKey, Model: "m2", KeyID: "key_b"})
+	if err != nil || len(got) != 0 {
+		t.Errorf("key_b's usage of m2 = %+v, %v; want none", got, err)
+	}
+	got, err = s.UsageSummary(c, grokgate.UsageQuery{GroupBy: grokgate.GroupByKey, Model: "m2", From: base.Add(2 * time.Hour)})
+	if err != nil || len(got) != 1 || got[0].Group != "key_a" || got[0].Requests != 1 {
+		t.Errorf("m2's usage by key from the next day = %+v, %v; want key_a with 1 request", got, err)
+	}
+	got, err = s.UsageSummary(c, grokgate.UsageQuery{GroupBy: grokgate.GroupByModel, Model: "m1-alias"})
+	if err != nil || len(got) != 0 {
+		t.Errorf("usage of a resolved model's requested alias = %+v, %v; want none: the filter names the model the by-model view shows", got, err)
+	}
+}
+
 func testSessions(t *testing.T, s Store) {
 	c := ctx(t)
 	a := grokgate.Session{Hash: sha256.Sum256([]byte("a")), KeyID: "key_a", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}

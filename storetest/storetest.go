@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"PruneResponseOwners", testPruneResponseOwners},
 		{"RecentRecords", testRecentRecords},
 		{"UsageSummaryOfKey", testUsageSummaryOfKey},
+		{"UsageSummaryOfModel", testUsageSummaryOfModel},
 		{"Sessions", testSessions},
 	}
 	for _, tc := range tests {

@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"image"
+	"image/png"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -134,8 +140,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	if st := api(t, "POST", base+"/api/v1/chat/completions", g.AdminKey, `{"model":"grok-4.3","messages":[{"role":"user","content":"hello"}]}`, &done); st != 200 {
 		t.Fatalf("chat through the API: %d", st)
 	}
-	// And one with a model name that is HTML: refused, but recorded.
-	api(t, "POST", base+"/api/v1/chat/completions", g.AdminKey, `{"model":"<img src=x onerror=alert(2)>","messages":[{"role":"user","content":"x"}]}`, nil)
+	// More models, for the overview's chart: four answered, and three
+	// unknown, two of them named in HTML, refused but recorded. Seven models
+	// in all: the chart draws the top five by cost and "other models".
+	for _, m := range []string{"grok-3", "grok-3-mini", "grok-4.5"} {
+		if st := api(t, "POST", base+"/api/v1/chat/completions", g.AdminKey, `{"model":"`+m+`","messages":[{"role":"user","content":"hello"}]}`, nil); st != 200 {
+			t.Fatalf("chat with %s through the API: %d", m, st)
+		}
+	}
+	for _, m := range []string{"<img src=x onerror=alert(2)>", "<img src=x onerror=alert(2)>", "<b>bogus</b>", "nope"} {
+		api(t, "POST", base+"/api/v1/chat/completions", g.AdminKey, `{"model":`+js(m)+`,"messages":[{"role":"user","content":"x"}]}`, nil)
+	}
 
 	signIn(t, ctx, base, g.AdminKey, "#today-requests")
 	t.Run("OverviewCounts", func(t *testing.T) {
@@ -144,14 +159,72 @@ func TestConsoleInBrowser(t *testing.T) {
 		for {
 			do(t, ctx, "opening the overview", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible("#today-requests"))
 			waitJS(t, ctx, "the overview's numbers", `document.getElementById('today-requests').textContent !== '…'`)
-			if got := eval[string](t, ctx, `document.getElementById('today-requests').textContent`); got == "2 requests" {
+			if got := eval[string](t, ctx, `document.getElementById('today-requests').textContent`); got == "8 requests" {
 				break
 			} else if time.Now().After(deadline) {
-				t.Fatalf("today's requests on the overview: %q, want 2 requests", got)
+				t.Fatalf("today's requests on the overview: %q, want 8 requests", got)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 		waitJS(t, ctx, "live counters", `/^[0-9.]+$/.test(document.getElementById('live-rps').textContent)`)
+	})
+
+	t.Run("ChartByModel", func(t *testing.T) {
+		// What the chart must show, from the API: the top five models by
+		// cost (then requests), each its own series, the rest as one.
+		var usage struct {
+			Data []struct {
+				Model    string
+				Requests int
+				Cost     int64 `json:"cost_in_usd_ticks"`
+			}
+		}
+		if st := api(t, "GET", base+"/admin/v1/usage?group_by=model", g.AdminKey, "", &usage); st != 200 || len(usage.Data) != 7 {
+			t.Fatalf("usage by model: %d %+v", st, usage)
+		}
+		sort.Slice(usage.Data, func(i, j int) bool {
+			a, b := usage.Data[i], usage.Data[j]
+			if a.Cost != b.Cost {
+				return a.Cost > b.Cost
+			}
+			if a.Requests != b.Requests {
+				return a.Requests > b.Requests
+			}
+			return a.Model < b.Model
+		})
+		var want [][2]any
+		other := 0
+		for i, m := range usage.Data {
+			if i < 5 {
+				want = append(want, [2]any{m.Model, float64(m.Requests)})
+			} else {
+				other += m.Requests
+			}
+		}
+		want = append(want, [2]any{"other models", float64(other)})
+		if want[4][0] != "<img src=x onerror=alert(2)>" || other != 2 {
+			t.Fatalf("the test's models rank as %v: want the HTML-named one fifth and two other requests", want)
+		}
+		waitJS(t, ctx, "the chart", `document.querySelector('#chart-requests svg') !== null`)
+		// Each series' requests, summed over its bars, and the legend's names.
+		got := eval[[][2]any](t, ctx, `[...document.querySelectorAll('#chart-requests g[data-series]')].map(g =>
+			[g.getAttribute('data-series'), [...g.querySelectorAll('rect')].reduce((a, r) => a + Number(r.getAttribute('data-value')), 0)])`)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("the requests chart's series: %v, want %v", got, want)
+		}
+		if n := eval[int](t, ctx, `document.querySelectorAll('#chart-cost g[data-series]').length`); n != len(want) {
+			t.Errorf("the cost chart has %d series, want %d", n, len(want))
+		}
+		names := eval[[]any](t, ctx, `[...document.querySelectorAll('#chart-days .legend [data-series]')].map(e => e.textContent)`)
+		for i, w := range want {
+			if i >= len(names) || names[i] != w[0] {
+				t.Errorf("the legend names %v, want %v in that order", names, want)
+				break
+			}
+		}
+		if n := eval[int](t, ctx, `document.querySelectorAll('#chart-days img, #chart-days b').length`); n != 0 {
+			t.Errorf("a model name in the chart became %d elements", n)
+		}
 	})
 
 	t.Run("RequestsShowsTheChat", func(t *testing.T) {
@@ -261,6 +334,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		do(t, ctx, "signing out", chromedp.Click("#signout"), chromedp.WaitVisible("#key"))
 		signIn(t, ctx, base, user.Key, "#today-requests")
+		// The chart has the user's model alone, from its own usage.
+		waitJS(t, ctx, "the user's chart", `document.querySelector('#chart-requests svg') !== null`)
+		if got := eval[string](t, ctx, `[...document.querySelectorAll('#chart-requests g[data-series]')].map(g => g.getAttribute('data-series')).join()`); got != "grok-4.3" {
+			t.Errorf("a user key's chart series: %q, want its own model alone", got)
+		}
 		if n := eval[int](t, ctx, `document.querySelectorAll('nav a[href="/console/keys"]').length`); n != 0 {
 			t.Error("a user key sees the Keys page in the menu")
 		}
@@ -299,8 +377,8 @@ func TestConsoleInBrowser(t *testing.T) {
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
-// screenshots saves each page at desktop and phone width, and the overview
-// in the dark theme, under docs/console/.
+// screenshots saves each page at desktop and phone width, and some in the
+// dark theme, under docs/console/.
 func screenshots(t *testing.T, ctx context.Context, base string) {
 	dir := filepath.Join("..", "..", "docs", "console")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -318,7 +396,11 @@ func screenshots(t *testing.T, ctx context.Context, base string) {
 		}), chromedp.EmulateViewport(w, h))
 		do(t, ctx, "opening "+name, chromedp.Navigate(base+"/console/"+name), chromedp.WaitVisible("main"))
 		time.Sleep(700 * time.Millisecond) // the page's data arrives
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		shot := chromedp.CaptureScreenshot()
+		if w < 600 {
+			shot = chromedp.FullScreenshot(100) // a phone scrolls: the whole page
+		}
+		png, err := chromedp.Run(ctx, shot)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,6 +420,66 @@ func screenshots(t *testing.T, ctx context.Context, base string) {
 		shoot(p, 390, 844, false)
 	}
 	shoot("overview", 1280, 800, true)
+	shoot("overview", 390, 844, true)
+	shoot("keys", 1280, 800, true)
+	shoot("usage", 1280, 800, true)
 	shoot("requests", 390, 844, true)
+	shoot("playground", 390, 844, true)
 	do(t, ctx, "back to desktop", chromedp.EmulateViewport(1280, 900))
+}
+
+// TestConsolePlaygroundVision attaches an image in the Playground and reads
+// the answer in each vision stream mode that answers whole: emulate (the
+// default; the answer as SSE) and json (one JSON object).
+func TestConsolePlaygroundVision(t *testing.T) {
+	ctx := browser(t)
+	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	for i := range img.Pix {
+		img.Pix[i] = 0xc0
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "grey.png")
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"", "json"} {
+		t.Run("mode="+mode, func(t *testing.T) {
+			g := startGW(t, map[string]string{"GROKGATE_VISION_STREAM": mode})
+			signIn(t, ctx, g.URL, g.AdminKey, "#today-requests")
+			do(t, ctx, "opening the playground", chromedp.Navigate(g.URL+"/console/playground"))
+			waitJS(t, ctx, "the models", `document.querySelectorAll('#p-model option').length > 0`)
+			do(t, ctx, "sending a prompt with an image", chromedp.SetValue("#p-model", "grok-4.3"),
+				chromedp.SendKeys("#p-prompt", "what is in this picture?"), chromedp.SetUploadFiles("#p-image", []string{file}),
+				chromedp.Click("#p-send"))
+			waitJS(t, ctx, "the answer", `document.getElementById('p-reply').dataset.state === 'done'`)
+			if msg := eval[string](t, ctx, `document.getElementById('error').hidden ? '' : document.getElementById('error').textContent`); msg != "" {
+				t.Fatalf("playground error: %s", msg)
+			}
+			if got := eval[string](t, ctx, `document.getElementById('p-reply').textContent`); strings.TrimSpace(got) == "" {
+				t.Error("no answer shown")
+			}
+			// The image was counted: the simulator bills 256 prompt tokens an image.
+			got := eval[string](t, ctx, `document.getElementById('p-usage').textContent`)
+			m := regexp.MustCompile(`^answered whole: image input does not stream · ([0-9,]+) prompt \+ [0-9,]+ completion tokens`).FindStringSubmatch(got)
+			if m == nil {
+				t.Fatalf("usage line: %q", got)
+			}
+			if n, _ := strconv.Atoi(strings.ReplaceAll(m[1], ",", "")); n < 256 {
+				t.Errorf("prompt tokens %d: the image was not sent (usage line %q)", n, got)
+			}
+			var recs struct {
+				Data []struct {
+					Stream bool
+					Model  string
+					Status int
+				}
+			}
+			eventually(t, 5*time.Second, "the vision request in the ledger", func() bool {
+				return api(t, "GET", g.URL+"/admin/v1/requests?limit=1", g.AdminKey, "", &recs) == 200 && len(recs.Data) == 1 && recs.Data[0].Stream && recs.Data[0].Model == "grok-4.3" && recs.Data[0].Status == 200
+			})
+		})
+	}
 }

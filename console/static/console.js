@@ -49,7 +49,9 @@
   function clearError() { $('error').hidden = true; }
 
   const TICKS_PER_USD = 1e10;
-  const usd = (t) => '$' + (t / TICKS_PER_USD).toFixed(t !== 0 && Math.abs(t) < 1e8 ? 4 : 2);
+  // usd shows cents, and a small non-zero cost to two significant digits
+  // rather than as a misleading $0.0000.
+  const usd = (t) => '$' + (t / TICKS_PER_USD).toFixed(t === 0 || Math.abs(t) >= 1e8 ? 2 : Math.min(10, 12 - Math.ceil(Math.log10(Math.abs(t) + 1))));
   const num = (n) => Number(n || 0).toLocaleString('en-US');
   const day = (d) => d.toISOString().slice(0, 10); // the API's UTC days
   const when = (s) => s ? new Date(s).toISOString().replace('T', ' ').slice(0, 19) : '';
@@ -60,30 +62,72 @@
     if (!rows.length) tbody.append(el('tr', {}, el('td', { colspan: 20, class: 'hint' }, 'Nothing yet.')));
   }
 
-  // barChart draws bars (one series) with an optional line, in SVG.
-  function barChart(box, labels, bars, line, barName, lineName) {
-    const W = 800, H = 220, L = 56, B = 24, T = 10;
+  // barChart draws stacked bars, one series ({name, values}) a colour, with
+  // an optional line; fmt formats a bar's value. Names are user input (model
+  // names): they reach the page as text nodes only. width is the box's, so
+  // the SVG's text is drawn unstretched.
+  function barChart(width, labels, series, fmt, line, lineFmt) {
+    const W = Math.max(280, Math.round(width) || 800), H = 180, L = 56, B = 24, T = 14;
     const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img' });
-    const maxB = Math.max(1, ...bars), maxL = Math.max(1, ...(line || [0]));
-    const bw = (W - L - 8) / Math.max(1, labels.length);
+    const totals = labels.map((_, i) => series.reduce((a, se) => a + se.values[i], 0));
+    const maxB = Math.max(1, ...totals), maxL = Math.max(1, ...(line || [0]));
+    const bw = (W - L - 8) / Math.max(1, labels.length), scale = (H - B - T) / maxB;
+    const barW = Math.max(1, Math.min(bw - 2, 48)), pad = (bw - barW) / 2; // one bar is a bar, not a slab
     s.append(svg('line', { x1: L, y1: H - B, x2: W, y2: H - B, class: 'axis' }));
-    const top = svg('text', { x: 4, y: T + 10 }); top.textContent = barName === 'cost' ? usd(maxB) : num(maxB); s.append(top);
+    const top = svg('text', { x: 4, y: T + 10 }); top.textContent = fmt(maxB); s.append(top);
+    const base = labels.map(() => H - B);
+    series.forEach((se, k) => {
+      const g = svg('g', { class: 's' + Math.min(k, 5), 'data-series': se.name });
+      se.values.forEach((v, i) => {
+        if (!v) return;
+        const h = v * scale;
+        base[i] -= h;
+        const r = svg('rect', { x: L + i * bw + pad, y: base[i], width: barW, height: h, 'data-value': v });
+        const tip = svg('title'); tip.textContent = `${labels[i]} · ${se.name}: ${fmt(v)}`; r.append(tip);
+        g.append(r);
+      });
+      s.append(g);
+    });
+    // As many labels as fit, each cut to what its slot holds.
+    const every = Math.ceil(labels.length / Math.max(1, Math.floor((W - L) / 70))), chars = Math.max(5, Math.floor(bw * every / 7));
     labels.forEach((lab, i) => {
-      const h = (bars[i] / maxB) * (H - B - T);
-      const r = svg('rect', { x: L + i * bw + 1, y: H - B - h, width: Math.max(1, bw - 2), height: h, class: 's0' });
-      const tip = svg('title'); tip.textContent = `${lab}: ${barName === 'cost' ? usd(bars[i]) : num(bars[i])}`; r.append(tip);
-      s.append(r);
-      if (labels.length <= 12 || i % Math.ceil(labels.length / 8) === 0) {
-        const t = svg('text', { x: L + i * bw + 2, y: H - 6 }); t.textContent = String(lab).slice(-10); s.append(t);
+      if (i % every === 0) {
+        const t = svg('text', { x: L + i * bw + bw / 2, y: H - 6, 'text-anchor': 'middle' });
+        t.textContent = String(lab).length > chars ? String(lab).slice(0, chars - 1) + '…' : String(lab); s.append(t);
       }
     });
     if (line) {
-      const pts = line.map((v, i) => `${L + i * bw + bw / 2},${H - B - (v / maxL) * (H - B - T)}`).join(' ');
-      s.append(svg('polyline', { points: pts, class: 'line' }));
+      const y = (v) => H - B - (v / maxL) * (H - B - T);
+      s.append(svg('polyline', { points: line.map((v, i) => `${L + i * bw + bw / 2},${y(v)}`).join(' '), class: 'line' }));
+      line.forEach((v, i) => s.append(svg('circle', { cx: L + i * bw + bw / 2, cy: y(v), r: 3, class: 'dot' })));
+      const lt = svg('text', { x: W - 4, y: T - 2, 'text-anchor': 'end' }); lt.textContent = lineFmt(maxL); s.append(lt);
     }
-    const legend = el('div', { class: 'legend' }, el('span', {}, el('span', { class: 'swatch s0' }), barName));
-    if (line) legend.append(el('span', {}, '— ' + lineName));
-    box.replaceChildren(s, legend);
+    return s;
+  }
+  function legend(names, lineName) {
+    const box = el('div', { class: 'legend' }, ...names.map((n, k) => el('span', { 'data-series': n }, el('span', { class: 'swatch s' + Math.min(k, 5) }), n)));
+    if (lineName) box.append(el('span', {}, '— ' + lineName));
+    return box;
+  }
+
+  // modelsByDay fetches the daily series of the period's top models by cost,
+  // and one of "other models" (the day's total minus theirs), over days.
+  const TOP_MODELS = 5;
+  async function modelsByDay(from, days, total) {
+    const models = (await api('GET', `${usageBase}?group_by=model&from=${from}`)).data
+      .sort((a, b) => b.cost_in_usd_ticks - a.cost_in_usd_ticks || b.requests - a.requests || (a.model < b.model ? -1 : 1));
+    const top = models.slice(0, TOP_MODELS);
+    const per = await Promise.all(top.map((m) => api('GET', `${usageBase}?group_by=day&from=${from}&model=${encodeURIComponent(m.model)}`)));
+    const series = top.map((m, k) => {
+      const byDay = new Map(per[k].data.map((r) => [r.day, r]));
+      return { name: m.model, rows: days.map((d) => byDay.get(d)) };
+    });
+    if (models.length > TOP_MODELS) {
+      // Math.max: a record landing between the queries must not draw below zero.
+      const rest = (i, f) => Math.max(0, ((total.get(days[i]) || {})[f] || 0) - series.reduce((a, se) => a + (se.rows[i] ? se.rows[i][f] : 0), 0));
+      series.push({ name: 'other models', rows: days.map((_, i) => ({ requests: rest(i, 'requests'), cost_in_usd_ticks: rest(i, 'cost_in_usd_ticks') })) });
+    }
+    return series;
   }
 
   // ---- Overview
@@ -98,12 +142,14 @@
     const t = sum(days.data.filter((r) => r.day === today)), m = sum(days.data.filter((r) => r.day >= monthStart));
     $('today-requests').textContent = num(t.n) + ' requests'; $('today-tokens').textContent = num(t.t); $('today-cost').textContent = usd(t.c);
     $('month-requests').textContent = num(m.n) + ' requests'; $('month-tokens').textContent = num(m.t); $('month-cost').textContent = usd(m.c);
-    const labels = [], cost = [], reqs = [], byDay = new Map(days.data.map((r) => [r.day, r]));
-    for (let i = 29; i >= 0; i--) {
-      const d = day(new Date(now.getTime() - i * 864e5)), r = byDay.get(d);
-      labels.push(d.slice(5)); cost.push(r ? r.cost_in_usd_ticks : 0); reqs.push(r ? r.requests : 0);
-    }
-    barChart($('chart-days'), labels, cost, reqs, 'cost', 'requests');
+    const last30 = [];
+    for (let i = 29; i >= 0; i--) last30.push(day(new Date(now.getTime() - i * 864e5)));
+    const series = await modelsByDay(from30, last30, new Map(days.data.map((r) => [r.day, r])));
+    const labels = last30.map((d) => d.slice(5)), of = (f) => series.map((se) => ({ name: se.name, values: se.rows.map((r) => r ? r[f] : 0) }));
+    $('chart-days').replaceChildren(
+      el('h3', {}, 'Cost'), el('div', { id: 'chart-cost' }, barChart($('chart-days').clientWidth, labels, of('cost_in_usd_ticks'), usd)),
+      el('h3', {}, 'Requests'), el('div', { id: 'chart-requests' }, barChart($('chart-days').clientWidth, labels, of('requests'), num)),
+      legend(series.map((se) => se.name)));
     rowsOf($('by-model').tBodies[0], models.data.sort((a, b) => b.cost_in_usd_ticks - a.cost_in_usd_ticks).map((r) =>
       el('tr', {}, el('td', {}, r.model), el('td', { class: 'n' }, num(r.requests)), el('td', { class: 'n' }, num(r.total_tokens)), el('td', { class: 'n' }, usd(r.cost_in_usd_ticks)))));
     if (admin) {
@@ -160,8 +206,8 @@
         actions.append(revoke);
       }
       return el('tr', { 'data-key': k.id }, el('td', { class: 'name' }, k.name), el('td', {}, el('code', {}, k.id)), el('td', {}, k.role),
-        el('td', { class: 'status status-' + k.status }, k.status), el('td', {}, k.allowed_models.join(', ') || 'all'),
-        el('td', {}, limitsText(k.limits)), el('td', {}, when(k.created_at)), actions);
+        el('td', { class: 'status status-' + k.status }, k.status), el('td', { class: 'wrap' }, k.allowed_models.join(', ') || 'all'),
+        el('td', { class: 'wrap' }, limitsText(k.limits)), el('td', {}, when(k.created_at)), actions);
     });
     rowsOf($('keys').tBodies[0], rows);
   }
@@ -235,7 +281,8 @@
     rowsOf($('usage').tBodies[0], usageRows.map((r) => el('tr', {}, el('td', usageGroup === 'key' ? { title: r.key_id } : {}, label(r)),
       ...[r.requests, r.completed_requests, r.prompt_tokens, r.completion_tokens, r.reasoning_tokens, r.cached_tokens, r.total_tokens, r.tool_calls]
         .map((v) => el('td', { class: 'n' }, num(v))), el('td', { class: 'n' }, usd(r.cost_in_usd_ticks)))));
-    barChart($('chart-usage'), usageRows.map(label), usageRows.map((r) => r.cost_in_usd_ticks), usageRows.map((r) => r.requests), 'cost', 'requests');
+    $('chart-usage').replaceChildren(barChart($('chart-usage').clientWidth, usageRows.map(label), [{ name: 'cost', values: usageRows.map((r) => r.cost_in_usd_ticks) }], usd,
+      usageRows.map((r) => r.requests), (v) => num(v) + ' requests'), legend(['cost'], 'requests'));
   }
   function csvCell(v) {
     let s = String(v);
@@ -269,7 +316,7 @@
     next = p.next_before;
     $('r-more').hidden = !next;
     const rows = p.data.map((r) => el('tr', { class: 'click', 'data-request': r.request_id, onclick: () => detail(r) },
-      el('td', {}, when(r.time)), el('td', { title: r.key_id }, r.key_name || r.key_id), el('td', {}, r.model || r.requested_model),
+      el('td', { title: when(r.time) }, when(r.time).slice(5)), el('td', { title: r.key_id }, r.key_name || r.key_id), el('td', { class: 'wrap' }, r.model || r.requested_model),
       el('td', {}, r.route), el('td', {}, r.stream ? 'yes' : ''), el('td', { class: 'n ' + (r.status < 400 ? 'ok' : 'bad') }, r.status),
       el('td', {}, r.outcome), el('td', { class: 'n' }, num(r.total_tokens)), el('td', { class: 'n' }, usd(r.cost_in_usd_ticks)),
       el('td', { class: 'n' }, r.latency_ms.toFixed(0) + ' ms'), el('td', { class: 'n' }, r.ttfb_ms ? r.ttfb_ms.toFixed(0) + ' ms' : ''),
@@ -296,6 +343,10 @@
 
   // ---- Playground
   let abort = null;
+  function showUsage(prefix, u) {
+    $('p-usage').textContent = prefix + `${num(u.prompt_tokens)} prompt + ${num(u.completion_tokens)} completion tokens` +
+      (u.cost_in_usd_ticks !== undefined ? ' · ' + usd(u.cost_in_usd_ticks) : '');
+  }
   async function sendChat(ev) {
     ev.preventDefault();
     clearError();
@@ -317,10 +368,15 @@
         const j = await r.json().catch(() => null);
         throw new Error((j && j.error && j.error.message) || 'HTTP ' + r.status);
       }
+      // With an image, the gateway's vision stream mode decides the answer:
+      // emulate sends the whole answer as SSE, json as one JSON object.
+      const whole = r.headers.get('X-Stream-Fallback') === 'true' ? 'answered whole: image input does not stream · ' : '';
+      $('p-usage').textContent = whole;
       const ct = r.headers.get('Content-Type') || '';
-      if (!ct.startsWith('text/event-stream')) { // the json vision stream mode answers whole
+      if (!ct.startsWith('text/event-stream')) {
         const j = await r.json();
         reply.textContent = j.choices[0].message.content || '';
+        if (j.usage) showUsage(whole, j.usage);
         return;
       }
       const rd = r.body.getReader(), dec = new TextDecoder();
@@ -340,8 +396,7 @@
             if (j.error) throw new Error(typeof j.error === 'string' ? j.error : j.error.message);
             const d = j.choices && j.choices[0] && j.choices[0].delta;
             if (d && d.content) reply.textContent += d.content;
-            if (j.usage) $('p-usage').textContent = `${num(j.usage.prompt_tokens)} prompt + ${num(j.usage.completion_tokens)} completion tokens` +
-              (j.usage.cost_in_usd_ticks !== undefined ? ' · ' + usd(j.usage.cost_in_usd_ticks) : '');
+            if (j.usage) showUsage(whole, j.usage);
           }
         }
       }
