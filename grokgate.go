@@ -6,8 +6,6 @@ package grokgate
 import (
 	"errors"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Role says what a gateway key may do.
@@ -87,24 +85,6 @@ func (k *Key) AllowsTool(t string) bool {
 // which the client runs, are not among them.
 func ServerTools() []string {
 	return []string{"web_search", "x_search", "code_interpreter", "file_search", "collections_search", "mcp"}
-}
-
-// MaxKeyNameRunes bounds a key's name.
-const MaxKeyNameRunes = 200
-
-// ValidKeyName reports whether name (already trimmed) can name a key:
-// printable text of 1 to MaxKeyNameRunes characters. A control character
-// would let a name forge lines in `grokgate keys list` or a log.
-func ValidKeyName(name string) bool {
-	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxKeyNameRunes {
-		return false
-	}
-	for _, r := range name {
-		if !unicode.IsPrint(r) && r != ' ' {
-			return false
-		}
-	}
-	return true
 }
 
 // KnownServerTool reports whether t is one of ServerTools.

@@ -56,11 +56,12 @@ func (l Limits) Any() bool { return l != Limits{} }
 // ErrBadLimit is returned for a limit below NoLimit.
 var ErrBadLimit = errors.New("a limit must be a positive number, 0 for the server default, or -1 for none")
 
-// Check reports a value no limit may take.
+// Check reports a value no limit may take, as a *FieldError naming the
+// limit that wraps ErrBadLimit.
 func (l Limits) Check() error {
 	for _, f := range l.Fields() {
 		if *f.V < NoLimit {
-			return ErrBadLimit
+			return &FieldError{Field: f.Name, Problem: "must be a whole number: the limit, 0 for the server default, or -1 for none", err: ErrBadLimit}
 		}
 	}
 	return nil
@@ -71,15 +72,30 @@ type LimitsUpdate struct {
 	RPM, TPM, MaxStreams, BudgetTicksPerDay, BudgetTicksPerMonth *int64
 }
 
+// fields lists u's limits in the order of Limits.Fields.
+func (u *LimitsUpdate) fields() []**int64 {
+	return []**int64{&u.RPM, &u.TPM, &u.MaxStreams, &u.BudgetTicksPerDay, &u.BudgetTicksPerMonth}
+}
+
+// Set changes the limit Limits.Fields calls name to v; it reports whether
+// name is a limit.
+func (u *LimitsUpdate) Set(name string, v int64) bool {
+	var l Limits
+	for i, f := range l.Fields() {
+		if f.Name == name {
+			*u.fields()[i] = &v
+			return true
+		}
+	}
+	return false
+}
+
 // Apply returns l with u's changes.
 func (u LimitsUpdate) Apply(l Limits) Limits {
-	for _, p := range []struct {
-		from *int64
-		to   *int64
-	}{{u.RPM, &l.RPM}, {u.TPM, &l.TPM}, {u.MaxStreams, &l.MaxStreams},
-		{u.BudgetTicksPerDay, &l.BudgetTicksPerDay}, {u.BudgetTicksPerMonth, &l.BudgetTicksPerMonth}} {
-		if p.from != nil {
-			*p.to = *p.from
+	to := l.Fields()
+	for i, from := range u.fields() {
+		if *from != nil {
+			*to[i].V = **from
 		}
 	}
 	return l

@@ -112,53 +112,43 @@ func (a *API) decodeAdmin(w http.ResponseWriter, r *http.Request, allowed ...str
 	return fields, nil
 }
 
-// keyFields are the settable fields of a key, parsed and checked.
+// keyFields are the settable fields of a key as a body gives them, read but
+// not yet checked against the key rules (grokgate.KeyUpdate.Validate).
 type keyFields struct {
-	limits     grokgate.LimitsUpdate
-	name       *string
-	role       *grokgate.Role
-	models     *[]string
-	tools      *[]string
-	expires    *time.Time // zero: no expiry
-	hasExpires bool
+	grokgate.KeyUpdate
+	role *grokgate.Role
 }
 
-func parseKeyFields(fields map[string]json.RawMessage, now time.Time) (keyFields, *apierror.Error) {
+// parseKeyFields reads the fields present in a body, refusing values of the
+// wrong JSON type.
+func parseKeyFields(fields map[string]json.RawMessage) (keyFields, *apierror.Error) {
 	var f keyFields
 	if raw, ok := fields["name"]; ok {
 		var name string
-		if json.Unmarshal(raw, &name) != nil || !grokgate.ValidKeyName(strings.TrimSpace(name)) {
-			return f, apierror.Invalid("name", "'name' must be printable text of 1 to 200 characters, without control characters such as newlines or tabs.")
+		if json.Unmarshal(raw, &name) != nil {
+			return f, apierror.Invalid("name", "'name' must be a string: a label that says what the key is for.")
 		}
-		name = strings.TrimSpace(name)
-		f.name = &name
+		f.Name = &name
 	}
 	if raw, ok := fields["role"]; ok {
 		var role grokgate.Role
-		if json.Unmarshal(raw, &role) != nil || !role.Valid() {
+		if json.Unmarshal(raw, &role) != nil {
 			return f, apierror.Invalid("role", "'role' must be \"user\", \"admin\" or \"metrics\" (may scrape /metrics and nothing else).")
 		}
 		f.role = &role
 	}
 	var e *apierror.Error
 	if raw, ok := fields["allowed_models"]; ok {
-		if f.models, e = parseAllowList(raw, "allowed_models", "model ids", "every model"); e != nil {
+		if f.AllowedModels, e = parseAllowList(raw, "allowed_models", "model ids", "every model"); e != nil {
 			return f, e
 		}
 	}
 	if raw, ok := fields["allowed_tools"]; ok {
-		if f.tools, e = parseAllowList(raw, "allowed_tools", "server-side tool types", "every tool"); e != nil {
+		if f.AllowedTools, e = parseAllowList(raw, "allowed_tools", "server-side tool types", "every tool"); e != nil {
 			return f, e
-		}
-		for _, t := range *f.tools {
-			if !grokgate.KnownServerTool(t) {
-				return f, apierror.Invalid("allowed_tools", "'allowed_tools' names "+quote(t)+", which is not a server-side tool; the known ones are "+
-					strings.Join(grokgate.ServerTools(), ", ")+" (empty or null: every tool).")
-			}
 		}
 	}
 	if raw, ok := fields["expires_at"]; ok {
-		f.hasExpires = true
 		var t time.Time
 		if string(bytes.TrimSpace(raw)) != "null" {
 			var text string
@@ -169,36 +159,33 @@ func parseKeyFields(fields map[string]json.RawMessage, now time.Time) (keyFields
 			if text == "" || err != nil {
 				return f, apierror.Invalid("expires_at", "'expires_at' must be an RFC 3339 time such as \"2027-01-31T00:00:00Z\", or null for no expiry.")
 			}
-			if !t.After(now) {
-				return f, apierror.Invalid("expires_at", "'expires_at' must be in the future; to stop a key now, revoke it.")
-			}
 		}
-		f.expires = &t
+		f.ExpiresAt = &t
 	}
-	f.limits, e = parseLimitFields(fields)
+	f.Limits, e = parseLimitFields(fields)
 	return f, e
 }
 
-// parseAllowList reads an allow-list field: an array of strings, trimmed
-// and without repeats; empty or null allows everything.
+// parseAllowList reads an allow-list field: an array of strings; null is
+// the empty list, which allows everything.
 func parseAllowList(raw json.RawMessage, field, items, all string) (*[]string, *apierror.Error) {
-	var list []string
-	if json.Unmarshal(raw, &list) != nil || len(list) > 1000 {
+	list := []string{}
+	if json.Unmarshal(raw, &list) != nil {
 		return nil, apierror.Invalid(field, "'"+field+"' must be an array of "+items+" (empty or null: "+all+").")
 	}
-	seen := map[string]bool{}
-	clean := []string{}
-	for _, m := range list {
-		m = strings.TrimSpace(m)
-		if m == "" {
-			return nil, apierror.Invalid(field, "'"+field+"' must not contain empty "+items+".")
-		}
-		if !seen[m] {
-			seen[m] = true
-			clean = append(clean, m)
-		}
+	if list == nil {
+		list = []string{}
 	}
-	return &clean, nil
+	return &list, nil
+}
+
+// invalidKey is the envelope for a key setting the rules refuse.
+func invalidKey(err error) *apierror.Error {
+	var fe *grokgate.FieldError
+	if !errors.As(err, &fe) {
+		return apierror.Invalid("", err.Error())
+	}
+	return apierror.Invalid(fe.Field, "'"+fe.Field+"' "+fe.Problem+".")
 }
 
 // handleCreateKey serves POST /admin/v1/keys. The answer carries the secret,
@@ -209,11 +196,7 @@ func (a *API) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 		a.gw.Fail(w, r, e, nil)
 		return
 	}
-	now := a.now()
-	f, e := parseKeyFields(fields, now)
-	if e == nil && f.name == nil {
-		e = apierror.Invalid("name", "Missing required parameter: 'name' (a label that says what the key is for).")
-	}
+	f, e := parseKeyFields(fields)
 	if e != nil {
 		a.gw.Fail(w, r, e, nil)
 		return
@@ -222,21 +205,18 @@ func (a *API) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	if f.role != nil {
 		role = *f.role
 	}
-	k, secret, err := keys.Mint(keys.Random(), *f.name, role, now)
+	spec := f.Spec(role)
+	now := a.now()
+	spec.Tidy()
+	if err := spec.Validate(now); err != nil {
+		a.gw.Fail(w, r, invalidKey(err), nil)
+		return
+	}
+	k, secret, err := keys.MintSpec(keys.Random(), spec, now)
 	if err != nil {
 		a.gw.Fail(w, r, &apierror.Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not mint a key"}, err)
 		return
 	}
-	if f.models != nil && len(*f.models) > 0 {
-		k.AllowedModels = *f.models
-	}
-	if f.tools != nil && len(*f.tools) > 0 {
-		k.AllowedTools = *f.tools
-	}
-	if f.expires != nil {
-		k.ExpiresAt = f.expires.UTC()
-	}
-	k.Limits = f.limits.Apply(k.Limits)
 	if err := a.store.CreateKey(r.Context(), k); err != nil {
 		a.gw.Fail(w, r, apierror.StoreUnavailable(), err)
 		return
@@ -293,15 +273,19 @@ func (a *API) handleUpdateKey(w http.ResponseWriter, r *http.Request) {
 		a.gw.Fail(w, r, e, nil)
 		return
 	}
-	now := a.now()
-	f, e := parseKeyFields(fields, now)
+	f, e := parseKeyFields(fields)
 	if e != nil {
 		a.gw.Fail(w, r, e, nil)
 		return
 	}
+	now := a.now()
+	f.Tidy()
+	if err := f.Validate(now); err != nil {
+		a.gw.Fail(w, r, invalidKey(err), nil)
+		return
+	}
 	id := r.PathValue("id")
-	k, err := a.store.UpdateKey(r.Context(), id, grokgate.KeyUpdate{Name: f.name, AllowedModels: f.models, AllowedTools: f.tools,
-		ExpiresAt: f.expires, Limits: f.limits})
+	k, err := a.store.UpdateKey(r.Context(), id, f.KeyUpdate)
 	switch {
 	case errors.Is(err, grokgate.ErrNotFound):
 		a.gw.Fail(w, r, keyNotFound(id), nil)

@@ -32,20 +32,20 @@ func viewLimits(l grokgate.Limits) LimitsView {
 	return LimitsView{l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth}
 }
 
-// parseLimitFields reads the limit fields present in an admin body.
+// parseLimitFields reads the limit fields present in an admin body;
+// grokgate.KeyUpdate.Validate checks their values.
 func parseLimitFields(fields map[string]json.RawMessage) (grokgate.LimitsUpdate, *apierror.Error) {
 	var u grokgate.LimitsUpdate
-	ptrs := []**int64{&u.RPM, &u.TPM, &u.MaxStreams, &u.BudgetTicksPerDay, &u.BudgetTicksPerMonth}
-	for i, name := range limitFieldNames() {
+	for _, name := range limitFieldNames() {
 		raw, ok := fields[name]
 		if !ok {
 			continue
 		}
 		var v int64
-		if json.Unmarshal(raw, &v) != nil || v < grokgate.NoLimit {
+		if json.Unmarshal(raw, &v) != nil {
 			return u, apierror.Invalid(name, "'"+name+"' must be a whole number: the limit, 0 for the server default, or -1 for none.")
 		}
-		*ptrs[i] = &v
+		u.Set(name, v)
 	}
 	return u, nil
 }

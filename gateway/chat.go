@@ -22,9 +22,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, e, nil)
 		return
 	}
-	// Parsed here, not in serveChat, to keep encoding/json's deep recursion
-	// off serveChat's large frame: the goroutine's peak stack then stays
-	// under 8 KiB, and an open stream holds an 8 KiB stack instead of 16.
+	// Parsed here, not in serveChat, so encoding/json's deep recursion never
+	// sits on top of serveChat's frame: the stack a stream keeps would
+	// otherwise grow past its budget (TestStreamStackBudget).
 	req, e := parseChat(body)
 	if e != nil {
 		s.fail(w, r, e, nil)

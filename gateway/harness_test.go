@@ -67,16 +67,25 @@ func newHarness(t *testing.T) *harness { return newHarnessConfig(t, nil) }
 // Config.
 func newHarnessConfig(t *testing.T, configure func(*Config)) *harness {
 	t.Helper()
-	ctx := context.Background()
 	sim := simulator.New(simulator.Options{})
 	up := httptest.NewServer(sim)
 	t.Cleanup(up.Close)
+	h := newHarnessUpstream(t, up.URL+"/v1", up.Client().Transport, configure)
+	h.sim = sim
+	return h
+}
+
+// newHarnessUpstream is newHarnessConfig in front of the upstream at
+// baseURL, reached through rt; h.sim is nil.
+func newHarnessUpstream(t *testing.T, baseURL string, rt http.RoundTripper, configure func(*Config)) *harness {
+	t.Helper()
+	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "gw.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	h := &harness{sim: sim, store: store, recs: &records{}}
+	h := &harness{store: store, recs: &records{}}
 	h.user = h.mint(t, "user", grokgate.RoleUser, nil)
 	h.admin = h.mint(t, "admin", grokgate.RoleAdmin, nil)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -93,7 +102,7 @@ func newHarnessConfig(t *testing.T, configure func(*Config)) *harness {
 	}
 	h.cache = cache
 	handler := NewServer(log, cfg,
-		cache, xai.NewClient(up.URL+"/v1", "sim-key", up.Client().Transport, xai.Retry{MaxAttempts: 1}, log, time.Now))
+		cache, xai.NewClient(baseURL, "sim-key", rt, xai.Retry{MaxAttempts: 1}, log, time.Now))
 	h.gw = httptest.NewServer(handler)
 	t.Cleanup(h.gw.Close)
 	return h

@@ -179,7 +179,7 @@ func (s *Server) limiterOK() {
 //
 // The values are cut from one string and the header slices from one array
 // (each header gets a full slice expression of its own element, so an Add
-// copies): two allocations on every limited request instead of seven.
+// copies), since every limited request pays for them.
 func setLimitHeaders(h http.Header, lim grokgate.Limits, v grokgate.Verdict) {
 	var (
 		buf  [160]byte

@@ -48,8 +48,8 @@ func infoFrom(ctx context.Context) *requestInfo {
 
 // orphanInfo serves code reached outside ServeHTTP (tests of one handler).
 // It is kept out of line on purpose: inlined into infoFrom's many callers,
-// its requestInfo would be placed in each caller's stack frame, about 200
-// bytes that a stream's goroutine would hold in every such frame.
+// its requestInfo would be placed in each caller's stack frame, which a
+// stream's goroutine holds for the stream's whole life.
 //
 //go:noinline
 func orphanInfo() *requestInfo { return new(requestInfo) }
@@ -57,7 +57,7 @@ func orphanInfo() *requestInfo { return new(requestInfo) }
 // newRequestID returns 48 bits of the time in milliseconds followed by 64
 // random bits: unique across replicas, and in time order, so the usage
 // ledger (keyed by request id) appends to its index instead of inserting at
-// random places, which under load cost more than the requests themselves.
+// random places, which grows the index's cost with its size.
 func newRequestID(now time.Time) string {
 	var b [14]byte
 	ms := uint64(now.UnixMilli())
@@ -76,10 +76,9 @@ func newRequestID(now time.Time) string {
 //
 // One method rather than three wrapping handlers because a stream keeps
 // every frame below the relay on its goroutine's stack for as long as it is
-// open, and net/http's first flush of a response goes about 4 KiB deeper:
-// fewer and smaller frames keep that goroutine's stack at 8 KiB instead of
-// 16 (measured with gdb on runtime.copystack under grokbench's capacity
-// run), which is a quarter of the memory an open stream costs.
+// open, and net/http's first flush of a response goes deeper still: fewer
+// and smaller frames keep that stack within its budget
+// (TestStreamStackBudget), a large share of what an open stream costs.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	info := &requestInfo{id: newRequestID(now), start: now}

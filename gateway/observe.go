@@ -141,9 +141,9 @@ func outcome(info *requestInfo, status int) grokgate.Outcome {
 // are not logged at all.
 //
 // The attributes are built in a pooled slice by accessAttrs, not in this
-// frame: with them here it is 1.6 KiB, and under slog's own frames that is
-// enough to double the goroutine's stack to 16 KiB, which a keep-alive
-// connection then carries into its next stream.
+// frame: here, under slog's own frames, they would grow the goroutine's
+// stack past its budget (TestStreamStackBudget), and a keep-alive
+// connection carries a grown stack into its next stream.
 func (s *Server) accessLog(r *http.Request, info *requestInfo, sw *statusWriter, st RequestStats) {
 	ap := s.logAttrs.Get().(*[]slog.Attr)
 	attrs, level := accessAttrs((*ap)[:0], r, info, sw, st)

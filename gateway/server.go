@@ -31,7 +31,7 @@ type Upstream interface {
 
 // Config tunes the server. Every zero value means the documented default.
 type Config struct {
-	// MaxBodyBytes caps a request body; 0 means 25 MiB.
+	// MaxBodyBytes caps a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// SimulatorURL is the built-in xAI simulator's base URL (such as
 	// http://127.0.0.1:40123) when grokgate answers from it; its image
@@ -44,13 +44,13 @@ type Config struct {
 	MaxBodyBytesInFlight int64
 	// FirstByteTimeout caps how long upstream may take to start answering (the
 	// first-byte timeout): to the first event of a stream, or to the whole
-	// body otherwise. Reasoning models can think for minutes before either,
-	// hence the default of 10m when zero.
+	// body otherwise; 0 means DefaultFirstByteTimeout.
 	FirstByteTimeout time.Duration
 	// StreamIdleTimeout ends a stream whose upstream sends nothing for this
-	// long after its first event; 0 means 5m.
+	// long after its first event; 0 means DefaultStreamIdleTimeout.
 	StreamIdleTimeout time.Duration
-	// TotalTimeout caps one upstream exchange from start to end; 0 means 60m.
+	// TotalTimeout caps one upstream exchange from start to end; 0 means
+	// DefaultTotalTimeout.
 	TotalTimeout time.Duration
 	// Heartbeat is the upstream silence after which a stream gets an SSE
 	// comment (": keep-alive") so proxies keep it open; 0 disables them.
@@ -59,7 +59,8 @@ type Config struct {
 	// SSE error event. nil means never.
 	Shutdown context.Context
 	// BodyReadTimeout caps how long a client may take to send its request
-	// body, so a body that never ends cannot pin a connection; 0 means 60s.
+	// body, so a body that never ends cannot pin a connection; 0 means
+	// DefaultBodyReadTimeout.
 	// (A server-wide ReadTimeout would do it too, but would also end the
 	// read that notices a client leaving a long stream.)
 	BodyReadTimeout time.Duration
@@ -75,7 +76,8 @@ type Config struct {
 	// written (GROKGATE_STREAM_ERROR_FORMAT); "" means StreamErrorString.
 	StreamErrorFormat StreamErrorFormat
 	// ModelInfoTTL is how long upstream's model metadata (which models take
-	// images) is trusted before it is fetched again; 0 means 10m.
+	// images) is trusted before it is fetched again; 0 means
+	// DefaultModelInfoTTL.
 	ModelInfoTTL time.Duration
 	// Usage receives one record per chat completion request; nil records
 	// nothing.
@@ -105,10 +107,19 @@ type Config struct {
 	LimitOnError LimitPolicy
 }
 
+// What Config's zero values mean; cmd/grokgate's flags start from them.
 const (
-	defaultMaxBody          = 25 << 20
-	defaultFirstByteTimeout = 10 * time.Minute
-	defaultModelInfoTTL     = 10 * time.Minute
+	DefaultMaxBodyBytes = 25 << 20
+	// DefaultFirstByteTimeout is long: reasoning models can think for
+	// minutes before their first event.
+	DefaultFirstByteTimeout  = 10 * time.Minute
+	DefaultStreamIdleTimeout = 5 * time.Minute
+	DefaultTotalTimeout      = 60 * time.Minute
+	DefaultBodyReadTimeout   = 60 * time.Second
+	DefaultModelInfoTTL      = 10 * time.Minute
+)
+
+const (
 	// maxUpstreamBody bounds a non-streaming upstream answer held in memory.
 	maxUpstreamBody = 64 << 20
 )
@@ -143,25 +154,25 @@ type Server struct {
 // (the admin API) are added with Handle, and Handler is what to serve.
 func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *Server {
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = defaultMaxBody
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if cfg.MaxBodyBytesInFlight <= 0 {
 		cfg.MaxBodyBytesInFlight = 8 * cfg.MaxBodyBytes
 	}
 	if cfg.FirstByteTimeout <= 0 {
-		cfg.FirstByteTimeout = defaultFirstByteTimeout
+		cfg.FirstByteTimeout = DefaultFirstByteTimeout
 	}
 	if cfg.StreamIdleTimeout <= 0 {
-		cfg.StreamIdleTimeout = 5 * time.Minute
+		cfg.StreamIdleTimeout = DefaultStreamIdleTimeout
 	}
 	if cfg.TotalTimeout <= 0 {
-		cfg.TotalTimeout = 60 * time.Minute
+		cfg.TotalTimeout = DefaultTotalTimeout
 	}
 	if cfg.Shutdown == nil {
 		cfg.Shutdown = context.Background()
 	}
 	if cfg.BodyReadTimeout <= 0 {
-		cfg.BodyReadTimeout = 60 * time.Second
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -176,7 +187,7 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *S
 		cfg.LimitOnError = LimitAllow
 	}
 	if cfg.ModelInfoTTL <= 0 {
-		cfg.ModelInfoTTL = defaultModelInfoTTL
+		cfg.ModelInfoTTL = DefaultModelInfoTTL
 	}
 	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux()}
 	s.models = newModelCatalog(up, cfg.ModelInfoTTL, cfg.Now, log)

@@ -50,6 +50,26 @@ func Mint(random io.Reader, name string, role grokgate.Role, now time.Time) (gro
 	return k, secret, nil
 }
 
+// MintSpec creates a new key with every setting of s, which Validate has
+// accepted; empty allow-lists stay nil, which allows everything.
+func MintSpec(random io.Reader, s grokgate.KeySpec, now time.Time) (grokgate.Key, string, error) {
+	k, secret, err := Mint(random, s.Name, s.Role, now)
+	if err != nil {
+		return k, "", err
+	}
+	if len(s.AllowedModels) > 0 {
+		k.AllowedModels = s.AllowedModels
+	}
+	if len(s.AllowedTools) > 0 {
+		k.AllowedTools = s.AllowedTools
+	}
+	if !s.ExpiresAt.IsZero() {
+		k.ExpiresAt = s.ExpiresAt.UTC()
+	}
+	k.Limits = s.Limits
+	return k, secret, nil
+}
+
 // Hash returns the stored form of a secret. It runs on every request, so
 // it hashes a stack copy: []byte(secret) would allocate for any string
 // longer than 32 bytes, and a key is 46.

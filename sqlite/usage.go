@@ -87,12 +87,11 @@ const usageColumns = `request_id, time, key_id, route, requested_model, model, s
 	web_search_calls, x_search_calls, code_interpreter_calls, file_search_calls, mcp_calls, document_search_calls`
 
 // usageChunkShift sets the most records one INSERT writes, 1<<5 = 32.
-// database/sql and the driver spend about 4µs of CPU per Exec, on top of
-// some 10µs of SQLite's own work per record (BenchmarkInsertUsage), so a
-// batch is written many rows per statement. 16, 32 and 64 rows measure the
-// same; the statements' programs, kept on every connection, grow with their
-// rows (about 26 VDBE ops and 25 parameters a row; 800 parameters stay
-// under SQLite's limit, 32766, even the old 999).
+// database/sql and the driver cost CPU per Exec on top of SQLite's own
+// work per record (BenchmarkInsertUsage), so a batch is written many rows
+// per statement; beyond a few dozen rows nothing is gained, while the
+// statements' programs, kept on every connection, grow with their rows.
+// 32 rows of 25 parameters stay under SQLite's limit, even the old 999.
 const usageChunkShift = 5
 
 // usageParams is the number of columns, and so of parameters, per record.

@@ -25,10 +25,13 @@ import (
 // DefaultBaseURL is the real xAI API.
 const DefaultBaseURL = "https://api.x.ai/v1"
 
+// DefaultMaxAttempts is what a zero Retry.MaxAttempts means.
+const DefaultMaxAttempts = 3
+
 // Retry bounds failover before the first byte reaches the client. The zero
 // value means the defaults noted on each field.
 type Retry struct {
-	MaxAttempts int           // attempts in all, the first included; 0 means 3
+	MaxAttempts int           // attempts in all, the first included; 0 means DefaultMaxAttempts
 	BaseBackoff time.Duration // first backoff, doubled each attempt, jittered ±50%; 0 means 250ms
 	MaxBackoff  time.Duration // cap on one backoff; a longer Retry-After ends the retries; 0 means 5s
 	Budget      time.Duration // no new attempt starts after this long; 0 means 20s
@@ -85,7 +88,7 @@ type Client struct {
 // request.
 func NewClient(baseURL, apiKeys string, rt http.RoundTripper, retry Retry, log *slog.Logger, now func() time.Time) *Client {
 	if retry.MaxAttempts <= 0 {
-		retry.MaxAttempts = 3
+		retry.MaxAttempts = DefaultMaxAttempts
 	}
 	if retry.BaseBackoff <= 0 {
 		retry.BaseBackoff = 250 * time.Millisecond

@@ -159,15 +159,14 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.String(&c.addr, "addr", "GROKGATE_ADDR", "127.0.0.1:8080", "address to listen on")
 	s.String(&c.db, "db", "GROKGATE_DB", "grokgate.db", dbHelp)
 	s.String(&c.xaiBaseURL, "xai-base-url", "XAI_BASE_URL", xai.DefaultBaseURL, "xAI API base URL")
-	s.Int64(&c.maxBodyBytes, "max-body-bytes", "GROKGATE_MAX_BODY_BYTES", 25<<20, "largest request body accepted")
-	s.Int64(&c.bodyBytesInFlight, "max-body-bytes-in-flight", "GROKGATE_MAX_BODY_BYTES_IN_FLIGHT", 0, "bytes of large request bodies (64 KiB or more) held at once; over it requests wait up to 2s, then get 503 (0: 8 times --max-body-bytes)")
-	s.Duration(&c.firstByteTimeout, "first-byte-timeout", "GROKGATE_FIRST_BYTE_TIMEOUT", 10*time.Minute, "longest wait for xAI's first event (streams) or whole answer")
-	s.Duration(&c.idleTimeout, "stream-idle-timeout", "GROKGATE_STREAM_IDLE_TIMEOUT", 5*time.Minute, "longest silence between upstream events once a stream began")
-	s.Duration(&c.totalTimeout, "total-timeout", "GROKGATE_TOTAL_TIMEOUT", 60*time.Minute, "longest one upstream exchange may last")
+	s.Int64(&c.maxBodyBytes, "max-body-bytes", "GROKGATE_MAX_BODY_BYTES", gateway.DefaultMaxBodyBytes, "largest request body accepted")
+	s.Duration(&c.firstByteTimeout, "first-byte-timeout", "GROKGATE_FIRST_BYTE_TIMEOUT", gateway.DefaultFirstByteTimeout, "longest wait for xAI's first event (streams) or whole answer")
+	s.Duration(&c.idleTimeout, "stream-idle-timeout", "GROKGATE_STREAM_IDLE_TIMEOUT", gateway.DefaultStreamIdleTimeout, "longest silence between upstream events once a stream began")
+	s.Duration(&c.totalTimeout, "total-timeout", "GROKGATE_TOTAL_TIMEOUT", gateway.DefaultTotalTimeout, "longest one upstream exchange may last")
 	s.Duration(&c.heartbeat, "heartbeat", "GROKGATE_HEARTBEAT", 15*time.Second, "SSE keep-alive comment after this much upstream silence; 0 disables")
 	s.Duration(&c.connectTimeout, "connect-timeout", "GROKGATE_CONNECT_TIMEOUT", 10*time.Second, "longest wait to connect to xAI (TCP and TLS)")
-	s.Duration(&c.bodyTimeout, "body-read-timeout", "GROKGATE_BODY_READ_TIMEOUT", 60*time.Second, "longest a client may take to send its request body")
-	s.Int64(&c.upstreamAttempts, "upstream-attempts", "GROKGATE_UPSTREAM_ATTEMPTS", 3, "attempts per request before the first byte, across xAI keys")
+	s.Duration(&c.bodyTimeout, "body-read-timeout", "GROKGATE_BODY_READ_TIMEOUT", gateway.DefaultBodyReadTimeout, "longest a client may take to send its request body")
+	s.Int64(&c.upstreamAttempts, "upstream-attempts", "GROKGATE_UPSTREAM_ATTEMPTS", xai.DefaultMaxAttempts, "attempts per request before the first byte, across xAI keys")
 	s.Duration(&c.drainTimeout, "drain-timeout", "GROKGATE_DRAIN_TIMEOUT", 30*time.Second, "how long a stop waits for requests in flight")
 	s.Duration(&c.flushTimeout, "usage-flush-timeout", "GROKGATE_USAGE_FLUSH_TIMEOUT", 15*time.Second, "how long a stop waits to write the last usage records")
 	s.String(&c.logFormat, "log-format", "GROKGATE_LOG_FORMAT", "text", "log format: text or json")
@@ -180,6 +179,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.String(&streamErrors, "stream-error-format", "GROKGATE_STREAM_ERROR_FORMAT", string(gateway.StreamErrorString),
 		`how an error after a stream began is written: string ({"error":"API error: ..."}) or openai (the OpenAI error object, which every SDK shows)`)
 	s.Bool(&c.simulator, "simulator", "GROKGATE_SIMULATOR", false, "answer from the built-in xAI simulator even without XAI_API_KEY on a non-loopback address (fake answers: tests and demos only)")
+	s.Int64(&c.bodyBytesInFlight, "max-body-bytes-in-flight", "GROKGATE_MAX_BODY_BYTES_IN_FLIGHT", 0, "bytes of large request bodies (64 KiB or more) held at once; over it requests wait up to 2s, then get 503 (0: 8 times --max-body-bytes)")
 	parseObs(s, &c.obs)
 	limitFlags(s, &c.limits)
 	s.Bool(&c.console, "console", "GROKGATE_CONSOLE", true, "serve the web console at /console")
@@ -196,12 +196,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	// simulator stands in for xAI unasked only on a loopback address.
 	s.check(c.xaiAPIKey != "" || c.simulator || loopback(c.addr),
 		"XAI_API_KEY is not set and GROKGATE_ADDR/--addr %q is not a loopback address: set XAI_API_KEY, or pass --simulator to answer from the built-in xAI simulator (fake answers)", c.addr)
+	s.check(c.bodyBytesInFlight >= 0, "GROKGATE_MAX_BODY_BYTES_IN_FLIGHT/--max-body-bytes-in-flight must not be negative (0: 8 times the body limit), got %d", c.bodyBytesInFlight)
 	checkDB(s, c.db)
 	c.obs.check(s)
 	if u, err := url.Parse(c.xaiBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		s.errs = append(s.errs, fmt.Errorf("XAI_BASE_URL/--xai-base-url %q must be an http(s) URL such as %s", c.xaiBaseURL, xai.DefaultBaseURL))
 	}
-	s.check(c.bodyBytesInFlight >= 0, "GROKGATE_MAX_BODY_BYTES_IN_FLIGHT/--max-body-bytes-in-flight must not be negative (0: 8 times the body limit), got %d", c.bodyBytesInFlight)
 	s.check(c.maxBodyBytes > 0, "GROKGATE_MAX_BODY_BYTES/--max-body-bytes must be positive, got %d", c.maxBodyBytes)
 	s.check(c.firstByteTimeout > 0, "GROKGATE_FIRST_BYTE_TIMEOUT/--first-byte-timeout must be positive, got %s", c.firstByteTimeout)
 	s.check(c.idleTimeout > 0, "GROKGATE_STREAM_IDLE_TIMEOUT/--stream-idle-timeout must be positive, got %s", c.idleTimeout)

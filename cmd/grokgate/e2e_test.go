@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -49,46 +48,11 @@ func (b *syncBuffer) Writes() int {
 	return b.writes
 }
 
-// secretRE finds a gateway key in a command's output.
-var secretRE = regexp.MustCompile(`gg-[A-Za-z0-9_-]{43}`)
-
-// gatewayRun is one `grokgate serve` running in-process through run(): the
-// shared harness (startGW) with the defaults these tests want.
-type gatewayRun struct {
-	*gw
-	base     string
-	adminKey string // printed on first start, if it was
-	stderr   *testWriter
-}
-
 func newSimulator(t *testing.T) (*simulator.Simulator, string) {
 	sim := simulator.New(simulator.Options{})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	return sim, srv.URL + "/v1"
-}
-
-// startGateway runs serve against an upstream given in env (XAI_BASE_URL),
-// logging JSON; env's GROKGATE_DB, when set, names the store.
-func startGateway(t *testing.T, env map[string]string) *gatewayRun {
-	t.Helper()
-	full := map[string]string{"XAI_API_KEY": "xai-test", "GROKGATE_LOG_FORMAT": "json"}
-	for k, v := range env {
-		full[k] = v
-	}
-	g := startGW(t, full)
-	return &gatewayRun{gw: g, base: g.URL, adminKey: g.AdminKey, stderr: g.log}
-}
-
-// stop is a SIGTERM: run's context ends; stop waits for run to return.
-func (g *gatewayRun) stop(t *testing.T) {
-	t.Helper()
-	// A connection the client dialled but never used holds http.Server's
-	// Shutdown for 5s; a real client's would too, a test need not wait.
-	client.CloseIdleConnections()
-	if err := g.gw.stop(t); err != nil {
-		t.Errorf("serve returned %v", err)
-	}
 }
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
@@ -259,8 +223,8 @@ func storedRecords(t *testing.T, db string) []grokgate.Record {
 func TestE2EMixedRequests(t *testing.T) {
 	_, simURL := newSimulator(t)
 	db := filepath.Join(t.TempDir(), "grokgate.db")
-	g := startGateway(t, map[string]string{"GROKGATE_DB": db, "XAI_BASE_URL": simURL})
-	if g.adminKey == "" {
+	g := startGW(t, simEnv(simURL, "GROKGATE_DB", db))
+	if g.AdminKey == "" {
 		t.Fatal("the first start printed no admin key")
 	}
 	const perKind = 6
@@ -282,7 +246,7 @@ func TestE2EMixedRequests(t *testing.T) {
 			wg.Add(1)
 			work <- func() {
 				defer wg.Done()
-				s := fire(t, g.base, g.adminKey, &kinds[k], kinds[k].body(i))
+				s := fire(t, g.URL, g.AdminKey, &kinds[k], kinds[k].body(i))
 				mu.Lock()
 				all = append(all, s)
 				mu.Unlock()
@@ -292,10 +256,12 @@ func TestE2EMixedRequests(t *testing.T) {
 	wg.Wait()
 	close(work)
 	// A request without a key is refused and not a ledger entry.
-	if resp, _, _ := call(t, context.Background(), http.MethodPost, g.base+"/v1/chat/completions", "", ledgerBody("grok-4.3", "x", false, false)); resp.StatusCode != 401 {
+	if resp, _, _ := call(t, context.Background(), http.MethodPost, g.URL+"/v1/chat/completions", "", ledgerBody("grok-4.3", "x", false, false)); resp.StatusCode != 401 {
 		t.Errorf("no key: %d", resp.StatusCode)
 	}
-	g.stop(t)
+	if err := g.stop(t); err != nil {
+		t.Errorf("serve returned %v", err)
+	}
 
 	recs := storedRecords(t, db)
 	// A key's refused requests reach the ledger once a minute: the first
@@ -339,8 +305,8 @@ func TestE2EMixedRequests(t *testing.T) {
 		}
 		checkRecord(t, s, r)
 	}
-	if !strings.Contains(g.stderr.String(), `"msg":"usage ledger flushed"`) {
-		t.Errorf("no flush report in the log:\n%s", g.stderr)
+	if !strings.Contains(g.Log.String(), `"msg":"usage ledger flushed"`) {
+		t.Errorf("no flush report in the log:\n%s", g.Log)
 	}
 
 	// grokgate usage agrees with the records.
@@ -383,7 +349,7 @@ func TestE2EMixedRequests(t *testing.T) {
 func TestE2EGracefulShutdown(t *testing.T) {
 	sim, simURL := newSimulator(t)
 	db := filepath.Join(t.TempDir(), "grokgate.db")
-	g := startGateway(t, map[string]string{"GROKGATE_DB": db, "XAI_BASE_URL": simURL, "GROKGATE_DRAIN_TIMEOUT": "30s"})
+	g := startGW(t, simEnv(simURL, "GROKGATE_DB", db, "GROKGATE_DRAIN_TIMEOUT", "30s"))
 	// Hold SQLite's write lock through the load and the stop, so the
 	// records are still queued when the stop begins: only the flush on the
 	// way out can save them. It also shows that requests do not wait on the
@@ -397,7 +363,7 @@ func TestE2EGracefulShutdown(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = fire(t, g.base, g.adminKey, k, ledgerBody("grok-4.3", fmt.Sprintf(`%d #sim{"chunks":20,"delay_ms":100}`, i), true, i%2 == 0))
+			results[i] = fire(t, g.URL, g.AdminKey, k, ledgerBody("grok-4.3", fmt.Sprintf(`%d #sim{"chunks":20,"delay_ms":100}`, i), true, i%2 == 0))
 		}()
 	}
 	deadline := time.Now().Add(20 * time.Second)
@@ -413,7 +379,9 @@ func TestE2EGracefulShutdown(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		g.stop(t) // returns only after run did
+		if err := g.stop(t); err != nil { // returns only after run did
+			t.Errorf("serve returned %v", err)
+		}
 	}()
 	wg.Wait() // every client has its whole answer, though no record could be written yet
 	select {

@@ -152,6 +152,6 @@ func TestRetryAfterConnectFailure(t *testing.T) {
 	}()
 	okBody(t, g.post(t, "/api/v1/chat/completions", g.AdminKey, chatBody("hello", true)))
 	eventually(t, 5*time.Second, "a retry after the failed connection, in the log", func() bool {
-		return strings.Contains(g.log.String(), `reason="connect failed"`)
+		return strings.Contains(g.Log.String(), `reason="connect failed"`)
 	})
 }

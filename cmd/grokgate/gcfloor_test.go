@@ -54,7 +54,7 @@ func TestServeKeepsGCFloor(t *testing.T) {
 	if err := g.stop(t); err != nil { // stopping writes the batched log lines
 		t.Fatal(err)
 	}
-	if !strings.Contains(g.log.String(), "GOGC is set") {
-		t.Errorf("serve did not say that GOGC overrides the floor; log:\n%s", g.log.String())
+	if !strings.Contains(g.Log.String(), "GOGC is set") {
+		t.Errorf("serve did not say that GOGC overrides the floor; log:\n%s", g.Log.String())
 	}
 }

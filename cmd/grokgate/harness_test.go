@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -15,31 +14,37 @@ import (
 	"time"
 )
 
-// gw is a grokgate started in-process through run(), exactly as main does.
+// gw is a grokgate started in-process through run(), exactly as main does;
+// run tells it where it listens (started), so nothing is read back from
+// stdout.
 type gw struct {
-	URL      string // http://127.0.0.1:PORT
-	AdminKey string // printed on first start
-	SimURL   string // the in-process simulator's origin, when used
-	DB       string
+	URL        string      // http://127.0.0.1:PORT
+	AdminKey   string      // minted on a first start; "" on later ones
+	SimURL     string      // the built-in simulator's origin, when used
+	MetricsURL string      // the metrics listener's origin, when asked for
+	DB         string      // the store: a file path or a PostgreSQL DSN
+	Log        *testWriter // the server's stderr
 
 	cancel context.CancelFunc
 	done   chan error
-	mu     sync.Mutex
-	out    strings.Builder
-	log    *testWriter // the server's stderr
+	out    syncBuffer
 }
 
-var (
-	listenRe = regexp.MustCompile(`grokgate listening on (http://\S+) `)
-	keyRe    = regexp.MustCompile(`(?m)^\s+(gg-[A-Za-z0-9_-]{43})$`)
-	simRe    = regexp.MustCompile(`built-in xAI simulator at (http://\S+) `)
-)
+// simEnv is the environment of a gateway in front of the simulator at
+// simURL (newSimulator), logging JSON, with pairs of extra variables.
+func simEnv(simURL string, kv ...string) map[string]string {
+	env := map[string]string{"XAI_API_KEY": "xai-test", "XAI_BASE_URL": simURL, "GROKGATE_LOG_FORMAT": "json"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		env[kv[i]] = kv[i+1]
+	}
+	return env
+}
 
 // startGW runs `grokgate serve` on a free port with env and extra args. The
-// database is a fresh file unless args name one.
+// database is a fresh file unless env or args name one.
 func startGW(t *testing.T, env map[string]string, args ...string) *gw {
 	t.Helper()
-	g := &gw{DB: filepath.Join(t.TempDir(), "grokgate.db"), done: make(chan error, 1)}
+	g := &gw{DB: filepath.Join(t.TempDir(), "grokgate.db"), done: make(chan error, 1), Log: &testWriter{t: t}}
 	getenv := func(k string) string { return env[k] }
 	full := []string{"serve", "--addr", "127.0.0.1:0", "--db", g.DB}
 	if db := env["GROKGATE_DB"]; db != "" {
@@ -53,31 +58,7 @@ func startGW(t *testing.T, env map[string]string, args ...string) *gw {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	pr, pw := io.Pipe()
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		signalled := false
-		for sc.Scan() {
-			g.mu.Lock()
-			g.out.WriteString(sc.Text() + "\n")
-			text := g.out.String()
-			g.mu.Unlock()
-			if m := listenRe.FindStringSubmatch(text); m != nil && !signalled {
-				g.URL = m[1]
-				if k := keyRe.FindStringSubmatch(text); k != nil {
-					g.AdminKey = k[1]
-				}
-				if s := simRe.FindStringSubmatch(text); s != nil {
-					g.SimURL = s[1]
-				}
-				signalled = true
-				close(ready)
-			}
-		}
-	}()
-	g.log = &testWriter{t: t}
-	var stderr io.Writer = g.log
+	var stderr io.Writer = g.Log
 	if env["GROKGATE_TEST_QUIET_LOG"] != "" {
 		// A soak's access log would otherwise pile up in the test's memory.
 		stderr = io.Discard
@@ -90,13 +71,13 @@ func startGW(t *testing.T, env map[string]string, args ...string) *gw {
 			stderr = lf
 		}
 	}
+	ready := make(chan started, 1)
 	go func() {
-		err := run(ctx, full, getenv, strings.NewReader(""), pw, stderr)
-		pw.Close()
-		g.done <- err
+		g.done <- runWith(ctx, full, getenv, strings.NewReader(""), &g.out, stderr, func(s started) { ready <- s })
 	}()
 	select {
-	case <-ready:
+	case s := <-ready:
+		g.URL, g.AdminKey, g.SimURL, g.MetricsURL = s.URL, s.AdminKey, s.SimURL, s.MetricsURL
 	case err := <-g.done:
 		t.Fatalf("grokgate exited before listening: %v\nstdout:\n%s", err, g.stdout())
 	case <-time.After(15 * time.Second):
@@ -106,11 +87,7 @@ func startGW(t *testing.T, env map[string]string, args ...string) *gw {
 	return g
 }
 
-func (g *gw) stdout() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.out.String()
-}
+func (g *gw) stdout() string { return g.out.String() }
 
 // stop cancels run's context (as SIGTERM does) and waits for it to return.
 func (g *gw) stop(t *testing.T) error {
@@ -118,6 +95,9 @@ func (g *gw) stop(t *testing.T) error {
 	if g.cancel == nil {
 		return nil
 	}
+	// A connection the client dialled but never used holds http.Server's
+	// Shutdown for 5s; a real client's would too, a test need not wait.
+	client.CloseIdleConnections()
 	g.cancel()
 	g.cancel = nil
 	select {
@@ -127,6 +107,22 @@ func (g *gw) stop(t *testing.T) error {
 		t.Errorf("grokgate did not stop within 40s")
 		return nil
 	}
+}
+
+// secretRE finds a gateway key in what a command printed for people: the
+// CLI's keys create, and a grokgate run as a real process (startProc),
+// which has no other way to tell.
+var secretRE = regexp.MustCompile(`gg-[A-Za-z0-9_-]{43}`)
+
+var listenRE = regexp.MustCompile(`grokgate listening on (http://\S+) `)
+
+// startedFrom reads what a serve printed for people once it listens.
+func startedFrom(stdout string) (started, bool) {
+	m := listenRE.FindStringSubmatch(stdout)
+	if m == nil {
+		return started{}, false
+	}
+	return started{URL: m[1], AdminKey: secretRE.FindString(stdout)}, true
 }
 
 // testWriter sends the server's log to the test log, shown only on failure,
@@ -252,21 +248,18 @@ func readError(t *testing.T, resp *http.Response, status int) (msg, code string)
 func startSimulatorForTest(t *testing.T, apiKey string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
 	done := make(chan error, 1)
+	ready := make(chan started, 1)
 	go func() {
-		done <- run(ctx, []string{"simulate", "--addr", "127.0.0.1:0", "--api-key", apiKey}, func(string) string { return "" }, nil, pw, &testWriter{t: t})
-		pw.Close()
+		done <- runWith(ctx, []string{"simulate", "--addr", "127.0.0.1:0", "--api-key", apiKey}, func(string) string { return "" },
+			nil, io.Discard, &testWriter{t: t}, func(s started) { ready <- s })
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	go io.Copy(io.Discard, pr)
-	if err != nil {
+	select {
+	case s := <-ready:
+		return s.URL
+	case err := <-done:
 		t.Fatalf("simulate: %v", err)
 	}
-	m := regexp.MustCompile(`listening on (http://\S+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("simulate printed %q", line)
-	}
-	return m[1]
+	return ""
 }

@@ -38,179 +38,269 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return errUsage
 	}
 	sub, args := args[0], args[1:]
-	serverTools := strings.Join(grokgate.ServerTools(), ", ")
-	s := newSettings("keys "+sub, getenv, stderr)
-	var db, name, role, models, tools, expires string
-	var asJSON bool
-	s.String(&db, "db", "GROKGATE_DB", "grokgate.db", dbHelp)
-	switch sub {
-	case "create":
-		s.fs.StringVar(&name, "name", "", "a label for the key (required)")
-		s.fs.StringVar(&role, "role", string(grokgate.RoleUser), "user, admin or metrics (may scrape /metrics and nothing else)")
-		s.fs.StringVar(&models, "models", "", "comma-separated models the key may use (default: every model)")
-		s.fs.StringVar(&tools, "tools", "", "comma-separated server-side tools the key may use: "+serverTools+" (default: every tool)")
-		s.fs.StringVar(&expires, "expires", "", "when the key stops working: RFC 3339 time or UTC date (default: never)")
-	case "update":
-		s.fs.StringVar(&name, "name", "", "a new label")
-		s.fs.StringVar(&models, "models", "", `comma-separated models the key may use ("" allows every model)`)
-		s.fs.StringVar(&tools, "tools", "", `comma-separated server-side tools the key may use ("" allows every tool)`)
-		s.fs.StringVar(&expires, "expires", "", `RFC 3339 time or UTC date, or "never"`)
-	case "list":
-		s.fs.BoolVar(&asJSON, "json", false, "print JSON for scripts")
-	}
-	var lim grokgate.Limits
-	if sub == "create" || sub == "update" {
-		for _, f := range lim.Fields() {
-			s.fs.Int64Var(f.V, strings.ReplaceAll(f.Name, "_", "-"), 0, f.Name+" for this key; 0: the server default, -1: none")
-		}
-	}
-	switch sub {
-	case "create", "update", "list":
-	case "revoke":
-	default:
+	run, ok := map[string]func(*keysCommand, context.Context, []string, io.Writer) error{
+		"create": (*keysCommand).create, "list": (*keysCommand).list,
+		"update": (*keysCommand).update, "revoke": (*keysCommand).revoke,
+	}[sub]
+	if !ok {
 		fmt.Fprintf(stderr, "unknown keys command %q\n\n%s", sub, keysUsage)
 		return errUsage
 	}
-	// Go's flag package stops at the first non-flag; let the target key
-	// stand anywhere among the flags.
-	var target string
-	needsTarget := sub == "revoke" || sub == "update"
-	for {
-		if err := s.fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-			return nil
-		} else if err != nil {
-			return errUsage
-		}
-		if s.fs.NArg() == 0 {
-			break
-		}
-		if !needsTarget || target != "" {
-			s.errs = append(s.errs, fmt.Errorf("unexpected argument %q", s.fs.Arg(0)))
-			break
-		}
-		target, args = s.fs.Arg(0), s.fs.Args()[1:]
+	c := &keysCommand{s: newSettings("keys "+sub, getenv, stderr)}
+	c.s.String(&c.db, "db", "GROKGATE_DB", "grokgate.db", dbHelp)
+	err := run(c, ctx, args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
 	}
-	set := map[string]bool{}
-	s.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	now := time.Now()
-	var upd grokgate.KeyUpdate
-	if set["name"] {
-		n := strings.TrimSpace(name)
-		s.check(n != "", "--name must not be empty: a label that tells you what the key is for")
-		s.check(n == "" || grokgate.ValidKeyName(n), "--name must be printable text of at most 200 characters, without control characters such as newlines or tabs")
-		upd.Name = &n
-	}
-	if set["models"] {
-		list := splitModels(models)
-		upd.AllowedModels = &list
-	}
-	if set["tools"] {
-		list := splitModels(tools)
-		for _, t := range list {
-			s.check(grokgate.KnownServerTool(t), "--tools names %q, which is not a server-side tool; the known ones are %s", t, serverTools)
-		}
-		upd.AllowedTools = &list
-	}
-	ptrs := []**int64{&upd.Limits.RPM, &upd.Limits.TPM, &upd.Limits.MaxStreams, &upd.Limits.BudgetTicksPerDay, &upd.Limits.BudgetTicksPerMonth}
-	for i, f := range lim.Fields() {
-		if flagName := strings.ReplaceAll(f.Name, "_", "-"); set[flagName] {
-			s.check(*f.V >= grokgate.NoLimit, "--%s must be the limit, 0 for the server default or -1 for none, got %d", flagName, *f.V)
-			*ptrs[i] = f.V
-		}
-	}
-	if set["expires"] {
-		t, err := parseExpiry(expires, sub == "update", now)
-		if err != nil {
-			s.errs = append(s.errs, err)
-		}
-		upd.ExpiresAt = &t
-	}
-	switch sub {
-	case "create":
-		s.check(set["name"], "--name is required: a label that tells you what the key is for")
-		s.check(grokgate.Role(role).Valid(), "--role must be user, admin or metrics, got %q", role)
-	case "update":
-		s.check(target != "", "say which key to update: its id (key_...) or its prefix (gg-...)")
-		s.check(len(set) > 0 && !(len(set) == 1 && set["db"]), "say what to change: --name, --models, --tools, --expires or a limit (--rpm, --tpm, --max-streams, --budget-ticks-per-day, --budget-ticks-per-month)")
-	case "revoke":
-		s.check(target != "", "say which key to revoke: its id (key_...) or its prefix (gg-...)")
-	}
-	if err := s.err(); err != nil {
+	return err
+}
+
+// keysCommand is what every keys subcommand shares: its flags and the
+// database they name.
+type keysCommand struct {
+	s  *settings
+	db string
+}
+
+func (c *keysCommand) create(ctx context.Context, args []string, stdout io.Writer) error {
+	var role string
+	c.s.fs.StringVar(&role, "role", string(grokgate.RoleUser), "user, admin or metrics (may scrape /metrics and nothing else)")
+	f := bindKeyFlags(c.s, true)
+	if _, err := c.parse(args, false); err != nil {
 		return err
 	}
-	st, err := openStore(ctx, db)
+	now := time.Now()
+	spec := f.update(c.s).Spec(grokgate.Role(role))
+	spec.Tidy()
+	c.s.checkKey(spec.Validate(now))
+	st, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	switch sub {
-	case "create":
-		k, secret, err := keys.Mint(keys.Random(), *upd.Name, grokgate.Role(role), now)
-		if err != nil {
-			return err
-		}
-		if upd.AllowedModels != nil {
-			k.AllowedModels = *upd.AllowedModels
-		}
-		if upd.AllowedTools != nil && len(*upd.AllowedTools) > 0 {
-			k.AllowedTools = *upd.AllowedTools
-		}
-		if upd.ExpiresAt != nil {
-			k.ExpiresAt = *upd.ExpiresAt
-		}
-		k.Limits = upd.Limits.Apply(k.Limits)
-		if err := st.CreateKey(ctx, k); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "Created key %s (name %q, role %s, prefix %s%s).\nThe key is shown only this once; store it now:\n%s\n",
-			k.ID, k.Name, k.Role, k.Prefix, describeLimits(k), secret)
-		return nil
-	case "list":
-		list, err := st.ListKeys(ctx)
-		if err != nil {
-			return err
-		}
-		return printKeys(stdout, list, asJSON, now)
+	k, secret, err := keys.MintSpec(keys.Random(), spec, now)
+	if err != nil {
+		return err
 	}
+	if err := st.CreateKey(ctx, k); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Created key %s (name %q, role %s, prefix %s%s).\nThe key is shown only this once; store it now:\n%s\n",
+		k.ID, k.Name, k.Role, k.Prefix, describeLimits(k), secret)
+	return nil
+}
+
+func (c *keysCommand) list(ctx context.Context, args []string, stdout io.Writer) error {
+	var asJSON bool
+	c.s.fs.BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	if _, err := c.parse(args, false); err != nil {
+		return err
+	}
+	st, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	list, err := st.ListKeys(ctx)
 	if err != nil {
 		return err
 	}
-	k, err := findKey(list, target)
+	return printKeys(stdout, list, asJSON, time.Now())
+}
+
+func (c *keysCommand) update(ctx context.Context, args []string, stdout io.Writer) error {
+	f := bindKeyFlags(c.s, false)
+	target, err := c.parse(args, true)
 	if err != nil {
 		return err
 	}
-	if sub == "update" {
-		k, err = st.UpdateKey(ctx, k.ID, upd)
-		if err != nil {
-			return err
+	now := time.Now()
+	upd := f.update(c.s)
+	upd.Tidy()
+	c.s.checkKey(upd.Validate(now))
+	c.s.check(target != "", "say which key to update: its id (key_...) or its prefix (gg-...)")
+	changes := 0
+	c.s.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name != "db" {
+			changes++
 		}
-		fmt.Fprintf(stdout, "Updated key %s (name %q%s). Running servers apply it within 2 seconds.\n", k.ID, k.Name, describeLimits(k))
-		return nil
+	})
+	c.s.check(changes > 0, "say what to change: --name, --models, --tools, --expires or a limit (--rpm, --tpm, --max-streams, --budget-ticks-per-day, --budget-ticks-per-month)")
+	st, k, err := c.target(ctx, target)
+	if err != nil {
+		return err
 	}
-	if err := st.RevokeKey(ctx, k.ID, now); err != nil {
+	defer st.Close()
+	if k, err = st.UpdateKey(ctx, k.ID, upd); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Updated key %s (name %q%s). Running servers apply it within 2 seconds.\n", k.ID, k.Name, describeLimits(k))
+	return nil
+}
+
+func (c *keysCommand) revoke(ctx context.Context, args []string, stdout io.Writer) error {
+	target, err := c.parse(args, true)
+	if err != nil {
+		return err
+	}
+	c.s.check(target != "", "say which key to revoke: its id (key_...) or its prefix (gg-...)")
+	st, k, err := c.target(ctx, target)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.RevokeKey(ctx, k.ID, time.Now()); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "Revoked key %s (%s, %q). Running servers refuse it within 2 seconds.\n", k.ID, k.Prefix, k.Name)
 	return nil
 }
 
-// splitModels reads a comma-separated list (--models, --tools), dropping
-// blanks and repeats.
-func splitModels(s string) []string {
-	out := []string{}
-	seen := map[string]bool{}
-	for _, m := range strings.Split(s, ",") {
-		if m = strings.TrimSpace(m); m != "" && !seen[m] {
-			seen[m] = true
-			out = append(out, m)
+// parse parses args, letting the target key (update, revoke) stand anywhere
+// among the flags: Go's flag package stops at the first non-flag.
+func (c *keysCommand) parse(args []string, needsTarget bool) (target string, err error) {
+	s := c.s
+	for {
+		if err := s.fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return "", err
+		} else if err != nil {
+			return "", errUsage
+		}
+		if s.fs.NArg() == 0 {
+			return target, nil
+		}
+		if !needsTarget || target != "" {
+			s.errs = append(s.errs, fmt.Errorf("unexpected argument %q", s.fs.Arg(0)))
+			return target, nil
+		}
+		target, args = s.fs.Arg(0), s.fs.Args()[1:]
+	}
+}
+
+// open reports the problems collected so far, if any, else opens the store.
+func (c *keysCommand) open(ctx context.Context) (store, error) {
+	if err := c.s.err(); err != nil {
+		return nil, err
+	}
+	return openStore(ctx, c.db)
+}
+
+// target opens the store (open) and finds the key named by target. The
+// caller closes the store.
+func (c *keysCommand) target(ctx context.Context, target string) (store, grokgate.Key, error) {
+	st, err := c.open(ctx)
+	if err != nil {
+		return nil, grokgate.Key{}, err
+	}
+	list, err := st.ListKeys(ctx)
+	var k grokgate.Key
+	if err == nil {
+		k, err = findKey(list, target)
+	}
+	if err != nil {
+		st.Close()
+		return nil, k, err
+	}
+	return st, k, nil
+}
+
+// keyFlags are the flags that set a key's fields, on create and update.
+type keyFlags struct {
+	name, models, tools, expires string
+	limits                       grokgate.Limits
+	create                       bool // no --expires never: there is no expiry to remove
+}
+
+func bindKeyFlags(s *settings, create bool) *keyFlags {
+	f := &keyFlags{create: create}
+	serverTools := strings.Join(grokgate.ServerTools(), ", ")
+	if create {
+		s.fs.StringVar(&f.name, "name", "", "a label for the key (required)")
+		s.fs.StringVar(&f.models, "models", "", "comma-separated models the key may use (default: every model)")
+		s.fs.StringVar(&f.tools, "tools", "", "comma-separated server-side tools the key may use: "+serverTools+" (default: every tool)")
+		s.fs.StringVar(&f.expires, "expires", "", "when the key stops working: RFC 3339 time or UTC date (default: never)")
+	} else {
+		s.fs.StringVar(&f.name, "name", "", "a new label")
+		s.fs.StringVar(&f.models, "models", "", `comma-separated models the key may use ("" allows every model)`)
+		s.fs.StringVar(&f.tools, "tools", "", `comma-separated server-side tools the key may use ("" allows every tool)`)
+		s.fs.StringVar(&f.expires, "expires", "", `RFC 3339 time or UTC date, or "never"`)
+	}
+	for _, l := range f.limits.Fields() {
+		s.fs.Int64Var(l.V, flagForField(l.Name), 0, l.Name+" for this key; 0: the server default, -1: none")
+	}
+	return f
+}
+
+// update is the change the flags given ask for, not yet checked against
+// the key rules; an --expires that cannot be read is noted in s.
+func (f *keyFlags) update(s *settings) grokgate.KeyUpdate {
+	set := map[string]bool{}
+	s.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	var upd grokgate.KeyUpdate
+	if set["name"] {
+		upd.Name = &f.name
+	}
+	for _, l := range []struct {
+		flag string
+		from *string
+		to   **[]string
+	}{{"models", &f.models, &upd.AllowedModels}, {"tools", &f.tools, &upd.AllowedTools}} {
+		if set[l.flag] {
+			list := splitList(*l.from)
+			*l.to = &list
 		}
 	}
-	return out
+	for _, l := range f.limits.Fields() {
+		if set[flagForField(l.Name)] {
+			upd.Limits.Set(l.Name, *l.V)
+		}
+	}
+	if set["expires"] {
+		t, err := parseExpiry(f.expires, !f.create)
+		if err != nil {
+			s.errs = append(s.errs, err)
+		}
+		upd.ExpiresAt = &t
+	}
+	return upd
+}
+
+// flagForField is the CLI's flag for a key setting the rules name
+// (grokgate.FieldError).
+func flagForField(field string) string {
+	switch field {
+	case "allowed_models":
+		return "models"
+	case "allowed_tools":
+		return "tools"
+	case "expires_at":
+		return "expires"
+	}
+	return strings.ReplaceAll(field, "_", "-")
+}
+
+// checkKey notes a key setting the rules refuse, by its flag.
+func (s *settings) checkKey(err error) {
+	var fe *grokgate.FieldError
+	switch {
+	case errors.As(err, &fe):
+		s.errs = append(s.errs, fmt.Errorf("--%s %s", flagForField(fe.Field), fe.Problem))
+	case err != nil:
+		s.errs = append(s.errs, err)
+	}
+}
+
+// splitList reads a comma-separated list (--models, --tools); "" is the
+// empty list, which allows everything.
+func splitList(s string) []string {
+	if strings.TrimSpace(s) == "" {
+		return []string{}
+	}
+	return strings.Split(s, ",")
 }
 
 // parseExpiry reads --expires; "never" (update only) removes the expiry.
-func parseExpiry(v string, allowNever bool, now time.Time) (time.Time, error) {
+func parseExpiry(v string, allowNever bool) (time.Time, error) {
 	if allowNever && v == "never" {
 		return time.Time{}, nil
 	}
@@ -220,9 +310,6 @@ func parseExpiry(v string, allowNever bool, now time.Time) (time.Time, error) {
 		if t, derr = time.Parse(time.DateOnly, v); derr != nil {
 			return t, fmt.Errorf("--expires %q is neither an RFC 3339 time (2027-01-31T00:00:00Z) nor a date (2027-01-31)", v)
 		}
-	}
-	if !t.After(now) {
-		return t, fmt.Errorf("--expires %q is not in the future; to stop a key now, revoke it", v)
 	}
 	return t.UTC(), nil
 }

@@ -29,7 +29,7 @@ func TestKeysCLIAgainstRunningServer(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	secret := lines[len(lines)-1]
-	if !keyRe.MatchString("    " + secret) {
+	if secretRE.FindString(secret) != secret {
 		t.Fatalf("last line of stdout is not a key: %q", secret)
 	}
 

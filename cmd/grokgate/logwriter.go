@@ -7,8 +7,8 @@ import (
 )
 
 // logWriter batches log lines into fewer writes: one access-log line per
-// request written straight to stderr is one syscall per request, a few
-// percent of the gateway's CPU under load. A line waits at most interval
+// request written straight to stderr is one syscall per request, a cost
+// that grows with the load it logs. A line waits at most interval
 // (or until maxBuffered bytes are pending); Close writes what is left, so a
 // clean stop loses nothing. As with nginx's and Envoy's buffered access logs,
 // a crash can lose the last interval's lines; the usage ledger does not

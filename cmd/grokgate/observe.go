@@ -98,10 +98,11 @@ func newMetrics(c obsConfig, recorder *ledger.Recorder) (*prometheus.Registry, *
 // pprof handlers, so a live instance can be profiled without a restart.
 // pprof is never on the main listener: profiles expose internals and cost
 // CPU, so they belong on an address only operators reach.
-func serveMetrics(ctx context.Context, addr string, metricsHandler http.Handler, stdout io.Writer, log *slog.Logger) (stop func(), err error) {
+// It returns the listener's origin (http://HOST:PORT).
+func serveMetrics(ctx context.Context, addr string, metricsHandler http.Handler, stdout io.Writer, log *slog.Logger) (origin string, stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w (set GROKGATE_METRICS_ADDR or --metrics-addr to a free HOST:PORT)", addr, err)
+		return "", nil, fmt.Errorf("listen on %s: %w (set GROKGATE_METRICS_ADDR or --metrics-addr to a free HOST:PORT)", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metricsHandler)
@@ -118,7 +119,7 @@ func serveMetrics(ctx context.Context, addr string, metricsHandler http.Handler,
 			log.Error("metrics listener stopped", "err", err)
 		}
 	}()
-	return func() { srv.Close() }, nil
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
 }
 
 // newTracer sets up OTLP/HTTP trace export when an endpoint is configured.

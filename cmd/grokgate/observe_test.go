@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,8 +19,6 @@ import (
 
 // secretWord is in every prompt of the mix; it must never reach the log.
 const secretWord = "ultramarine-walrus-5521"
-
-var metricsRe = regexp.MustCompile(`metrics and pprof on (http://\S+) `)
 
 // scrape reads url's metrics with the Prometheus text parser.
 func scrape(t *testing.T, url, key string) map[string]*dto.MetricFamily {
@@ -138,11 +135,10 @@ func TestObservabilityMix(t *testing.T) {
 		"GROKGATE_UPSTREAM_ATTEMPTS": "1", // one attempt: error counts are per attempt
 		"GROKGATE_LOG_FORMAT":        "json",
 	})
-	m := metricsRe.FindStringSubmatch(g.stdout())
-	if m == nil {
+	metricsURL := g.MetricsURL
+	if metricsURL == "" || !strings.Contains(g.stdout(), "metrics and pprof on "+metricsURL+" ") {
 		t.Fatalf("no metrics listener announced:\n%s", g.stdout())
 	}
-	metricsURL := m[1]
 	key := g.AdminKey
 	const chatPath = "/api/v1/chat/completions"
 	var want usageBody
@@ -282,7 +278,7 @@ func TestObservabilityMix(t *testing.T) {
 
 	// Log lines are written in batches, within the flush interval.
 	eventually(t, 5*time.Second, "an access-log line for every request", func() bool {
-		log := g.log.String()
+		log := g.Log.String()
 		for id := range ids {
 			if !strings.Contains(log, id) {
 				return false
@@ -290,7 +286,7 @@ func TestObservabilityMix(t *testing.T) {
 		}
 		return true
 	})
-	checkAccessLog(t, g.log.String(), ids, key)
+	checkAccessLog(t, g.Log.String(), ids, key)
 
 	// /metrics on the main listener: admin keys only.
 	if r, _ := http.Get(g.URL + "/metrics"); r.StatusCode != 401 {

@@ -114,9 +114,8 @@ func startProc(t *testing.T, args ...string) *proc {
 	var out strings.Builder
 	for sc.Scan() {
 		out.WriteString(sc.Text() + "\n")
-		if m := listenRe.FindStringSubmatch(out.String()); m != nil {
-			p.url = m[1]
-			p.key = keyRe.FindStringSubmatch(out.String())[1]
+		if s, ok := startedFrom(out.String()); ok {
+			p.url, p.key = s.URL, s.AdminKey
 			break
 		}
 	}

@@ -21,7 +21,7 @@ import (
 func TestE2ETwoReplicasOnPostgres(t *testing.T) {
 	dsn := pgtest.Schema(t)
 	_, simURL := newSimulator(t)
-	env := map[string]string{"GROKGATE_DB": dsn, "XAI_BASE_URL": simURL}
+	env := simEnv(simURL, "GROKGATE_DB", dsn)
 	getenv := func(k string) string { return env[k] }
 
 	var out syncBuffer
@@ -29,13 +29,13 @@ func TestE2ETwoReplicasOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin := secretRE.FindString(out.String())
-	a, b := startGateway(t, env), startGateway(t, env)
-	if a.adminKey != "" || b.adminKey != "" {
+	a, b := startGW(t, env), startGW(t, env)
+	if a.AdminKey != "" || b.AdminKey != "" {
 		t.Error("a replica minted an admin key although the store had one")
 	}
 	ctx := context.Background()
 
-	resp, body, err := call(t, ctx, "POST", a.base+"/admin/v1/keys", admin, `{"name":"shared","allowed_models":["grok-4.3","grok-3"]}`)
+	resp, body, err := call(t, ctx, "POST", a.URL+"/admin/v1/keys", admin, `{"name":"shared","allowed_models":["grok-4.3","grok-3"]}`)
 	if err != nil || resp.StatusCode != 201 {
 		t.Fatalf("create through A: %v %s", err, body)
 	}
@@ -43,10 +43,10 @@ func TestE2ETwoReplicasOnPostgres(t *testing.T) {
 	json.Unmarshal(body, &created)
 
 	// Admin routes on B: 401 without a key, 403 with the new user key.
-	if resp, _, _ := call(t, ctx, "GET", b.base+"/admin/v1/usage", "", ""); resp.StatusCode != 401 {
+	if resp, _, _ := call(t, ctx, "GET", b.URL+"/admin/v1/usage", "", ""); resp.StatusCode != 401 {
 		t.Errorf("B admin without key: %d", resp.StatusCode)
 	}
-	if resp, _, _ := call(t, ctx, "GET", b.base+"/admin/v1/usage", created.Key, ""); resp.StatusCode != 403 {
+	if resp, _, _ := call(t, ctx, "GET", b.URL+"/admin/v1/usage", created.Key, ""); resp.StatusCode != 403 {
 		t.Errorf("B admin with a user key: %d", resp.StatusCode)
 	}
 
@@ -64,15 +64,15 @@ func TestE2ETwoReplicasOnPostgres(t *testing.T) {
 		wantCompletion += int64(exp.CompletionTokens)
 		wantCost += exp.CostInUSDTicks
 	}
-	send(b.base, 0, false) // the key minted on A, straight away on B
+	send(b.URL, 0, false) // the key minted on A, straight away on B
 	for i := 1; i <= 6; i++ {
-		base := a.base
+		base := a.URL
 		if i%2 == 0 {
-			base = b.base
+			base = b.URL
 		}
 		send(base, i, i%3 == 0)
 	}
-	if resp, body, _ := call(t, ctx, "POST", b.base+"/v1/chat/completions", created.Key, ledgerBody("grok-4.5", "x", false, false)); resp.StatusCode != 403 ||
+	if resp, body, _ := call(t, ctx, "POST", b.URL+"/v1/chat/completions", created.Key, ledgerBody("grok-4.5", "x", false, false)); resp.StatusCode != 403 ||
 		!strings.Contains(string(body), "model_not_allowed") {
 		t.Errorf("a model outside the key's list on B: %d %s", resp.StatusCode, body)
 	}
@@ -86,11 +86,11 @@ func TestE2ETwoReplicasOnPostgres(t *testing.T) {
 		Cost             int64  `json:"cost_in_usd_ticks"`
 	}
 	want := row{created.ID, wantReq, wantPrompt, wantCompletion, wantCost}
-	for _, g := range []*gatewayRun{a, b} {
+	for _, g := range []*gw{a, b} {
 		var got row
 		deadline := time.Now().Add(5 * time.Second) // records are written asynchronously
 		for got != want && time.Now().Before(deadline) {
-			_, body, err := call(t, ctx, "GET", g.base+"/admin/v1/usage?group_by=key", admin, "")
+			_, body, err := call(t, ctx, "GET", g.URL+"/admin/v1/usage?group_by=key", admin, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,17 +104,17 @@ func TestE2ETwoReplicasOnPostgres(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if got != want {
-			t.Errorf("usage on %s: %+v, want %+v", g.base, got, want)
+			t.Errorf("usage on %s: %+v, want %+v", g.URL, got, want)
 		}
 	}
 
-	resp, _, _ = call(t, ctx, "POST", a.base+"/admin/v1/keys/"+created.ID+"/revoke", admin, "")
+	resp, _, _ = call(t, ctx, "POST", a.URL+"/admin/v1/keys/"+created.ID+"/revoke", admin, "")
 	if resp.StatusCode != 200 {
 		t.Fatalf("revoke through A: %d", resp.StatusCode)
 	}
 	revoked := time.Now()
 	for {
-		resp, body, _ := call(t, ctx, "POST", b.base+"/v1/chat/completions", created.Key, ledgerBody("grok-4.3", "still?", false, false))
+		resp, body, _ := call(t, ctx, "POST", b.URL+"/v1/chat/completions", created.Key, ledgerBody("grok-4.3", "still?", false, false))
 		if resp.StatusCode == http.StatusUnauthorized && strings.Contains(string(body), "revoked") {
 			break
 		}

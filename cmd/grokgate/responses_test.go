@@ -55,13 +55,13 @@ func TestResponsesRelayEveryByteSplit(t *testing.T) {
 func TestE2EResponsesOwnershipAcrossReplicas(t *testing.T) {
 	dsn := pgtest.Schema(t)
 	_, simURL := newSimulator(t)
-	env := map[string]string{"GROKGATE_DB": dsn, "XAI_BASE_URL": simURL}
-	a := startGateway(t, env)
-	b := startGateway(t, env)
-	admin := a.adminKey + b.adminKey // exactly one of them minted it
+	env := simEnv(simURL, "GROKGATE_DB", dsn)
+	a := startGW(t, env)
+	b := startGW(t, env)
+	admin := a.AdminKey + b.AdminKey // exactly one of them minted it
 	ctx := context.Background()
 	mint := func(name string) string {
-		resp, body, err := call(t, ctx, "POST", a.base+"/admin/v1/keys", admin, `{"name":"`+name+`"}`)
+		resp, body, err := call(t, ctx, "POST", a.URL+"/admin/v1/keys", admin, `{"name":"`+name+`"}`)
 		if err != nil || resp.StatusCode != 201 {
 			t.Fatalf("create key: %v %s", err, body)
 		}
@@ -72,30 +72,30 @@ func TestE2EResponsesOwnershipAcrossReplicas(t *testing.T) {
 	owner, other := mint("owner"), mint("other")
 
 	// Created through A, streamed.
-	resp, body, err := call(t, ctx, "POST", a.base+"/v1/responses", owner, `{"model":"grok-4.3","stream":true,"input":"Remember 7."}`)
+	resp, body, err := call(t, ctx, "POST", a.URL+"/v1/responses", owner, `{"model":"grok-4.3","stream":true,"input":"Remember 7."}`)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("create: %v %s", err, body)
 	}
 	id, usage := completedResponse(t, body)
 
-	status := func(g *gatewayRun, method, key, path, reqBody string) int {
+	status := func(g *gw, method, key, path, reqBody string) int {
 		t.Helper()
-		resp, _, err := call(t, ctx, method, g.base+path, key, reqBody)
+		resp, _, err := call(t, ctx, method, g.URL+path, key, reqBody)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return resp.StatusCode
 	}
 	cont := `{"model":"grok-4.3","input":"Which number?","previous_response_id":"` + id + `"}`
-	for _, g := range []*gatewayRun{a, b} {
+	for _, g := range []*gw{a, b} {
 		if s := status(g, "GET", other, "/v1/responses/"+id, ""); s != 404 {
-			t.Errorf("another key's GET on %s: %d", g.base, s)
+			t.Errorf("another key's GET on %s: %d", g.URL, s)
 		}
 		if s := status(g, "POST", other, "/v1/responses", cont); s != 404 {
-			t.Errorf("another key's continuation on %s: %d", g.base, s)
+			t.Errorf("another key's continuation on %s: %d", g.URL, s)
 		}
 		if s := status(g, "DELETE", other, "/v1/responses/"+id, ""); s != 404 {
-			t.Errorf("another key's DELETE on %s: %d", g.base, s)
+			t.Errorf("another key's DELETE on %s: %d", g.URL, s)
 		}
 	}
 	if s := status(b, "GET", owner, "/v1/responses/"+id, ""); s != 200 {
@@ -113,7 +113,7 @@ func TestE2EResponsesOwnershipAcrossReplicas(t *testing.T) {
 
 	// The ledger: the stream's record holds xAI's usage to the token.
 	eventually(t, 5e9, "the owner's records in the ledger", func() bool {
-		_, body, _ := call(t, ctx, "GET", a.base+"/admin/v1/usage?group_by=key", admin, "")
+		_, body, _ := call(t, ctx, "GET", a.URL+"/admin/v1/usage?group_by=key", admin, "")
 		var u struct {
 			Data []struct {
 				KeyName  string `json:"key_name"`
@@ -191,7 +191,7 @@ func TestResponsesMCPSecretsNotLogged(t *testing.T) {
 	if err := g.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	logs := g.log.String() + g.stdout()
+	logs := g.Log.String() + g.stdout()
 	if !strings.Contains(logs, `/v1/responses`) {
 		t.Fatal("the requests were not logged at all")
 	}

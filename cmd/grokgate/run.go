@@ -30,15 +30,21 @@ var errUsage = errors.New("invalid usage")
 // run is the whole program; main only supplies the process's environment,
 // so tests can run grokgate in-process exactly as a user would.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return runWith(ctx, args, getenv, stdin, stdout, stderr, nil)
+}
+
+// runWith is run telling onStart where a serve or a simulate listens (and
+// which admin key a serve minted), so tests need not read stdout for it.
+func runWith(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, onStart func(started)) error {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, args, getenv, stdout, stderr)
+		return serve(ctx, args, getenv, stdout, stderr, onStart)
 	case "simulate":
-		return simulate(ctx, args, getenv, stdout, stderr)
+		return simulate(ctx, args, getenv, stdout, stderr, onStart)
 	case "keys":
 		return keysCmd(ctx, args, getenv, stdout, stderr)
 	case "usage":

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/admin"
@@ -29,7 +30,9 @@ import (
 // another replica) takes to reach this server: two polls stay within 2s.
 const keysPollInterval = time.Second
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// serve runs the gateway until ctx ends (a signal), then drains it.
+// onStart, when set, is told where it listens once it does.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, onStart func(started)) error {
 	cfg, err := parseServe(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -37,9 +40,56 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	in, err := open(ctx, cfg, getenv, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer in.close(ctx) // flushes the usage records, whatever way run ends
+	return in.run(ctx, stdout, onStart)
+}
+
+// started is what a serve tells onStart (tests) once it listens; stdout says
+// the same to people.
+type started struct {
+	URL      string // http://HOST:PORT
+	AdminKey string // the key minted on a first start; "" on later ones
+	SimURL   string // the built-in simulator's origin; "" with XAI_API_KEY
+	// MetricsURL is the metrics listener's origin; "" without one.
+	MetricsURL string
+}
+
+// instance is a serve between open and close.
+type instance struct {
+	cfg     serveConfig
+	log     *slog.Logger
+	handler http.Handler
+	console bool // the web console is on handler
+	started started
+	// endInFlight ends what is still running when the drain deadline
+	// passes: streams get the SSE error event instead of a cut connection.
+	endInFlight context.CancelFunc
+	// draining is the server run stopped on a signal, for close to drain.
+	draining *http.Server
+	// closers undo open, the last first, as defers would.
+	closers []func()
+}
+
+func (in *instance) onClose(f func()) { in.closers = append(in.closers, f) }
+
+// open turns the configuration into the running parts of a gateway: log,
+// store, usage ledger, upstream, observability, keys, limiter and handler.
+// On failure it closes what it opened.
+func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdout, stderr io.Writer) (in *instance, err error) {
+	in = &instance{cfg: cfg}
+	defer func() {
+		if err != nil {
+			in.close(ctx)
+		}
+	}()
 	logw := newLogWriter(stderr, cfg.logFlush)
-	defer logw.Close() // first deferred, so it runs last: every line is written
+	in.onClose(func() { logw.Close() }) // first, so it runs last: every line is written
 	log := newLogger(cfg.logFormat, logw)
+	in.log = log
 	if cfg.visionStreamRenamed {
 		log.Warn("vision stream mode fallback is deprecated: it is now called json; set GROKGATE_VISION_STREAM (or --vision-stream) to json, or to emulate (the default) for SDK streaming clients")
 	}
@@ -47,99 +97,45 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	case getenv("GOGC") != "":
 		log.Info("GOGC is set: the garbage collector paces by it alone (GROKGATE_GC_FLOOR ignored)")
 	case cfg.gcFloor > 0:
-		defer gcfloor.Keep(uint64(cfg.gcFloor), 100)()
+		in.onClose(gcfloor.Keep(uint64(cfg.gcFloor), 100))
 	}
 
 	store, err := openStore(ctx, cfg.db)
 	if err != nil {
-		return err
+		return in, err
 	}
-	defer store.Close()
-	if err := firstKey(ctx, store, stdout); err != nil {
-		return err
+	in.onClose(func() { store.Close() })
+	if in.started.AdminKey, err = firstKey(ctx, store, stdout); err != nil {
+		return in, err
 	}
-	// Deferred after the store's Close, so it runs before it: whatever way
-	// serve ends, the records of finished requests are written first.
+	// Closed before the store, so whatever way serve ends, the records of
+	// finished requests are written first.
 	recorder := ledger.NewRecorder(store, log.With("component", "usage"), ledger.Options{})
-	defer flushUsage(ctx, recorder, cfg.flushTimeout, log)
+	in.onClose(func() { flushUsage(ctx, recorder, cfg.flushTimeout, log) })
 
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	baseURL, apiKey := cfg.xaiBaseURL, cfg.xaiAPIKey
-	simURL := "" // the built-in simulator's, when it answers
-	if apiKey == "" || cfg.simulator {
-		// The simulator outlives the drain: streams in flight still need it.
-		simCtx, stopSim := context.WithCancel(context.WithoutCancel(ctx))
-		defer stopSim()
-		sim, err := startSimulator(simCtx, "127.0.0.1:0", "", log)
-		if err != nil {
-			return err
-		}
-		baseURL, apiKey = sim+"/v1", "grokgate-simulator"
-		simURL = sim
-		if cfg.xaiAPIKey == "" {
-			fmt.Fprintf(stdout, "No XAI_API_KEY set: answering from the built-in xAI simulator at %s (set XAI_API_KEY to use the real xAI API).\n", sim)
-		} else {
-			fmt.Fprintf(stdout, "--simulator: answering from the built-in xAI simulator at %s, not the real xAI API.\n", sim)
-		}
-	}
-	transport := newTransport(cfg.connectTimeout)
-	defer transport.CloseIdleConnections() // no pooled upstream connection outlives serve
-	upstream := xai.NewClient(baseURL, apiKey, transport,
-		xai.Retry{MaxAttempts: int(cfg.upstreamAttempts)}, log.With("component", "xai"), time.Now)
-	var obs gateway.Observer
-	var metricsHandler, liveHandler http.Handler
-	hooks := xai.Hooks{}
-	if cfg.obs.metrics {
-		reg, m, err := newMetrics(cfg.obs, recorder)
-		if err != nil {
-			return err
-		}
-		obs, hooks.Observer = m, m
-		metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
-		liveHandler = console.Live(reg, time.Now)
-		if cfg.obs.metricsAddr != "" {
-			stop, err := serveMetrics(ctx, cfg.obs.metricsAddr, metricsHandler, stdout, log)
-			if err != nil {
-				return err
-			}
-			defer stop()
-		}
-	}
-	tracer, stopTracing, err := newTracer(ctx, cfg.obs)
+	in.onClose(cancel)
+	upstream, err := in.openUpstream(ctx, stdout)
 	if err != nil {
-		return err
+		return in, err
 	}
-	defer func() {
-		// Spans of the last requests are still buffered: send them.
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := stopTracing(tctx); err != nil {
-			log.Warn("flushing trace spans failed", "err", err)
-		}
-	}()
-	if tracer != nil {
-		hooks.Header = injectTraceparent
-		log.Info("tracing to OpenTelemetry", "endpoint", cfg.obs.otlpEndpoint)
-	}
-	upstream.SetHooks(hooks)
-	if n := upstream.Keys(); n > 1 {
-		log.Info("rotating xAI keys", "keys", n)
+	obs, err := in.openObservability(ctx, recorder, upstream, stdout)
+	if err != nil {
+		return in, err
 	}
 
 	cache := keys.NewCache(store, time.Now, log)
 	if err := cache.Load(ctx); err != nil {
-		return fmt.Errorf("loading keys: %w", err)
+		return in, fmt.Errorf("loading keys: %w", err)
 	}
 	go cache.Run(ctx, keysPollInterval)
 	go pruneResponseOwners(ctx, store, time.Now, log)
 
 	limiter, closeLimiter, err := newLimiter(ctx, cfg.limits, log.With("component", "ratelimit"))
 	if err != nil {
-		return err
+		return in, err
 	}
-	defer closeLimiter()
+	in.onClose(closeLimiter)
 
 	var con *console.Console
 	var sessions gateway.SessionAuthenticator
@@ -149,14 +145,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		go con.Prune(ctx, time.Hour)
 	}
 
-	// hardStop ends what is still running when the drain deadline passes:
-	// streams get the SSE error event instead of a cut connection.
 	hardStop, endInFlight := context.WithCancel(context.WithoutCancel(ctx))
-	defer endInFlight()
+	in.endInFlight = endInFlight
+	in.onClose(endInFlight)
 	gw := gateway.NewServer(log, gateway.Config{
 		MaxBodyBytes:         cfg.maxBodyBytes,
 		MaxBodyBytesInFlight: cfg.bodyBytesInFlight,
-		SimulatorURL:         simURL,
+		SimulatorURL:         in.started.SimURL,
 		FirstByteTimeout:     cfg.firstByteTimeout,
 		StreamIdleTimeout:    cfg.idleTimeout,
 		TotalTimeout:         cfg.totalTimeout,
@@ -168,61 +163,160 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		StreamErrorFormat:    cfg.streamErrors,
 		Usage:                recorder,
 		Responses:            store,
-		Observer:             obs,
-		Metrics:              metricsHandler,
-		Live:                 liveHandler,
+		Observer:             obs.observer,
+		Metrics:              obs.metrics,
+		Live:                 obs.live,
 		Sessions:             sessions,
-		Tracer:               tracer,
+		Tracer:               obs.tracer,
 		Limiter:              limiter,
 		DefaultLimits:        cfg.limits.defaults,
 		LimitOnError:         gateway.LimitPolicy(cfg.limits.onError),
 	}, cache, upstream)
 	// The admin API sits beside the gateway's API on its mux.
 	admin.Register(gw, store, time.Now)
-
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (set GROKGATE_ADDR or --addr to a free HOST:PORT)", cfg.addr, err)
-	}
-	handler := gw.Handler()
+	in.handler = gw.Handler()
 	if con != nil {
-		handler = withConsole(handler, con)
+		in.handler, in.console = withConsole(in.handler, con), true
+	}
+	return in, nil
+}
+
+// openUpstream makes the xAI client: the real API with XAI_API_KEY, the
+// built-in simulator without.
+func (in *instance) openUpstream(ctx context.Context, stdout io.Writer) (*xai.Client, error) {
+	baseURL, apiKey := in.cfg.xaiBaseURL, in.cfg.xaiAPIKey
+	if apiKey == "" || in.cfg.simulator {
+		// The simulator outlives the drain: streams in flight still need it.
+		simCtx, stopSim := context.WithCancel(context.WithoutCancel(ctx))
+		in.onClose(stopSim)
+		sim, err := startSimulator(simCtx, "127.0.0.1:0", "", in.log)
+		if err != nil {
+			return nil, err
+		}
+		baseURL, apiKey, in.started.SimURL = sim+"/v1", "grokgate-simulator", sim
+		if in.cfg.xaiAPIKey == "" {
+			fmt.Fprintf(stdout, "No XAI_API_KEY set: answering from the built-in xAI simulator at %s (set XAI_API_KEY to use the real xAI API).\n", sim)
+		} else {
+			fmt.Fprintf(stdout, "--simulator: answering from the built-in xAI simulator at %s, not the real xAI API.\n", sim)
+		}
+	}
+	transport := newTransport(in.cfg.connectTimeout)
+	in.onClose(transport.CloseIdleConnections) // no pooled upstream connection outlives serve
+	return xai.NewClient(baseURL, apiKey, transport,
+		xai.Retry{MaxAttempts: int(in.cfg.upstreamAttempts)}, in.log.With("component", "xai"), time.Now), nil
+}
+
+// observability is what metrics and tracing give the gateway.
+type observability struct {
+	observer gateway.Observer
+	metrics  http.Handler
+	live     http.Handler // the console's live view of the metrics
+	tracer   trace.Tracer
+}
+
+// openObservability starts metrics and tracing as configured and hooks
+// them into the upstream client.
+func (in *instance) openObservability(ctx context.Context, recorder *ledger.Recorder, upstream *xai.Client, stdout io.Writer) (observability, error) {
+	var o observability
+	cfg, log := in.cfg.obs, in.log
+	hooks := xai.Hooks{}
+	if cfg.metrics {
+		reg, m, err := newMetrics(cfg, recorder)
+		if err != nil {
+			return o, err
+		}
+		o.observer, hooks.Observer = m, m
+		o.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
+		o.live = console.Live(reg, time.Now)
+		if cfg.metricsAddr != "" {
+			origin, stop, err := serveMetrics(ctx, cfg.metricsAddr, o.metrics, stdout, log)
+			if err != nil {
+				return o, err
+			}
+			in.started.MetricsURL = origin
+			in.onClose(stop)
+		}
+	}
+	tracer, stopTracing, err := newTracer(ctx, cfg)
+	if err != nil {
+		return o, err
+	}
+	in.onClose(func() {
+		// Spans of the last requests are still buffered: send them.
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(tctx); err != nil {
+			log.Warn("flushing trace spans failed", "err", err)
+		}
+	})
+	if tracer != nil {
+		o.tracer = tracer
+		hooks.Header = injectTraceparent
+		log.Info("tracing to OpenTelemetry", "endpoint", cfg.otlpEndpoint)
+	}
+	upstream.SetHooks(hooks)
+	if n := upstream.Keys(); n > 1 {
+		log.Info("rotating xAI keys", "keys", n)
+	}
+	return o, nil
+}
+
+// run listens and serves until ctx ends (a signal) or serving fails.
+func (in *instance) run(ctx context.Context, stdout io.Writer, onStart func(started)) error {
+	ln, err := net.Listen("tcp", in.cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (set GROKGATE_ADDR or --addr to a free HOST:PORT)", in.cfg.addr, err)
 	}
 	srv := &http.Server{
-		Handler: handler,
+		Handler: in.handler,
 		// Slow clients may not pin connections while sending headers; no
 		// WriteTimeout, which would cut long streams.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(in.log.Handler(), slog.LevelWarn),
 	}
 	fmt.Fprintf(stdout, "grokgate listening on http://%s (OpenAI base URL: http://%s/api/v1)\n", ln.Addr(), ln.Addr())
-	if con != nil {
+	if in.console {
 		fmt.Fprintf(stdout, "Web console: http://%s/console (sign in with a grokgate key)\n", ln.Addr())
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if onStart != nil {
+		in.started.URL = "http://" + ln.Addr().String()
+		onStart(in.started)
+	}
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+		in.draining = srv
+		return nil
 	}
-	log.Info("stopping: draining requests in flight", "drain_timeout", cfg.drainTimeout.String())
-	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainTimeout)
-	defer dcancel()
-	if err := srv.Shutdown(dctx); err != nil {
-		log.Warn("drain deadline passed; ending the requests still in flight")
-		endInFlight()
-		// The handlers now write their error events and return; give them a
-		// moment before closing whatever is left.
-		ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer ecancel()
-		if err := srv.Shutdown(ectx); err != nil {
-			srv.Close()
+}
+
+// close drains the requests in flight, if run was stopped, and then undoes
+// open: the usage records are flushed before the store closes.
+func (in *instance) close(ctx context.Context) {
+	if srv := in.draining; srv != nil {
+		in.log.Info("stopping: draining requests in flight", "drain_timeout", in.cfg.drainTimeout.String())
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.drainTimeout)
+		if err := srv.Shutdown(dctx); err != nil {
+			in.log.Warn("drain deadline passed; ending the requests still in flight")
+			in.endInFlight()
+			// The handlers now write their error events and return; give
+			// them a moment before closing whatever is left.
+			ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := srv.Shutdown(ectx); err != nil {
+				srv.Close()
+			}
+			ecancel()
 		}
+		dcancel()
 	}
-	return nil // flushUsage runs now, then the store closes
+	for i := len(in.closers) - 1; i >= 0; i-- {
+		in.closers[i]()
+	}
 }
 
 // flushUsage writes the queued usage records before the process exits and
@@ -244,21 +338,22 @@ func flushUsage(ctx context.Context, r *ledger.Recorder, timeout time.Duration, 
 }
 
 // firstKey mints an admin key when the store has none, so a newcomer can call
-// the API straight away. It is printed once and never again.
-func firstKey(ctx context.Context, store store, stdout io.Writer) error {
+// the API straight away. It is printed once and never again; firstKey
+// returns it for onStart, "" when the store had keys.
+func firstKey(ctx context.Context, store store, stdout io.Writer) (string, error) {
 	list, err := store.ListKeys(ctx)
 	if err != nil || len(list) > 0 {
-		return err
+		return "", err
 	}
 	k, secret, err := keys.Mint(keys.Random(), "admin", grokgate.RoleAdmin, time.Now())
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := store.CreateKey(ctx, k); err != nil {
-		return err
+		return "", err
 	}
 	fmt.Fprintf(stdout, "No gateway keys yet, so here is an admin key (%s). It is shown only this once; keep it:\n\n    %s\n\nMore keys: grokgate keys create --name NAME\n\n", k.ID, secret)
-	return nil
+	return secret, nil
 }
 
 // newTransport is tuned for one upstream host taking many parallel

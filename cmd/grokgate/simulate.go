@@ -9,8 +9,8 @@ import (
 )
 
 // simulate runs the xAI simulator alone, for tests and demos that want an
-// upstream they can steer.
-func simulate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// upstream they can steer. onStart, when set, is told its origin as URL.
+func simulate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, onStart func(started)) error {
 	s := newSettings("simulate", getenv, stderr)
 	var addr, apiKey, logFormat string
 	s.String(&addr, "addr", "GROKGATE_SIM_ADDR", "127.0.0.1:8081", "address to listen on")
@@ -29,6 +29,9 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	fmt.Fprintf(stdout, "xAI simulator listening on %s (base URL %s/v1)\n", origin, origin)
+	if onStart != nil {
+		onStart(started{URL: origin})
+	}
 	<-ctx.Done()
 	return nil
 }

@@ -83,9 +83,9 @@ func TestServeVisionStream(t *testing.T) {
 			if err := g.stop(t); err != nil {
 				t.Fatal(err)
 			}
-			warned := strings.Contains(g.log.String(), "vision stream mode fallback is deprecated: it is now called json")
+			warned := strings.Contains(g.Log.String(), "vision stream mode fallback is deprecated: it is now called json")
 			if warned != c.warns {
-				t.Fatalf("deprecation warning logged: %v, want %v:\n%s", warned, c.warns, g.log.String())
+				t.Fatalf("deprecation warning logged: %v, want %v:\n%s", warned, c.warns, g.Log.String())
 			}
 		})
 	}
