@@ -156,6 +156,15 @@ type Record struct {
 	// ToolCalls counts the server-side tool calls xAI made (Responses
 	// API); their fees are part of CostTicks.
 	ToolCalls ToolCalls
+	// Count is how many requests the record stands for: 1 for an ordinary
+	// record, more for a key's refused requests of one minute, which the
+	// ledger keeps as one record. 0 is read as 1 (Requests).
+	Count int64
+}
+
+// Requests is how many requests r stands for: its Count, at least 1.
+func (r *Record) Requests() int64 {
+	return max(r.Count, 1)
 }
 
 // ToolCalls counts xAI's server-side tool calls, as its usage object's

@@ -54,6 +54,7 @@ func (r *records) wait(t *testing.T, n int) []grokgate.Record {
 type harness struct {
 	sim   *simulator.Simulator
 	gw    *httptest.Server
+	srv   *Server
 	store *sqlite.DB
 	recs  *records
 	cache *keys.Cache
@@ -101,9 +102,9 @@ func newHarnessUpstream(t *testing.T, baseURL string, rt http.RoundTripper, conf
 		configure(&cfg)
 	}
 	h.cache = cache
-	handler := NewServer(log, cfg,
+	h.srv = NewServer(log, cfg,
 		cache, xai.NewClient(baseURL, "sim-key", rt, xai.Retry{MaxAttempts: 1}, log, time.Now))
-	h.gw = httptest.NewServer(handler)
+	h.gw = httptest.NewServer(h.srv)
 	t.Cleanup(h.gw.Close)
 	return h
 }

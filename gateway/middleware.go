@@ -224,7 +224,7 @@ func (k *keyedRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, e, nil)
 		return
 	}
-	if s.refusedTooOften(w, r) {
+	if s.refusedTooOften(w, r, k.route) {
 		return
 	}
 	if held := s.holdBody(w, r); held < 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,17 +40,53 @@ func TestRefusalsLimitedAndAggregated(t *testing.T) {
 	if resp, b := h.do(t, ctx, "POST", "/v1/chat/completions", h.user, `{"model":"grok-4.3","messages":[]}`); resp == nil || resp.StatusCode != 400 {
 		t.Errorf("another key: %s", b)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Shutdown writes the minute's record at once.
+	h.srv.FlushRefusals()
 	h.recs.mu.Lock()
 	defer h.recs.mu.Unlock()
-	n := 0
+	n, count := 0, int64(0)
 	for _, rec := range h.recs.list {
 		if rec.KeyID == k.ID {
 			n++
+			count += rec.Count
 		}
 	}
 	// Two, not 50, when the test straddles a minute.
 	if n < 1 || n > 2 {
 		t.Errorf("%d ledger records for 50 refused requests, want one a minute", n)
+	}
+	if count != 50 {
+		t.Errorf("the ledger records count %d refused requests, want 50", count)
+	}
+}
+
+// TestRefusalsWrittenWhenMinuteEnds: a minute's refusals reach the ledger
+// when the minute ends, as one record counting them, even if no request
+// comes after them.
+func TestRefusalsWrittenWhenMinuteEnds(t *testing.T) {
+	var mu sync.Mutex
+	// 200 ms before a minute ends, so the timer fires soon in real time.
+	clock := time.Date(2026, 12, 6, 10, 0, 59, 800_000_000, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	h := newHarnessConfig(t, func(c *Config) { c.Now = now })
+	ctx := context.Background()
+	k, secret := h.mintWith(t, "sloppy", func(k *grokgate.Key) {})
+	for range 7 {
+		if resp, b := h.do(t, ctx, "POST", "/v1/chat/completions", secret, `{"model":"grok-4.3","messages":[]}`); resp == nil || resp.StatusCode != 400 {
+			t.Fatalf("want 400: %s", b)
+		}
+	}
+	h.recs.mu.Lock()
+	early := len(h.recs.list)
+	h.recs.mu.Unlock()
+	if early != 0 {
+		t.Fatalf("%d records written before the minute ended", early)
+	}
+	mu.Lock()
+	clock = clock.Add(time.Second)
+	mu.Unlock()
+	recs := h.recs.wait(t, 1)
+	if r := recs[0]; r.KeyID != k.ID || r.Count != 7 || r.Outcome != grokgate.OutcomeRejected || r.Status != 400 {
+		t.Errorf("record %+v, want key %s's 7 refusals", r, k.ID)
 	}
 }

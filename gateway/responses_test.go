@@ -259,14 +259,23 @@ func TestResponsesOwnership(t *testing.T) {
 	}
 
 	// Reads are metered, never billed. The other key's seven refusals
-	// reach the ledger as one (a key's refusals are kept once a minute).
+	// reach the ledger as one record counting them (once a minute, or at
+	// shutdown, as here).
+	h.srv.FlushRefusals()
+	var refused int64
 	for _, rec := range h.recs.wait(t, 6) {
+		if rec.Outcome == grokgate.OutcomeRejected {
+			refused += rec.Count
+		}
 		if rec.Route != "/responses" {
 			t.Fatalf("record on route %q", rec.Route)
 		}
 		if rec.Status != 200 && (rec.CostTicks != 0 || rec.PromptTokens != 0) {
 			t.Fatalf("a refused request was billed: %+v", rec)
 		}
+	}
+	if refused != 8 {
+		t.Errorf("the ledger counts %d refused requests, want 8: the other key's 7 and the owner's GET after DELETE", refused)
 	}
 }
 
@@ -315,6 +324,7 @@ func TestResponsesToolPolicy(t *testing.T) {
 		t.Fatalf("x_search: %d %s", resp.StatusCode, body)
 	}
 	fn := map[string]any{"type": "function", "name": "get_weather", "parameters": map[string]any{"type": "object"}}
+	h.srv.FlushRefusals() // the refusal's record first, as recs[0]
 	resp, body = h.do(t, ctx, http.MethodPost, "/v1/responses", secret,
 		responsesBody("grok-4.3", "Search.", map[string]any{"tools": []map[string]any{{"type": "web_search"}, fn}}))
 	if resp.StatusCode != 200 {

@@ -190,6 +190,7 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *S
 		cfg.ModelInfoTTL = DefaultModelInfoTTL
 	}
 	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux()}
+	s.refused.now, s.refused.write = cfg.Now, s.record
 	s.models = newModelCatalog(up, cfg.ModelInfoTTL, cfg.Now, log)
 	s.up = observedUpstream{s: s, up: up} // after the catalog, whose fetches belong to no one request
 	s.bufs.New = func() any { b := make([]byte, 1<<10); return &b }

@@ -174,6 +174,7 @@ func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter) {
 		Fallback:       m.fallback,
 		Status:         info.status,
 		Latency:        now.Sub(info.start),
+		Count:          1,
 	}
 	if info.key != nil {
 		rec.KeyID = info.key.ID
@@ -233,11 +234,17 @@ func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter) {
 	rec.CachedTokens, rec.CostTicks = u.Cached, u.CostTicks
 	info.rec = &rec // for the access log and metrics
 	lim.record(rec)
-	if rec.Outcome == grokgate.OutcomeRejected && rec.KeyID != "" && s.refused.note(rec.KeyID, now) > 1 {
-		// A key's refusals reach the ledger once a minute, the first of
-		// them; the access log and the metrics count every one.
+	if rec.Outcome == grokgate.OutcomeRejected && rec.KeyID != "" {
+		// A key's refusals reach the ledger once a minute, one record
+		// counting them; the access log and the metrics count every one.
+		s.refused.note(rec, now)
 		return
 	}
+	s.record(rec)
+}
+
+// record hands rec to the usage recorder, if any.
+func (s *Server) record(rec grokgate.Record) {
 	if s.cfg.Usage != nil {
 		s.cfg.Usage.Record(rec)
 	}

@@ -47,6 +47,7 @@ type visionImage struct {
 	param  string // error.param
 	url    string
 	file   []byte
+	mime   string // an upload's type, once check has sniffed it
 	isFile bool
 	detail string
 }
@@ -222,6 +223,7 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 		return nil, apierror.Invalid("", "Malformed multipart/form-data request ("+err.Error()+"); send the image as a file part, e.g. curl -F image=@photo.jpg -F prompt=\"What is this?\".")
 	}
 	req := &visionRequest{}
+	var uploaded int64 // file bytes read so far, to size the next file's buffer
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -237,10 +239,11 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 			if fn := part.FileName(); fn != "" {
 				label = "image " + strconv.Quote(fn)
 			}
-			data, err := io.ReadAll(io.LimitReader(part, maxImageBytes+1))
+			data, err := readPart(io.LimitReader(part, maxImageBytes+1), uploadHint(r.ContentLength-uploaded))
 			if err != nil {
 				return nil, s.readError(w, err, "the upload of "+label+" could not be read")
 			}
+			uploaded += int64(len(data))
 			if len(data) > maxImageBytes {
 				return nil, imageTooLarge(name, label, "")
 			}
@@ -287,6 +290,36 @@ func (s *Server) parseVisionMultipart(w http.ResponseWriter, r *http.Request) (*
 		}
 	}
 	return req, nil
+}
+
+// uploadHint is the buffer to read an upload into: what is left of the
+// body, when its length is known, so a file is read without the doublings
+// of io.ReadAll (about twice the file in allocations); at most one byte
+// over maxImageBytes, which is refused anyway.
+func uploadHint(left int64) int {
+	if left <= 0 {
+		return 512
+	}
+	return int(min(left+1, maxImageBytes+1))
+}
+
+// readPart reads r to its end into a buffer of capacity hint, grown only if
+// r holds more.
+func readPart(r io.Reader, hint int) ([]byte, error) {
+	b := make([]byte, 0, hint)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // readError tells a body over the limit (413) and one too slow (408) from
@@ -338,8 +371,7 @@ func (req *visionRequest) check() *apierror.Error {
 			if e != nil {
 				return e
 			}
-			img.url = "data:" + mt + ";base64," + base64.StdEncoding.EncodeToString(img.file)
-			img.file = nil
+			img.mime = mt // chatBody encodes the file straight into the body
 			continue
 		}
 		u, e := checkImageURL(img.param, img.label, img.url)
@@ -478,41 +510,67 @@ func (s *Server) checkVisionModel(r *http.Request, model string) *apierror.Error
 		Message: fmt.Sprintf("Model %q does not accept image input; use one that does: %s.", model, strings.Join(usable, ", "))}
 }
 
-type visionTextPart struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
-}
-
-type visionImagePart struct {
-	Type     string `json:"type"`
-	ImageURL struct {
-		URL    string `json:"url"`
-		Detail string `json:"detail,omitempty"`
-	} `json:"image_url"`
-}
-
 // chatBody is the chat completion request that asks the question: one user
-// message, the prompt first and then the images.
+// message, the prompt first and then the images. An uploaded file's base64
+// is encoded straight into the body, sized for it up front: the upload is
+// copied once, not encoded to a string, escaped and copied again (base64
+// needs no JSON escaping). From the upload to this body took about 10
+// bytes allocated per upload byte that way, now under 3
+// (TestVisionUploadAllocations).
 func (req *visionRequest) chatBody() ([]byte, error) {
-	content := []any{visionTextPart{Type: "text", Text: req.prompt}}
-	for _, img := range req.images {
-		p := visionImagePart{Type: "image_url"}
-		p.ImageURL.URL, p.ImageURL.Detail = img.url, img.detail
-		content = append(content, p)
-	}
-	body, err := json.Marshal(struct {
+	head, err := json.Marshal(struct {
 		Model               string   `json:"model"`
-		Messages            []any    `json:"messages"`
 		MaxCompletionTokens *int64   `json:"max_completion_tokens,omitempty"`
 		Temperature         *float64 `json:"temperature,omitempty"`
 		Stream              bool     `json:"stream,omitempty"`
-	}{
-		Model:               req.model,
-		Messages:            []any{map[string]any{"role": "user", "content": content}},
-		MaxCompletionTokens: req.maxTokens,
-		Temperature:         req.temperature,
-		Stream:              req.stream,
-	})
+	}{req.model, req.maxTokens, req.temperature, req.stream})
+	if err != nil {
+		return nil, err
+	}
+	prompt, err := json.Marshal(req.prompt)
+	if err != nil {
+		return nil, err
+	}
+	const (
+		msgOpen   = `,"messages":[{"role":"user","content":[{"type":"text","text":`
+		imageOpen = `,{"type":"image_url","image_url":{"url":`
+		msgClose  = `]}]}`
+	)
+	urls := make([][]byte, len(req.images))
+	size := len(head) + len(msgOpen) + len(prompt) + len("}") + len(msgClose)
+	for i, img := range req.images {
+		size += len(imageOpen) + len(`,"detail":""}}`) + len(img.detail)
+		if img.isFile {
+			size += len(`"data:;base64,"`) + len(img.mime) + base64.StdEncoding.EncodedLen(len(img.file))
+			continue
+		}
+		if urls[i], err = json.Marshal(img.url); err != nil {
+			return nil, err
+		}
+		size += len(urls[i])
+	}
+	body := make([]byte, 0, size)
+	body = append(body, head[:len(head)-1]...) // without its closing brace
+	body = append(body, msgOpen...)
+	body = append(body, prompt...)
+	body = append(body, '}')
+	for i, img := range req.images {
+		body = append(body, imageOpen...)
+		if img.isFile {
+			body = append(body, `"data:`+img.mime+`;base64,`...)
+			n := len(body)
+			body = body[:n+base64.StdEncoding.EncodedLen(len(img.file))]
+			base64.StdEncoding.Encode(body[n:], img.file)
+			body = append(body, '"')
+		} else {
+			body = append(body, urls[i]...)
+		}
+		if img.detail != "" { // auto, low or high (check): nothing to escape
+			body = append(body, `,"detail":"`+img.detail+`"`...)
+		}
+		body = append(body, "}}"...)
+	}
+	body = append(body, msgClose...)
 	extra := req.extra[:0:0]
 	for _, f := range req.extra {
 		// stream_options is for streams only; xAI, like OpenAI, may refuse it otherwise.
@@ -520,8 +578,8 @@ func (req *visionRequest) chatBody() ([]byte, error) {
 			extra = append(extra, f)
 		}
 	}
-	if err != nil || len(extra) == 0 {
-		return body, err
+	if len(extra) == 0 {
+		return body, nil
 	}
 	return editObject(body, nil, extra...)
 }

@@ -15,7 +15,8 @@ import (
 const usageColumns = `request_id, time, key_id, route, requested_model, model, stream, fallback, status, outcome,
 	prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_in_usd_ticks, estimated,
 	latency_us, ttfb_us, upstream_id,
-	web_search_calls, x_search_calls, code_interpreter_calls, file_search_calls, mcp_calls, document_search_calls`
+	web_search_calls, x_search_calls, code_interpreter_calls, file_search_calls, mcp_calls, document_search_calls,
+	request_count`
 
 // InsertUsage writes recs in one statement: each column goes as an array,
 // and unnest turns them back into rows. One INSERT for the batch instead of
@@ -34,7 +35,7 @@ func (s *DB) InsertUsage(ctx context.Context, recs []grokgate.Record) error {
 		streams, fallbacks, estimated                               []bool
 		statuses                                                    []int32
 		prompt, completion, reasoning, cached, cost, latency, ttfb  []int64
-		web, x, code, file, mcp, document                           []int64
+		web, x, code, file, mcp, document, count                    []int64
 	}
 	for i := range recs {
 		r := &recs[i]
@@ -63,16 +64,17 @@ func (s *DB) InsertUsage(ctx context.Context, recs []grokgate.Record) error {
 		c.file = append(c.file, r.ToolCalls.FileSearch)
 		c.mcp = append(c.mcp, r.ToolCalls.MCP)
 		c.document = append(c.document, r.ToolCalls.DocumentSearch)
+		c.count = append(c.count, r.Requests())
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO usage_records (`+usageColumns+`)
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
 			$7::boolean[], $8::boolean[], $9::integer[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[],
 			$14::bigint[], $15::bigint[], $16::boolean[], $17::bigint[], $18::bigint[], $19::text[],
-			$20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::bigint[], $25::bigint[])
+			$20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::bigint[], $25::bigint[], $26::bigint[])
 		ON CONFLICT (request_id) DO NOTHING`,
 		c.ids, c.times, c.keys, c.routes, c.requested, c.models, c.streams, c.fallbacks, c.statuses, c.outcomes,
 		c.prompt, c.completion, c.reasoning, c.cached, c.cost, c.estimated, c.latency, c.ttfb, c.upstreamIDs,
-		c.web, c.x, c.code, c.file, c.mcp, c.document)
+		c.web, c.x, c.code, c.file, c.mcp, c.document, c.count)
 	if err != nil {
 		return fmt.Errorf("insert %d usage records: %w", len(recs), err)
 	}
@@ -132,7 +134,7 @@ func scanRecords(rows pgx.Rows) ([]grokgate.Record, error) {
 		if err := rows.Scan(&r.RequestID, &r.Time, &r.KeyID, &r.Route, &r.RequestedModel, &r.Model, &r.Stream, &r.Fallback,
 			&r.Status, &outcome, &r.PromptTokens, &r.CompletionTokens, &r.ReasoningTokens, &r.CachedTokens,
 			&r.CostTicks, &r.Estimated, &lat, &ttfb, &r.UpstreamID, &r.ToolCalls.WebSearch, &r.ToolCalls.XSearch,
-			&r.ToolCalls.CodeInterpreter, &r.ToolCalls.FileSearch, &r.ToolCalls.MCP, &r.ToolCalls.DocumentSearch); err != nil {
+			&r.ToolCalls.CodeInterpreter, &r.ToolCalls.FileSearch, &r.ToolCalls.MCP, &r.ToolCalls.DocumentSearch, &r.Count); err != nil {
 			return nil, err
 		}
 		r.Time = r.Time.UTC()
@@ -163,7 +165,7 @@ func (s *DB) UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgat
 	if q.Model != "" {
 		where, args = and(where, args, groupExpr[grokgate.GroupByModel]+" = $?", q.Model)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT (`+groupExpr[q.GroupBy]+`) COLLATE "C" AS grp, count(*),
+	rows, err := s.pool.Query(ctx, `SELECT (`+groupExpr[q.GroupBy]+`) COLLATE "C" AS grp, sum(request_count)::bigint,
 		count(*) FILTER (WHERE outcome = 'completed'), count(*) FILTER (WHERE estimated),
 		sum(prompt_tokens)::bigint, sum(completion_tokens)::bigint, sum(reasoning_tokens)::bigint,
 		sum(cached_tokens)::bigint, sum(cost_in_usd_ticks)::bigint,

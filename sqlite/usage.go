@@ -84,18 +84,19 @@ func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (gr
 const usageColumns = `request_id, time, key_id, route, requested_model, model, stream, fallback, status, outcome,
 	prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_in_usd_ticks, estimated,
 	latency_us, ttfb_us, upstream_id,
-	web_search_calls, x_search_calls, code_interpreter_calls, file_search_calls, mcp_calls, document_search_calls`
+	web_search_calls, x_search_calls, code_interpreter_calls, file_search_calls, mcp_calls, document_search_calls,
+	request_count`
 
 // usageChunkShift sets the most records one INSERT writes, 1<<5 = 32.
 // database/sql and the driver cost CPU per Exec on top of SQLite's own
 // work per record (BenchmarkInsertUsage), so a batch is written many rows
 // per statement; beyond a few dozen rows nothing is gained, while the
 // statements' programs, kept on every connection, grow with their rows.
-// 32 rows of 25 parameters stay under SQLite's limit, even the old 999.
+// 32 rows of 26 parameters stay under SQLite's limit, even the old 999.
 const usageChunkShift = 5
 
 // usageParams is the number of columns, and so of parameters, per record.
-const usageParams = 25
+const usageParams = 26
 
 // insertUsageSQL is the statement writing n records. ON CONFLICT DO NOTHING
 // skips a request id already stored, or met earlier in the same statement,
@@ -129,7 +130,7 @@ func appendUsageArgs(args []any, r *grokgate.Record) []any {
 		r.PromptTokens, r.CompletionTokens, r.ReasoningTokens, r.CachedTokens, r.CostTicks, r.Estimated,
 		r.Latency.Microseconds(), r.TTFB.Microseconds(), r.UpstreamID,
 		r.ToolCalls.WebSearch, r.ToolCalls.XSearch, r.ToolCalls.CodeInterpreter, r.ToolCalls.FileSearch,
-		r.ToolCalls.MCP, r.ToolCalls.DocumentSearch)
+		r.ToolCalls.MCP, r.ToolCalls.DocumentSearch, r.Requests())
 }
 
 // InsertUsage writes recs in one transaction. A record whose request id is
@@ -220,7 +221,7 @@ func scanRecords(rows *sql.Rows) ([]grokgate.Record, error) {
 		if err := rows.Scan(&r.RequestID, &at, &r.KeyID, &r.Route, &r.RequestedModel, &r.Model, &r.Stream, &r.Fallback,
 			&r.Status, &outcome, &r.PromptTokens, &r.CompletionTokens, &r.ReasoningTokens, &r.CachedTokens,
 			&r.CostTicks, &r.Estimated, &lat, &ttfb, &r.UpstreamID, &r.ToolCalls.WebSearch, &r.ToolCalls.XSearch,
-			&r.ToolCalls.CodeInterpreter, &r.ToolCalls.FileSearch, &r.ToolCalls.MCP, &r.ToolCalls.DocumentSearch); err != nil {
+			&r.ToolCalls.CodeInterpreter, &r.ToolCalls.FileSearch, &r.ToolCalls.MCP, &r.ToolCalls.DocumentSearch, &r.Count); err != nil {
 			return nil, err
 		}
 		r.Time = time.UnixMicro(at).UTC()
@@ -250,7 +251,7 @@ func (s *DB) UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgat
 	if q.Model != "" {
 		where, args = and(where, args, groupExpr[grokgate.GroupByModel]+" = ?", q.Model)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+groupExpr[q.GroupBy]+` AS grp, count(*),
+	rows, err := s.db.QueryContext(ctx, `SELECT `+groupExpr[q.GroupBy]+` AS grp, sum(request_count),
 		sum(outcome = 'completed'), sum(estimated), sum(prompt_tokens), sum(completion_tokens),
 		sum(reasoning_tokens), sum(cached_tokens), sum(cost_in_usd_ticks),
 		sum(web_search_calls), sum(x_search_calls), sum(code_interpreter_calls), sum(file_search_calls),

@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"UsageSummary", testUsageSummary},
 		{"UsageSummaryEmpty", testUsageSummaryEmpty},
 		{"UsageToolCalls", testUsageToolCalls},
+		{"UsageCountZero", testUsageCountZero},
 		{"ResponseOwnerRoundTrip", testResponseOwnerRoundTrip},
 		{"ResponseOwnerFirstWins", testResponseOwnerFirstWins},
 		{"ResponseOwnerConcurrentClaims", testResponseOwnerConcurrentClaims},
@@ -348,6 +349,7 @@ func record(n int, at time.Time, key, model string) grokgate.Record {
 		// Each kind gets its own value, so columns mixed up show.
 		ToolCalls: grokgate.ToolCalls{WebSearch: int64(n % 3), XSearch: int64(10 + n%4), CodeInterpreter: int64(20 + n%5),
 			FileSearch: int64(30 + n%6), MCP: int64(40 + n%7), DocumentSearch: int64(50 + n%8)},
+		Count: 1,
 	}
 }
 
@@ -357,6 +359,7 @@ func testUsageRoundTrip(t *testing.T, s Store) {
 	b := record(2, base.Add(time.Millisecond), "key_b", "")
 	b.Outcome, b.Status, b.Estimated, b.CostTicks, b.UpstreamID, b.TTFB = grokgate.OutcomeClientCanceled, 499, true, 0, "", 0
 	b.RequestedModel = "grok-ünïcode"
+	b.Count = 12
 	if err := s.InsertUsage(c, []grokgate.Record{a, b}); err != nil {
 		t.Fatal(err)
 	}
@@ -626,6 +629,12 @@ func testUsageSummary(t *testing.T, s Store) {
 		r.Estimated, r.Outcome, r.ToolCalls = true, grokgate.OutcomeClientCanceled, grokgate.ToolCalls{}
 	})
 	add(day2.Add(time.Second), "key_b", "grok-4.3", "grok-4.3", nil)
+	// A minute's refused requests of a key, kept as one record: it counts
+	// as all of them.
+	add(day2.Add(time.Minute), "key_a", "", "grok-4.3", func(r *grokgate.Record) {
+		*r = grokgate.Record{Time: r.Time, RequestID: r.RequestID, KeyID: r.KeyID, Route: r.Route, RequestedModel: r.RequestedModel,
+			Status: 429, Outcome: grokgate.OutcomeRejected, Count: 37}
+	})
 	if err := s.InsertUsage(c, recs); err != nil {
 		t.Fatal(err)
 	}
@@ -653,7 +662,7 @@ func testUsageSummary(t *testing.T, s Store) {
 				u = &grokgate.UsageTotals{Group: g}
 				m[g] = u
 			}
-			u.Requests++
+			u.Requests += r.Count
 			if r.Outcome == grokgate.OutcomeCompleted {
 				u.Completed++
 			}
@@ -769,6 +778,27 @@ func testKeyAllowedTools(t *testing.T, s Store) {
 		t.Error("a key with no tool list should allow every tool")
 	}
 	check("untouched", plain)
+}
+
+// testUsageCountZero: a record whose Count is unset stands for one request,
+// as every record did before records had a count.
+func testUsageCountZero(t *testing.T, s Store) {
+	c := ctx(t)
+	r := record(1, base, "key_a", "grok-4.3")
+	r.Count = 0
+	many := record(2, base, "key_a", "grok-4.3")
+	many.Count = 1000
+	if err := s.InsertUsage(c, []grokgate.Record{r, many}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.UsageRecords(c, time.Time{}, time.Time{})
+	if err != nil || len(got) != 2 || got[0].Count != 1 || got[1].Count != 1000 {
+		t.Fatalf("records %+v, %v; want counts 1 and 1000", got, err)
+	}
+	sum, err := s.UsageSummary(c, grokgate.UsageQuery{GroupBy: grokgate.GroupByKey})
+	if err != nil || len(sum) != 1 || sum[0].Requests != 1001 || sum[0].Completed != 2 {
+		t.Errorf("summary %+v, %v; want 1001 requests, 2 completed", sum, err)
+	}
 }
 
 // testUsageToolCalls: the server-side tool calls of each kind are stored
@@ -1026,7 +1056,8 @@ func testPruneResponseOwners(t *testing.T, s Store) {
 // created) and one usage record "req_old" (10 prompt tokens, 500 cost
 // ticks), then opens it with the current code as s. CheckMigrated checks
 // that both are intact, that the key allows every tool and the record made
-// no tool calls, and that response owners can be recorded.
+// no tool calls and stands for one request, and that response owners can
+// be recorded.
 func CheckMigrated(t *testing.T, s Store, created time.Time) {
 	t.Helper()
 	c := ctx(t)
@@ -1037,11 +1068,11 @@ func CheckMigrated(t *testing.T, s Store, created time.Time) {
 	}
 	recs, err := s.UsageRecords(c, time.Time{}, time.Time{})
 	if err != nil || len(recs) != 1 || recs[0].RequestID != "req_old" || recs[0].CostTicks != 500 ||
-		recs[0].ToolCalls != (grokgate.ToolCalls{}) {
+		recs[0].ToolCalls != (grokgate.ToolCalls{}) || recs[0].Count != 1 {
 		t.Errorf("old records: %+v, %v", recs, err)
 	}
 	sum, err := s.UsageSummary(c, grokgate.UsageQuery{GroupBy: grokgate.GroupByKey})
-	if err != nil || len(sum) != 1 || sum[0].PromptTokens != 10 || sum[0].ToolCalls.Total() != 0 {
+	if err != nil || len(sum) != 1 || sum[0].PromptTokens != 10 || sum[0].ToolCalls.Total() != 0 || sum[0].Requests != 1 {
 		t.Errorf("old summary: %+v, %v", sum, err)
 	}
 	o := grokgate.ResponseOwner{ResponseID: "resp", KeyID: "key_old", CreatedAt: created}

@@ -76,7 +76,8 @@ func TestE2ETwoReplicasOnPostgres(t *testing.T) {
 		!strings.Contains(string(body), "model_not_allowed") {
 		t.Errorf("a model outside the key's list on B: %d %s", resp.StatusCode, body)
 	}
-	wantReq++ // the refused request is in the ledger too, with no tokens
+	// The refused request reaches the ledger when the minute ends or B
+	// stops (checked below), with no tokens.
 
 	type row struct {
 		KeyID            string `json:"key_id"`
@@ -86,10 +87,13 @@ func TestE2ETwoReplicasOnPostgres(t *testing.T) {
 		Cost             int64  `json:"cost_in_usd_ticks"`
 	}
 	want := row{created.ID, wantReq, wantPrompt, wantCompletion, wantCost}
+	// B's refusal is there too if the minute ended since.
+	withRefusal := want
+	withRefusal.Requests++
 	for _, g := range []*gw{a, b} {
 		var got row
 		deadline := time.Now().Add(5 * time.Second) // records are written asynchronously
-		for got != want && time.Now().Before(deadline) {
+		for got != want && got != withRefusal && time.Now().Before(deadline) {
 			_, body, err := call(t, ctx, "GET", g.URL+"/admin/v1/usage?group_by=key", admin, "")
 			if err != nil {
 				t.Fatal(err)
@@ -103,7 +107,7 @@ func TestE2ETwoReplicasOnPostgres(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if got != want {
+		if got != want && got != withRefusal {
 			t.Errorf("usage on %s: %+v, want %+v", g.URL, got, want)
 		}
 	}
@@ -112,16 +116,40 @@ func TestE2ETwoReplicasOnPostgres(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("revoke through A: %d", resp.StatusCode)
 	}
-	revoked := time.Now()
+	revoked, accepted := time.Now(), int64(0)
 	for {
 		resp, body, _ := call(t, ctx, "POST", b.URL+"/v1/chat/completions", created.Key, ledgerBody("grok-4.3", "still?", false, false))
 		if resp.StatusCode == http.StatusUnauthorized && strings.Contains(string(body), "revoked") {
 			break
 		}
+		accepted++ // recorded in the ledger like any request
 		if time.Since(revoked) > 2*time.Second {
 			t.Fatalf("B still accepts the key revoked through A after %v: %d", time.Since(revoked), resp.StatusCode)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 	t.Logf("revocation reached B in %v", time.Since(revoked).Round(time.Millisecond))
+
+	// B's refusals of this minute reach the shared ledger when it stops.
+	if err := b.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	wantAll := wantReq + 1 + accepted
+	var got row
+	for deadline := time.Now().Add(5 * time.Second); got.Requests != wantAll && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_, body, err := call(t, ctx, "GET", a.URL+"/admin/v1/usage?group_by=key", admin, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct{ Data []row }
+		json.Unmarshal(body, &v)
+		for _, r := range v.Data {
+			if r.KeyID == created.ID {
+				got = r
+			}
+		}
+	}
+	if got.Requests != wantAll {
+		t.Errorf("usage after B stopped: %d requests, want %d with B's refusal", got.Requests, wantAll)
+	}
 }

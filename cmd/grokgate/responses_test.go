@@ -111,9 +111,13 @@ func TestE2EResponsesOwnershipAcrossReplicas(t *testing.T) {
 		t.Fatalf("GET after DELETE on the first replica: %d", s)
 	}
 
-	// The ledger: the stream's record holds xAI's usage to the token.
+	// The ledger: the stream's record holds xAI's usage to the token. The
+	// refused GET after DELETE reaches it when A stops (or the minute ends).
+	if err := a.stop(t); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 5e9, "the owner's records in the ledger", func() bool {
-		_, body, _ := call(t, ctx, "GET", a.URL+"/admin/v1/usage?group_by=key", admin, "")
+		_, body, _ := call(t, ctx, "GET", b.URL+"/admin/v1/usage?group_by=key", admin, "")
 		var u struct {
 			Data []struct {
 				KeyName  string `json:"key_name"`

@@ -172,6 +172,9 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		DefaultLimits:        cfg.limits.defaults,
 		LimitOnError:         gateway.LimitPolicy(cfg.limits.onError),
 	}, cache, upstream)
+	// Runs before flushUsage (closers run last first), after the drain:
+	// the refusals counted this minute reach the ledger.
+	in.onClose(gw.FlushRefusals)
 	// The admin API sits beside the gateway's API on its mux.
 	admin.Register(gw, store, time.Now)
 	in.handler = gw.Handler()
