@@ -105,6 +105,7 @@ func newHarnessUpstream(t *testing.T, baseURL string, rt http.RoundTripper, conf
 	h.srv = NewServer(log, cfg,
 		cache, xai.NewClient(baseURL, "sim-key", rt, xai.Retry{MaxAttempts: 1}, log, time.Now))
 	h.gw = httptest.NewServer(h.srv)
+	t.Cleanup(h.srv.FlushRefusals) // as serve does at shutdown: no timer outlives the test
 	t.Cleanup(h.gw.Close)
 	return h
 }

@@ -13,16 +13,32 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/internal/redistest"
 	"github.com/grokgate/grokgate/ratelimit"
+	"github.com/grokgate/grokgate/redis"
 )
 
 // TestOverRPMRefusedBeforeBody: a key over its requests-per-minute limit is
 // refused on the routes that admit after parsing (chat, vision, Responses)
 // before its body is read: the 429 comes at once, for a body announced
-// and never sent.
+// and never sent. With either limiter.
 func TestOverRPMRefusedBeforeBody(t *testing.T) {
+	t.Run("in-process", func(t *testing.T) {
+		testOverRPMRefusedBeforeBody(t, ratelimit.New(time.Now, time.Minute))
+	})
+	t.Run("redis", func(t *testing.T) {
+		l, err := redis.New(redistest.URL(t), redis.Options{Prefix: redistest.Prefix(), Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		testOverRPMRefusedBeforeBody(t, l)
+	})
+}
+
+func testOverRPMRefusedBeforeBody(t *testing.T, l Limiter) {
 	h := newHarnessConfig(t, func(c *Config) {
-		c.Limiter = ratelimit.New(time.Now, time.Minute)
+		c.Limiter = l
 		c.BodyReadTimeout = 10 * time.Second
 	})
 	ctx := context.Background()

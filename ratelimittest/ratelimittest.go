@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) Env) {
 		{"Budget", testBudget},
 		{"KeysIndependent", testKeysIndependent},
 		{"Unlimited", testUnlimited},
+		{"Check", testCheck},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -79,6 +80,14 @@ func settle(t *testing.T, l Limiter, a grokgate.Admission, s grokgate.Settlement
 	if err := l.Settle(context.Background(), a, s); err != nil {
 		t.Fatalf("Settle: %v", err)
 	}
+}
+
+// spend admits a request of key and settles it at cost.
+func spend(t *testing.T, l Limiter, key string, lim grokgate.Limits, cost int64) {
+	t.Helper()
+	a := ask(key, lim, 0, false)
+	admit(t, l, a)
+	settle(t, l, a, grokgate.Settlement{CostTicks: cost})
 }
 
 // limiters returns L and, when the limiter is shared, a replica, so
@@ -296,9 +305,7 @@ func testSlotExpiry(t *testing.T, e Env) {
 
 func testBudget(t *testing.T, e Env) {
 	lim := grokgate.Limits{BudgetTicksPerDay: 1000}
-	a := ask("k", lim, 0, false)
-	admit(t, e.L, a)
-	settle(t, e.L, a, grokgate.Settlement{CostTicks: 600})
+	spend(t, e.L, "k", lim, 600)
 	b := ask("k", lim, 0, false)
 	if v := admit(t, e.L, b); !v.Allowed {
 		t.Fatalf("600 of 1000 spent, refused: %+v", v)
@@ -314,9 +321,7 @@ func testBudget(t *testing.T, e Env) {
 		t.Fatalf("next day: %+v", v)
 	}
 	month := grokgate.Limits{BudgetTicksPerMonth: 100}
-	m := ask("m", month, 0, false)
-	admit(t, e.L, m)
-	settle(t, e.L, m, grokgate.Settlement{CostTicks: 100})
+	spend(t, e.L, "m", month, 100)
 	if v := admit(t, e.L, ask("m", month, 0, false)); v.Allowed || v.Refused != grokgate.LimitBudget || v.RetryAfter > 31*24*time.Hour {
 		t.Fatalf("monthly budget spent: %+v", v)
 	}
@@ -333,5 +338,53 @@ func testUnlimited(t *testing.T, e Env) {
 	vs, _ := burst(t, e, 200, func() grokgate.Admission { return ask("k", grokgate.Limits{}, 1e6, true) })
 	if allowed, refused := count(vs); allowed != 200 {
 		t.Fatalf("no limits, yet refused %v", refused)
+	}
+}
+
+// checker is a Limiter that can tell, taking nothing, whether a request
+// would be refused by its requests-per-minute limit or a budget.
+type checker interface {
+	Check(ctx context.Context, a grokgate.Admission) (grokgate.Verdict, error)
+}
+
+func check(t *testing.T, l Limiter, a grokgate.Admission) grokgate.Verdict {
+	t.Helper()
+	c, ok := l.(checker)
+	if !ok {
+		t.Fatalf("%T has no Check", l)
+	}
+	v, err := c.Check(context.Background(), a)
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	return v
+}
+
+// testCheck: Check refuses what Admit would for requests per minute and
+// budgets, takes nothing, and leaves tokens and streams to Admit.
+func testCheck(t *testing.T, e Env) {
+	lim := grokgate.Limits{RPM: 2, TPM: 10, MaxStreams: 1}
+	for range 5 {
+		if v := check(t, e.L, ask("k", lim, 1000, true)); !v.Allowed {
+			t.Fatalf("nothing taken yet, and tokens and streams are not Check's: %+v", v)
+		}
+	}
+	for i := range 2 {
+		if v := admit(t, e.L, ask("k", lim, 1, false)); !v.Allowed {
+			t.Fatalf("admission %d after checks: %+v; Check took something", i+1, v)
+		}
+	}
+	v := check(t, e.L, ask("k", lim, 0, false))
+	if v.Allowed || v.Refused != grokgate.LimitRequests || v.RetryAfter <= 0 || v.RetryAfter > e.Window {
+		t.Fatalf("over the requests limit: %+v; want refused for requests", v)
+	}
+	e.Advance(e.Window + time.Second)
+	if v := check(t, e.L, ask("k", lim, 0, false)); !v.Allowed {
+		t.Fatalf("a window later: %+v", v)
+	}
+	budget := grokgate.Limits{BudgetTicksPerDay: 100}
+	spend(t, e.L, "b", budget, 100)
+	if v := check(t, e.L, ask("b", budget, 0, false)); v.Allowed || v.Refused != grokgate.LimitBudget || v.RetryAfter <= 0 {
+		t.Fatalf("budget spent: %+v; want refused for budget", v)
 	}
 }

@@ -136,6 +136,21 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 
 // Admit decides one request in one atomic script.
 func (l *Limiter) Admit(ctx context.Context, a grokgate.Admission) (grokgate.Verdict, error) {
+	return l.decide(ctx, a, false)
+}
+
+// Check reports whether a request of a.Key would be refused by its
+// requests-per-minute limit or a budget, taking nothing: the gateway asks
+// before it reads a body, so a key over its limits costs no body read.
+// Tokens and streams depend on the body and are left to Admit.
+func (l *Limiter) Check(ctx context.Context, a grokgate.Admission) (grokgate.Verdict, error) {
+	a.Tokens, a.Stream = 0, false
+	a.Limits.TPM, a.Limits.MaxStreams = 0, 0
+	return l.decide(ctx, a, true)
+}
+
+// decide runs the admission script; check makes it take nothing.
+func (l *Limiter) decide(ctx context.Context, a grokgate.Admission, check bool) (grokgate.Verdict, error) {
 	reqs, toks, slots, budget := l.keys(a.Key)
 	lim := a.Limits
 	need := ratelimit.Reservation(a.Tokens, lim.TPM)
@@ -147,7 +162,7 @@ func (l *Limiter) Admit(ctx context.Context, a grokgate.Admission) (grokgate.Ver
 	defer cancel()
 	res, err := l.admit.Run(ctx, l.rdb, []string{reqs, toks, slots, budget},
 		a.ID, ms(l.opt.Window), lim.RPM, lim.TPM, need, stream, lim.MaxStreams,
-		lim.BudgetTicksPerDay, lim.BudgetTicksPerMonth, ms(l.opt.SlotTTL), l.offset()).Slice()
+		lim.BudgetTicksPerDay, lim.BudgetTicksPerMonth, ms(l.opt.SlotTTL), check, l.offset()).Slice()
 	if err != nil {
 		return grokgate.Verdict{}, fmt.Errorf("redis limiter: %w", err)
 	}

@@ -36,14 +36,15 @@ end
 `
 
 // admitScript: KEYS reqs, toks, slots, budget; ARGV id, window_ms, rpm, tpm,
-// need, stream, max_streams, budget_day, budget_month, slot_ttl_ms,
-// offset_ms. Returns {refused kind or "", retry_ms, requests in window,
+// need, stream, max_streams, budget_day, budget_month, slot_ttl_ms, check,
+// offset_ms. With check "1" it decides and takes nothing (Check). Returns {refused kind or "", retry_ms, requests in window,
 // tokens in window, requests reset ms, tokens reset ms, now ms}.
 const admitScript = luaClock + `
 local id = ARGV[1]
 local window, rpm, tpm, need = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local stream, maxs = ARGV[6] == '1', tonumber(ARGV[7])
 local dlim, mlim, ttl = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local check = ARGV[11] == '1'
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
@@ -69,7 +70,7 @@ elseif dlim > 0 or mlim > 0 then
   local d, m = spent(KEYS[4])
   if dlim > 0 and d >= dlim then kind = 'budget_day' elseif mlim > 0 and m >= mlim then kind = 'budget_month' end
 end
-if kind == '' then
+if kind == '' and not check then
   if rpm > 0 then
     redis.call('ZADD', KEYS[1], now, id)
     redis.call('PEXPIRE', KEYS[1], window)
