@@ -282,13 +282,28 @@ func (o *sseOut) beat() {
 
 // start commits the SSE response headers; mu is held.
 func (o *sseOut) start() {
-	h := o.w.Header()
+	setEventStreamHeaders(o.w.Header())
+	o.w.WriteHeader(http.StatusOK)
+	o.started = true
+}
+
+// setEventStreamHeaders sets the headers every SSE answer carries, relayed
+// or emulated.
+func setEventStreamHeaders(h http.Header) {
 	h["Content-Type"] = eventStreamType
 	h["Cache-Control"] = noCache
 	// Tells nginx-style proxies in front of grokgate not to buffer the stream.
 	h["X-Accel-Buffering"] = noBuffering
-	o.w.WriteHeader(http.StatusOK)
-	o.started = true
+}
+
+// writeEmulated sends a whole emulated stream (events built from a complete
+// answer) and notes the request complete once it is flushed.
+func writeEmulated(w http.ResponseWriter, m *meter, events []byte) {
+	setEventStreamHeaders(w.Header())
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(events); err == nil && http.NewResponseController(w).Flush() == nil {
+		m.complete()
+	}
 }
 
 // fail ends a begun stream with the dialect's error event.

@@ -16,14 +16,7 @@ func (s *Server) emulateResponseStream(w http.ResponseWriter, r *http.Request, a
 		s.fail(w, r, badUpstream("a response object"), err)
 		return
 	}
-	h := w.Header()
-	h["Content-Type"] = eventStreamType
-	h["Cache-Control"] = noCache
-	h["X-Accel-Buffering"] = noBuffering
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(events); err == nil && http.NewResponseController(w).Flush() == nil {
-		meterFrom(r.Context()).complete()
-	}
+	writeEmulated(w, meterFrom(r.Context()), events)
 }
 
 // responseIn is the part of a response object the emulated stream reads.

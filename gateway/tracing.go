@@ -144,12 +144,13 @@ func (c clientSpan) end(e *spanEnd, err error) {
 
 // reported returns the usage xAI reported for the request, if it did.
 func (m *meter) reported() (model, id string, u usage.Usage, ok bool) {
-	switch {
-	case m == nil:
-	case m.d.result().haveUsage:
-		res := m.d.result()
+	if m == nil {
+		return "", "", u, false
+	}
+	if res := m.d.result(); res.haveUsage {
 		return res.model, res.id, res.usage, true
-	case m.hasBodyUsage:
+	}
+	if m.hasBodyUsage {
 		return m.model, m.id, m.bodyUsage, true
 	}
 	return "", "", u, false

@@ -149,7 +149,7 @@ func (m *meter) response(body []byte) {
 	m.id, m.model, status, m.bodyUsage, m.bodyTools, m.hasBodyUsage = usage.ParseResponse(body)
 	m.bodyFailed = status == "failed"
 	if !m.hasBodyUsage {
-		m.bodyContent, m.bodyReason = usage.ResponseGeneratedBytes(body)
+		m.bodyContent = usage.ResponseGeneratedBytes(body)
 	}
 }
 

@@ -114,14 +114,7 @@ func (s *Server) emulateStream(ctx context.Context, w http.ResponseWriter, r *ht
 		s.fail(w, r, badUpstream("a chat completion"), err)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(events); err == nil && http.NewResponseController(w).Flush() == nil {
-		m.complete()
-	}
+	writeEmulated(w, m, events)
 }
 
 var errNoChoices = errors.New("completion has no choices")

@@ -215,7 +215,8 @@ func ParseResponse(body []byte) (id, model, status string, u Usage, tools grokga
 }
 
 // ResponseGeneratedBytes counts the generated text of a response object
-// without usage, for the estimate.
-func ResponseGeneratedBytes(body []byte) (content, reasoning int64) {
-	return stringBytes(body, `"text"`) + stringBytes(body, `"arguments"`), 0
+// without usage (its texts, reasoning summaries included, and function
+// arguments), for the estimate.
+func ResponseGeneratedBytes(body []byte) int64 {
+	return stringBytes(body, `"text"`) + stringBytes(body, `"arguments"`)
 }
