@@ -288,6 +288,14 @@ func TestRelayEveryByteSplit(t *testing.T) {
 		"data: {\"id\":\"a\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\n\\n\"}}]}\r\n\r\n" +
 		"data: {\"id\":\"a\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n" +
 		"data: [DONE]\n\n"
+	relaySplitAtEveryByte(t, stream, "/api/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`)
+}
+
+// relaySplitAtEveryByte has an upstream send stream in two writes split at
+// every byte, and checks that each request of body to path gets it back
+// byte for byte.
+func relaySplitAtEveryByte(t *testing.T, stream, path, body string) {
+	t.Helper()
 	split := make(chan int, 1)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		i := <-split
@@ -301,7 +309,7 @@ func TestRelayEveryByteSplit(t *testing.T) {
 	g := startGW(t, map[string]string{"XAI_API_KEY": "xai-test", "XAI_BASE_URL": upstream.URL})
 	for i := 1; i < len(stream); i++ {
 		split <- i
-		resp := g.post(t, "/api/v1/chat/completions", g.AdminKey, `{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`)
+		resp := g.post(t, path, g.AdminKey, body)
 		got, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil || string(got) != stream {

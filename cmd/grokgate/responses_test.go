@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -27,26 +25,7 @@ const responsesStream = "event: response.created\ndata: {\"type\":\"response.cre
 // writes split at every byte reaches the client byte for byte, event:
 // lines included, with no [DONE] added.
 func TestResponsesRelayEveryByteSplit(t *testing.T) {
-	split := make(chan int, 1)
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		i := <-split
-		w.Header().Set("Content-Type", "text/event-stream")
-		rc := http.NewResponseController(w)
-		io.WriteString(w, responsesStream[:i])
-		rc.Flush()
-		io.WriteString(w, responsesStream[i:])
-	}))
-	defer upstream.Close()
-	g := startGW(t, map[string]string{"XAI_API_KEY": "xai-test", "XAI_BASE_URL": upstream.URL})
-	for i := 1; i < len(responsesStream); i++ {
-		split <- i
-		resp := g.post(t, "/v1/responses", g.AdminKey, `{"model":"grok-4.3","stream":true,"input":"x"}`)
-		got, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || string(got) != responsesStream {
-			t.Fatalf("split at %d: got %q (err %v)", i, got, err)
-		}
-	}
+	relaySplitAtEveryByte(t, responsesStream, "/v1/responses", `{"model":"grok-4.3","stream":true,"input":"x"}`)
 }
 
 // TestE2EResponsesOwnershipAcrossReplicas runs two gateways on one
