@@ -117,6 +117,7 @@ type Admission struct {
 	ID     string // request id: names the request's reservation and stream slot
 	Limits Limits // effective limits; 0 is unlimited
 	Tokens int64  // the request's worst case, reserved against TPM until settled
+	Cost   int64  // the request's worst-case cost in ticks, reserved against the budgets until settled
 	Stream bool   // the request takes a stream slot until settled
 }
 
