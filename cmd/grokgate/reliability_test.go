@@ -96,20 +96,51 @@ type proc struct {
 	url  string
 	key  string
 	db   string
+	log  *syncBuffer // the process's stderr (the JSON log)
 	done chan error
+}
+
+// procOpts says how to start a grokgate process.
+type procOpts struct {
+	// DB is the store: a SQLite path or a PostgreSQL URL; empty is a new
+	// SQLite file in a temporary directory.
+	DB string
+	// Env is added to the process's environment (KEY=value).
+	Env []string
+	// Args follow "serve --addr 127.0.0.1:0 --db DB".
+	Args []string
+	// NoWait returns as soon as the process has started, without waiting
+	// for its listening line (for tests of a start-up that cannot finish).
+	NoWait bool
 }
 
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	db := filepath.Join(t.TempDir(), "p.db")
-	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, args...)...)
-	cmd.Env = append(os.Environ(), "GROKGATE_TEST_AS_MAIN=1", "XAI_API_KEY=", "GROKGATE_LOG_FORMAT=json")
+	return startProcWith(t, procOpts{Args: args})
+}
+
+// startProcWith starts grokgate as a real process, so tests can signal,
+// kill and restart it. It is killed when the test ends.
+func startProcWith(t *testing.T, o procOpts) *proc {
+	t.Helper()
+	db := o.DB
+	if db == "" {
+		db = filepath.Join(t.TempDir(), "p.db")
+	}
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, o.Args...)...)
+	cmd.Env = append(append(os.Environ(), "GROKGATE_TEST_AS_MAIN=1", "XAI_API_KEY=", "GROKGATE_LOG_FORMAT=json"), o.Env...)
 	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = io.Discard
+	p := &proc{cmd: cmd, db: db, log: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, db: db, done: make(chan error, 1)}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	if o.NoWait {
+		go io.Copy(io.Discard, stdout)
+		go func() { p.done <- cmd.Wait() }()
+		return p
+	}
 	sc := bufio.NewScanner(stdout)
 	var out strings.Builder
 	for sc.Scan() {
@@ -122,9 +153,8 @@ func startProc(t *testing.T, args ...string) *proc {
 	go io.Copy(io.Discard, stdout)
 	go func() { p.done <- cmd.Wait() }()
 	if p.url == "" {
-		t.Fatalf("process did not start:\n%s", out.String())
+		t.Fatalf("process did not start:\n%s\n%s", out.String(), p.log.String())
 	}
-	t.Cleanup(func() { cmd.Process.Kill() })
 	return p
 }
 
