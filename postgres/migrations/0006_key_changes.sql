@@ -1,0 +1,7 @@
+-- Every key change is numbered (meta's keys_generation, bumped in the
+-- change's transaction) and the key keeps the number of its last change,
+-- so replicas read only the keys changed since their last poll instead of
+-- the whole table. Keys from before keep 0: a replica's first read takes
+-- every key anyway.
+ALTER TABLE keys ADD COLUMN seq bigint NOT NULL DEFAULT 0;
+CREATE INDEX keys_seq ON keys (seq);
