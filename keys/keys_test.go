@@ -8,7 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/grokgate/grokgate"
