@@ -44,24 +44,56 @@ func ParseConfig(dsn string) (*pgxpool.Config, error) { return pgxpool.ParseConf
 // Tables live in the first schema of the connection's search_path (the dsn
 // may set it, such as ?search_path=grokgate).
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	return OpenWith(ctx, dsn, Options{})
+}
+
+// Options tunes OpenWith.
+type Options struct {
+	// Timeout bounds each connection's set-up (unless the dsn sets
+	// connect_timeout) and the first round trip, so a database that
+	// refuses or does not answer fails the open at once rather than
+	// when ctx ends; migrations still run under ctx alone, since a large
+	// table may take a while. 0 leaves both to ctx.
+	Timeout time.Duration
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dsn string, o Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the DSN, password included: keep it out.
 		return nil, errors.New("postgres: the connection string is not valid")
 	}
-	return OpenConfig(ctx, cfg)
+	if o.Timeout > 0 && cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = o.Timeout
+	}
+	return openConfig(ctx, cfg, o)
 }
 
 // OpenConfig is Open with a parsed configuration.
 func OpenConfig(ctx context.Context, cfg *pgxpool.Config) (*DB, error) {
+	return openConfig(ctx, cfg, Options{})
+}
+
+func openConfig(ctx context.Context, cfg *pgxpool.Config, o Options) (*DB, error) {
+	where := fmt.Sprintf("postgres %s@%s/%s", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Database)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	s := &DB{pool: pool}
+	if o.Timeout > 0 {
+		pctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		err := pool.Ping(pctx)
+		cancel()
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("%s did not answer within %s: %w", where, o.Timeout, err)
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres %s@%s/%s: %w", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	return s, nil
 }
