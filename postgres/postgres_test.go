@@ -19,7 +19,7 @@ import (
 	"github.com/grokgate/grokgate/storetest"
 )
 
-func open(t *testing.T, dsn string) *postgres.DB {
+func open(t testing.TB, dsn string) *postgres.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -5,3 +5,6 @@
 -- every key anyway.
 ALTER TABLE keys ADD COLUMN seq bigint NOT NULL DEFAULT 0;
 CREATE INDEX keys_seq ON keys (seq);
+-- Statistics for the new column now, so polls use the index at once rather
+-- than after autovacuum's next pass.
+ANALYZE keys;
