@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -339,4 +340,14 @@ func TestRevocationAt100kKeys(t *testing.T) {
 		time.Sleep(25 * time.Millisecond)
 	}
 	t.Logf("revocation reached B in %v with 100,000 keys", time.Since(revoked).Round(time.Millisecond))
+}
+
+// TestStoreSettingsChecked: the store timeout and the keys' staleness must
+// be positive, reported with the other problems before anything starts.
+func TestStoreSettingsChecked(t *testing.T) {
+	env := map[string]string{"GROKGATE_STORE_TIMEOUT": "0s", "GROKGATE_KEYS_MAX_STALENESS": "-1m"}
+	err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "GROKGATE_STORE_TIMEOUT") || !strings.Contains(err.Error(), "GROKGATE_KEYS_MAX_STALENESS") {
+		t.Fatalf("serve with a zero store timeout and a negative staleness: %v", err)
+	}
 }
