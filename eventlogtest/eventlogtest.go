@@ -640,21 +640,27 @@ func testStreamBound(t *testing.T, open func(*testing.T, Bounds) Env) {
 
 func testTotalBound(t *testing.T, open func(*testing.T, Bounds) Env) {
 	e := open(t, Bounds{MaxBytes: 1000})
-	a, b := create(t, e.L), create(t, e.L)
+	// The bound is shared: the second stream and every other event go
+	// through the replica when there is one.
+	r := readerOf(e)
+	a, b := create(t, e.L), create(t, r)
 	ev := bytes.Repeat([]byte{'x'}, 100)
 	for i := range 10 {
-		id := a
+		id, l := a, e.L
 		if i%2 == 1 {
-			id = b
+			id, l = b, r
 		}
-		if _, err := e.L.Append(bg, id, ev); err != nil {
+		if _, err := l.Append(bg, id, ev); err != nil {
 			t.Fatalf("Append %d: %v", i+1, err)
 		}
 	}
 	if _, err := e.L.Append(bg, a, []byte{'y'}); !errors.Is(err, grokgate.ErrStreamLogFull) {
 		t.Fatalf("Append past the total bound: %v, want ErrStreamLogFull", err)
 	}
-	if err := e.L.Create(bg, NewID(), meta()); !errors.Is(err, grokgate.ErrStreamLogFull) {
+	if _, err := r.Append(bg, b, []byte{'y'}); !errors.Is(err, grokgate.ErrStreamLogFull) {
+		t.Fatalf("Append past the total bound on the other replica: %v, want ErrStreamLogFull", err)
+	}
+	if err := r.Create(bg, NewID(), meta()); !errors.Is(err, grokgate.ErrStreamLogFull) {
 		t.Fatalf("Create with the total bytes held: %v, want ErrStreamLogFull", err)
 	}
 	// Empty events take no room.
@@ -686,8 +692,9 @@ func testTotalBound(t *testing.T, open func(*testing.T, Bounds) Env) {
 
 func testStreamsBound(t *testing.T, open func(*testing.T, Bounds) Env) {
 	e := open(t, Bounds{MaxStreams: 3})
-	ids := []string{create(t, e.L), create(t, e.L), create(t, e.L)}
-	if err := e.L.Create(bg, NewID(), meta()); !errors.Is(err, grokgate.ErrStreamLogFull) {
+	r := readerOf(e)
+	ids := []string{create(t, e.L), create(t, r), create(t, e.L)}
+	if err := r.Create(bg, NewID(), meta()); !errors.Is(err, grokgate.ErrStreamLogFull) {
 		t.Fatalf("a 4th stream under a bound of 3: %v, want ErrStreamLogFull", err)
 	}
 	// Finished streams count until their retention ends.
