@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,7 +59,7 @@ type StreamLog struct {
 	opt        StreamLogOptions
 	waiting    chan struct{} // a slot per read waiting in Redis
 	ops        atomic.Int64
-	waiters    sync.WaitGroup // XREADs whose reader may have left
+	idle       chan *waitConn // connections for waiting reads, not in use
 
 	create, append, renew, finish, cancel, read *goredis.Script
 }
@@ -102,8 +101,12 @@ func NewStreamLog(url string, opt StreamLogOptions) (*StreamLog, error) {
 	// Waiting reads get their own pool, so they never hold the connections
 	// the runners append on.
 	bo.PoolSize = opt.MaxWaiting
+	// A waiting read's deadline is its wait plus Timeout, not go-redis's
+	// wait plus 10 s, so a Redis that hangs costs a reader little more than
+	// its wait.
+	bo.ContextTimeoutEnabled = true
 	s := &StreamLog{rdb: goredis.NewClient(ro), block: goredis.NewClient(&bo), opt: opt,
-		waiting: make(chan struct{}, opt.MaxWaiting),
+		waiting: make(chan struct{}, opt.MaxWaiting), idle: make(chan *waitConn, opt.MaxWaiting),
 		create:  goredis.NewScript(slCreate), append: goredis.NewScript(slAppend), renew: goredis.NewScript(slRenew),
 		finish: goredis.NewScript(slFinish), cancel: goredis.NewScript(slCancel), read: goredis.NewScript(slRead)}
 	s.rdb.AddHook(counter{&s.ops})
@@ -113,9 +116,16 @@ func NewStreamLog(url string, opt StreamLogOptions) (*StreamLog, error) {
 
 // Close closes the connections, which ends the reads waiting in Redis.
 func (s *StreamLog) Close() error {
-	err := errors.Join(s.rdb.Close(), s.block.Close())
-	s.waiters.Wait()
-	return err
+	for {
+		select {
+		case w := <-s.idle:
+			w.c.Close()
+			continue
+		default:
+		}
+		break
+	}
+	return errors.Join(s.rdb.Close(), s.block.Close())
 }
 
 // RoundTrips returns how many commands and pipelines this log has sent to
@@ -293,8 +303,7 @@ func parseState(v []any) (grokgate.StreamState, error) {
 // Read returns up to max events (all when max < 1) with Seq > after. When
 // there are none and the stream has not ended, it waits up to wait for one
 // in XREAD BLOCK, returning early on a new event or Finish; if ctx ends
-// first it returns ctx's error at once (the blocked command finishes its
-// wait on its connection). It records the read (ReadSeen = now) and returns
+// first it returns ctx's error. It records the read (ReadSeen = now) and returns
 // the state as of its last look.
 func (s *StreamLog) Read(ctx context.Context, id string, after int64, max int, wait time.Duration) ([]grokgate.StreamEvent, grokgate.StreamState, error) {
 	after = max64(after, 0)
@@ -336,44 +345,73 @@ func (s *StreamLog) Read(ctx context.Context, id string, after int64, max int, w
 
 // await blocks in Redis until the stream has an entry after last (the event
 // after it, or Finish's marker "<last>-2"; XREAD starts after "<last>-1",
-// which also skips Create's 0-1) or left has passed. It returns ctx's error if ctx ends
-// first, and nil otherwise: the caller looks again either way.
+// which also skips Create's 0-1) or left has passed. It returns ctx's error
+// if ctx ends first, and nil otherwise: the caller looks again either way.
+//
+// It waits on a connection whose client id it knows, so a reader that
+// leaves (ctx ends) is unblocked at once with CLIENT UNBLOCK and gives its
+// slot back, rather than holding it for the rest of its wait.
 func (s *StreamLog) await(ctx context.Context, stream string, last int64, left time.Duration) error {
 	timer := time.NewTimer(left)
-	defer timer.Stop()
 	select {
 	case s.waiting <- struct{}{}:
+		timer.Stop()
 	case <-timer.C:
 		return nil
 	case <-ctx.Done():
+		timer.Stop()
 		return ctx.Err()
 	}
-	done := make(chan error, 1)
-	s.waiters.Add(1)
-	go func() {
-		defer s.waiters.Done()
-		defer func() { <-s.waiting }()
-		// The command's own context: a reader that leaves must not cut the
-		// connection mid-reply; it stops waiting for it instead.
-		err := s.block.XRead(context.WithoutCancel(ctx), &goredis.XReadArgs{
-			Streams: []string{stream, strconv.FormatInt(last, 10) + "-1"},
-			Count:   1,
-			Block:   max(left.Truncate(time.Millisecond), time.Millisecond),
-		}).Err()
-		if errors.Is(err, goredis.Nil) {
-			err = nil
+	defer func() { <-s.waiting }()
+	w, err := s.waitConn(ctx)
+	if err != nil {
+		return s.fail("wait", err)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		uctx, cancel := context.WithTimeout(context.Background(), s.opt.Timeout)
+		defer cancel()
+		s.rdb.ClientUnblock(uctx, w.id)
+	})
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), left+s.opt.Timeout)
+	err = w.c.XRead(bctx, &goredis.XReadArgs{
+		Streams: []string{stream, strconv.FormatInt(last, 10) + "-1"},
+		Count:   1,
+		Block:   max(left.Truncate(time.Millisecond), time.Millisecond),
+	}).Err()
+	cancel()
+	stop() // an UNBLOCK already sent may end the next wait on w early: a spurious look, no harm
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		w.c.Close()
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		done <- err
-	}()
+		return s.fail("wait", err)
+	}
+	s.idle <- w
+	return ctx.Err()
+}
+
+// waitConn is a connection for blocking reads with its client id.
+type waitConn struct {
+	c  *goredis.Conn
+	id int64
+}
+
+// waitConn takes an idle waiting connection or opens one; a slot of
+// s.waiting is held, so there are never more than MaxWaiting.
+func (s *StreamLog) waitConn(ctx context.Context) (*waitConn, error) {
 	select {
-	case err := <-done:
-		if err != nil {
-			return s.fail("wait", err)
-		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	case w := <-s.idle:
+		return w, nil
+	default:
 	}
+	c := s.block.Conn()
+	id, err := c.ClientID(ctx).Result()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &waitConn{c, id}, nil
 }
 
 func max64(a, b int64) int64 {
