@@ -107,7 +107,7 @@ func NewStreamLog(url string, opt StreamLogOptions) (*StreamLog, error) {
 	bo.ContextTimeoutEnabled = true
 	s := &StreamLog{rdb: goredis.NewClient(ro), block: goredis.NewClient(&bo), opt: opt,
 		waiting: make(chan struct{}, opt.MaxWaiting), idle: make(chan *waitConn, opt.MaxWaiting),
-		create:  goredis.NewScript(slCreate), append: goredis.NewScript(slAppend), renew: goredis.NewScript(slRenew),
+		create: goredis.NewScript(slCreate), append: goredis.NewScript(slAppend), renew: goredis.NewScript(slRenew),
 		finish: goredis.NewScript(slFinish), cancel: goredis.NewScript(slCancel), read: goredis.NewScript(slRead)}
 	s.rdb.AddHook(counter{&s.ops})
 	s.block.AddHook(counter{&s.ops})
@@ -367,10 +367,24 @@ func (s *StreamLog) await(ctx context.Context, stream string, last int64, left t
 	if err != nil {
 		return s.fail("wait", err)
 	}
+	// The reader may leave before XREAD reaches Redis, when UNBLOCK has
+	// nothing to unblock yet: it is sent again until one takes or XREAD ends.
+	finished, unblocked := make(chan struct{}), make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		uctx, cancel := context.WithTimeout(context.Background(), s.opt.Timeout)
-		defer cancel()
-		s.rdb.ClientUnblock(uctx, w.id)
+		defer close(unblocked)
+		for {
+			uctx, cancel := context.WithTimeout(context.Background(), s.opt.Timeout)
+			n, err := s.rdb.ClientUnblock(uctx, w.id).Result()
+			cancel()
+			if err != nil || n == 1 {
+				return
+			}
+			select {
+			case <-finished:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
 	})
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), left+s.opt.Timeout)
 	err = w.c.XRead(bctx, &goredis.XReadArgs{
@@ -379,7 +393,10 @@ func (s *StreamLog) await(ctx context.Context, stream string, last int64, left t
 		Block:   max(left.Truncate(time.Millisecond), time.Millisecond),
 	}).Err()
 	cancel()
-	stop() // an UNBLOCK already sent may end the next wait on w early: a spurious look, no harm
+	close(finished)
+	if !stop() {
+		<-unblocked // no UNBLOCK may reach w's next wait
+	}
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		w.c.Close()
 		if ctx.Err() != nil {
