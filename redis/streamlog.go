@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -41,8 +42,8 @@ type StreamLogOptions struct {
 // numbers ("<seq>-0"), its state in a hash beside it, both expiring with
 // PEXPIREAT on Redis's clock. Every call but a waiting Read is one round trip
 // (a Lua script, or one command); a Read that waits blocks in XREAD on a
-// connection of its own pool, and Finish adds an entry ("<last>-2") only to
-// wake those reads.
+// connection of its own pool and answers with what woke it (two round
+// trips), and Finish adds an entry ("<last>-2") only to wake those reads.
 //
 // The bounds are kept in Redis for all replicas together: a counter of the
 // event bytes held, each stream's share of it in a hash, and a sorted set of
@@ -303,8 +304,8 @@ func parseState(v []any) (grokgate.StreamState, error) {
 // Read returns up to max events (all when max < 1) with Seq > after. When
 // there are none and the stream has not ended, it waits up to wait for one
 // in XREAD BLOCK, returning early on a new event or Finish; if ctx ends
-// first it returns ctx's error. It records the read (ReadSeen = now) and returns
-// the state as of its last look.
+// first it returns ctx's error. It records the read (ReadSeen = now) and
+// returns the state as of its look, brought up to date by what woke it.
 func (s *StreamLog) Read(ctx context.Context, id string, after int64, max int, wait time.Duration) ([]grokgate.StreamEvent, grokgate.StreamState, error) {
 	after = max64(after, 0)
 	max = max0(max)
@@ -336,36 +337,80 @@ func (s *StreamLog) Read(ctx context.Context, id string, after int64, max int, w
 			}
 			return evs, st, nil
 		}
-		if err := s.await(ctx, keys[1], st.Last, left); err != nil {
+		msgs, err := s.await(ctx, keys[1], st.Last, left, max)
+		if err != nil {
 			return nil, grokgate.StreamState{}, err
+		}
+		// What woke the read is its answer, without another look.
+		if evs, st := woken(msgs, st, after, max); len(evs) > 0 || st.Ended {
+			return evs, st, nil
 		}
 		wait = time.Until(deadline)
 	}
 }
 
+// woken turns the entries a waiting read was woken by into its answer: the
+// events after seq after (up to max), and the state of the read's look with
+// Last, Ended and Status brought up to date (RunnerSeen and Cancelled are
+// as the look found them, at most the wait before).
+func woken(msgs []goredis.XMessage, st grokgate.StreamState, after int64, max int) ([]grokgate.StreamEvent, grokgate.StreamState) {
+	var evs []grokgate.StreamEvent
+	for _, m := range msgs {
+		seq, kind, ok := entryID(m.ID)
+		switch {
+		case !ok:
+			return evs, st
+		case kind == 0 && seq == st.Last+1:
+			st.Last = seq
+			if seq > after && (max == 0 || len(evs) < max) {
+				d, _ := m.Values["d"].(string)
+				evs = append(evs, grokgate.StreamEvent{Seq: seq, Data: []byte(d)})
+			}
+		case kind == 2 && seq == st.Last:
+			f, _ := m.Values["f"].(string)
+			st.Ended, st.Status = true, f
+		default:
+			return evs, st
+		}
+	}
+	return evs, st
+}
+
+// entryID splits a stream entry id "<seq>-<kind>".
+func entryID(id string) (seq, kind int64, ok bool) {
+	i := strings.IndexByte(id, '-')
+	if i < 0 {
+		return 0, 0, false
+	}
+	seq, err1 := strconv.ParseInt(id[:i], 10, 64)
+	kind, err2 := strconv.ParseInt(id[i+1:], 10, 64)
+	return seq, kind, err1 == nil && err2 == nil
+}
+
 // await blocks in Redis until the stream has an entry after last (the event
 // after it, or Finish's marker "<last>-2"; XREAD starts after "<last>-1",
-// which also skips Create's 0-1) or left has passed. It returns ctx's error
-// if ctx ends first, and nil otherwise: the caller looks again either way.
+// which also skips Create's 0-1) or left has passed, and returns the
+// entries after it (none when left passed), or ctx's error if ctx ends
+// first.
 //
 // It waits on a connection whose client id it knows, so a reader that
 // leaves (ctx ends) is unblocked at once with CLIENT UNBLOCK and gives its
 // slot back, rather than holding it for the rest of its wait.
-func (s *StreamLog) await(ctx context.Context, stream string, last int64, left time.Duration) error {
+func (s *StreamLog) await(ctx context.Context, stream string, last int64, left time.Duration, count int) ([]goredis.XMessage, error) {
 	timer := time.NewTimer(left)
 	select {
 	case s.waiting <- struct{}{}:
 		timer.Stop()
 	case <-timer.C:
-		return nil
+		return nil, nil
 	case <-ctx.Done():
 		timer.Stop()
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	defer func() { <-s.waiting }()
 	w, err := s.waitConn(ctx)
 	if err != nil {
-		return s.fail("wait", err)
+		return nil, s.fail("wait", err)
 	}
 	// The reader may leave before XREAD reaches Redis, when UNBLOCK has
 	// nothing to unblock yet: it is sent again until one takes or XREAD ends.
@@ -387,11 +432,14 @@ func (s *StreamLog) await(ctx context.Context, stream string, last int64, left t
 		}
 	})
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), left+s.opt.Timeout)
-	err = w.c.XRead(bctx, &goredis.XReadArgs{
+	if count > 0 {
+		count++ // room for Finish's marker after a full page
+	}
+	res, err := w.c.XRead(bctx, &goredis.XReadArgs{
 		Streams: []string{stream, strconv.FormatInt(last, 10) + "-1"},
-		Count:   1,
+		Count:   int64(count),
 		Block:   max(left.Truncate(time.Millisecond), time.Millisecond),
-	}).Err()
+	}).Result()
 	cancel()
 	close(finished)
 	if !stop() {
@@ -400,12 +448,18 @@ func (s *StreamLog) await(ctx context.Context, stream string, last int64, left t
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		w.c.Close()
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
-		return s.fail("wait", err)
+		return nil, s.fail("wait", err)
 	}
 	s.idle <- w
-	return ctx.Err()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if len(res) == 0 {
+		return nil, nil
+	}
+	return res[0].Messages, nil
 }
 
 // waitConn is a connection for blocking reads with its client id.
