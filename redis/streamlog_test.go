@@ -36,7 +36,8 @@ func streamLogs(tb testing.TB, url string, opt redis.StreamLogOptions) func() *r
 }
 
 func TestStreamLogConformance(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	running := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, running) })
 	url := redistest.URL(t)
 	// Redis's clock cannot be moved, so retention is short and real.
 	const retention = 2 * time.Second
@@ -100,6 +101,9 @@ func TestStreamLogRoundTrips(t *testing.T) {
 	trips(l, "Renew", 1, func() error { _, err := l.Renew(ctx, id); return err })
 	trips(r, "State", 1, func() error { _, err := r.State(ctx, id); return err })
 	trips(r, "Cancel", 1, func() error { return r.Cancel(ctx, id) })
+	prev, err := l.State(ctx, id)
+	must(t, err)
+	time.Sleep(2 * time.Millisecond) // ReadSeen has millisecond resolution
 	done := make(chan int64)
 	go func() {
 		before := r.RoundTrips()
@@ -109,15 +113,16 @@ func TestStreamLogRoundTrips(t *testing.T) {
 		}
 		done <- r.RoundTrips() - before
 	}()
-	// Once the reader has looked (ReadSeen), the append wakes it wherever it is.
+	// Once the reader has looked (ReadSeen moves), the append wakes it
+	// wherever it is: blocked in XREAD, or about to be.
 	deadline := time.Now().Add(10 * time.Second)
-	for st, _ := l.State(ctx, id); st.ReadSeen.IsZero(); st, _ = l.State(ctx, id) {
+	for st, _ := l.State(ctx, id); !st.ReadSeen.After(prev.ReadSeen); st, _ = l.State(ctx, id) {
 		if time.Now().After(deadline) {
 			t.Fatal("the reader never read")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	_, err := l.Append(ctx, id, []byte("late"))
+	_, err = l.Append(ctx, id, []byte("late"))
 	must(t, err)
 	if n := <-done; n != 2 {
 		t.Errorf("a waiting read took %d round trips, want 2", n)
@@ -214,6 +219,7 @@ func TestStreamLogWaitingBounded(t *testing.T) {
 		ch := make(chan []grokgate.StreamEvent, 1)
 		prev, err := l.State(ctx, b)
 		must(t, err)
+		time.Sleep(2 * time.Millisecond) // ReadSeen has millisecond resolution
 		start := time.Now()
 		go func() {
 			evs, _, err := l.Read(ctx, b, after, 0, wait)
