@@ -116,6 +116,25 @@ func TestStoreHangs(t *testing.T) {
 			t.Errorf("%s %s took %v; want at most about the store timeout (1s)", c.method, c.path, took)
 		}
 	}
+	// The console's sign-in: the page says the database is not answering,
+	// for a key it does not know and for one it does (the session is kept
+	// in the database).
+	for _, key := range []string{unknown, admin} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "POST", p.url+"/console/login", strings.NewReader(url.Values{"key": {key}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		t0 := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("console sign-in while PostgreSQL hangs: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode != 503 || !strings.Contains(string(b), "database") || time.Since(t0) > limit {
+			t.Errorf("console sign-in while PostgreSQL hangs: %d after %v", resp.StatusCode, time.Since(t0))
+		}
+	}
 	// The keys it knows keep working, at once.
 	if code, e, took := timed(t, 10*time.Second, "POST", p.url+"/api/v1/chat/completions", admin, chatBody("still", false)); code != 200 || took > limit {
 		t.Errorf("a cached key while PostgreSQL hangs: %d %+v after %v", code, e, took)
