@@ -289,7 +289,9 @@ func (l *Limiter) Check(ctx context.Context, a grokgate.Admission) (grokgate.Ver
 	return l.decide(ctx, a, true)
 }
 
-func budgeted(lim grokgate.Limits) bool { return lim.BudgetTicksPerDay > 0 || lim.BudgetTicksPerMonth > 0 }
+func budgeted(lim grokgate.Limits) bool {
+	return lim.BudgetTicksPerDay > 0 || lim.BudgetTicksPerMonth > 0
+}
 
 // decide runs the admission script; check makes it take nothing. When the
 // script finds the key's budget state missing, or this replica knows it
