@@ -106,6 +106,9 @@ type Limiter struct {
 	// pending are settlements Redis did not take, retried by the
 	// refresher.
 	pending []pendingRelease
+	// retrying counts the releases the refresher has taken from pending
+	// and not yet finished.
+	retrying int
 	// stale names the keys whose budget state missed a settlement: it is
 	// merged with the ledger before their next admission.
 	stale map[string]struct{}
@@ -462,7 +465,7 @@ func (l *Limiter) runSettle(ctx context.Context, a grokgate.Admission, tokens, c
 func (l *Limiter) Pending() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.pending)
+	return len(l.pending) + l.retrying
 }
 
 // refresher keeps this replica's slots and reservations alive and retries
@@ -517,6 +520,7 @@ func (l *Limiter) retryReleases() {
 	l.mu.Lock()
 	todo := l.pending
 	l.pending = nil
+	l.retrying = len(todo)
 	l.mu.Unlock()
 	cut := l.opt.Now().Add(-l.opt.SlotTTL)
 	var left []pendingRelease
@@ -529,12 +533,13 @@ func (l *Limiter) retryReleases() {
 			break
 		}
 	}
+	l.mu.Lock()
+	l.retrying = 0
 	if len(left) > 0 {
-		l.mu.Lock()
 		l.pending = append(left, l.pending...)
 		if len(l.pending) > maxPending {
 			l.pending = l.pending[:maxPending]
 		}
-		l.mu.Unlock()
 	}
+	l.mu.Unlock()
 }
