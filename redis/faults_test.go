@@ -36,8 +36,12 @@ type states struct {
 	got []string
 }
 
-func (s *states) LimiterBreaker(state string) { s.mu.Lock(); s.got = append(s.got, state); s.mu.Unlock() }
-func (s *states) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return strings.Join(s.got, ",") }
+func (s *states) LimiterBreaker(state string) {
+	s.mu.Lock()
+	s.got = append(s.got, state)
+	s.mu.Unlock()
+}
+func (s *states) String() string { s.mu.Lock(); defer s.mu.Unlock(); return strings.Join(s.got, ",") }
 
 // ledger is a usage ledger in memory.
 type ledger struct {
