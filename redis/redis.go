@@ -34,7 +34,7 @@ import (
 
 // DefaultSlotTTL is how long a stream slot or budget reservation outlives
 // its replica: a replica that dies frees them within this time.
-const DefaultSlotTTL = 9 * time.Second
+const DefaultSlotTTL = 8 * time.Second
 
 // Ledger tells what a key spent, from the usage ledger: the sum of its
 // records' cost_in_usd_ticks from dayStart and from monthStart (the UTC day
