@@ -220,3 +220,26 @@ func grepLines(s, word string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestFaultBudgetAfterRestart: with the in-memory limiter, a key that spent
+// its budget is still refused after grokgate restarts: the new process
+// reads the key's spending from the ledger.
+func TestFaultBudgetAfterRestart(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "g.db")
+	p := startProcWith(t, procOpts{DB: db})
+	key := newKey(t, db, "--budget-ticks-per-day", "1")
+	if status, body := drain(p.post(t, key, chatBody("spend", false))); status != 200 {
+		t.Fatalf("first request: %d %s", status, body)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-p.done; err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	p = startProcWith(t, procOpts{DB: db})
+	status, body := drain(p.post(t, key, chatBody("more", false)))
+	if status != 429 || !strings.Contains(body, "budget_exceeded") {
+		t.Fatalf("after the restart: %d %s; want 429 budget_exceeded", status, body)
+	}
+}
