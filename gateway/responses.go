@@ -18,8 +18,9 @@ import (
 // for 30 days and does not tell grokgate's keys apart: without this, anyone
 // holding an id could read, continue or delete another key's conversation.
 type ResponseOwners interface {
-	// RecordResponseOwner is idempotent, and an id keeps its first owner.
-	RecordResponseOwner(ctx context.Context, o grokgate.ResponseOwner) error
+	// RecordResponseOwner records owners in one write; it is idempotent,
+	// and an id keeps its first owner.
+	RecordResponseOwner(ctx context.Context, owners ...grokgate.ResponseOwner) error
 	// ResponseOwner returns grokgate.ErrNotFound for an unknown or expired id.
 	ResponseOwner(ctx context.Context, id string, now time.Time) (grokgate.ResponseOwner, error)
 	ForgetResponse(ctx context.Context, id string) error
@@ -357,7 +358,7 @@ func (o *ownerRecorder) record(id string) {
 		defer close(o.done)
 		ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		defer cancel()
-		if err := o.s.cfg.Responses.RecordResponseOwner(ctx, rec); err != nil {
+		if err := o.s.owners.record(ctx, rec); err != nil {
 			o.s.log.Error("recording a response's owner failed; its owner cannot retrieve or continue it",
 				"request_id", infoFrom(o.r.Context()).id, "response_id", id, "err", err)
 		}

@@ -134,6 +134,8 @@ type Server struct {
 	mux  *http.ServeMux
 	// models caches upstream's model metadata for the vision checks.
 	models *modelCatalog
+	// owners writes the owners of new responses, concurrent ones together.
+	owners ownerBatcher
 	// bufs recycles SSE read buffers across streams; steady-state relaying
 	// then allocates nothing per event. They start at 1 KiB, a few chat
 	// chunks, because an open stream holds its buffer while it waits for
@@ -193,6 +195,7 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *S
 	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux()}
 	s.refused.now, s.refused.write = cfg.Now, s.record
 	s.models = newModelCatalog(up, cfg.ModelInfoTTL, cfg.Now, log)
+	s.owners.store = cfg.Responses
 	s.up = observedUpstream{s: s, up: up} // after the catalog, whose fetches belong to no one request
 	s.bufs.New = func() any { b := make([]byte, 1<<10); return &b }
 	s.logAttrs.New = func() any { a := make([]slog.Attr, 0, 28); return &a }
