@@ -50,7 +50,9 @@ func TestOwnerBatcherGroupsWrites(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	const n = 20
 	errs := make(chan error, n)
-	go func() { errs <- b.record(ctx, grokgate.ResponseOwner{ResponseID: "resp-0", KeyID: "key_a", CreatedAt: now}) }()
+	go func() {
+		errs <- b.record(ctx, grokgate.ResponseOwner{ResponseID: "resp-0", KeyID: "key_a", CreatedAt: now})
+	}()
 	// Wait until the first write holds the gate, then queue the rest.
 	waitBatcher(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.writing })
 	var wg sync.WaitGroup
