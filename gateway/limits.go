@@ -40,6 +40,7 @@ const DefaultMaxTokens = 4096
 // by the meter's settle.
 type limitState struct {
 	admitted bool
+	detached bool // a runner releases it when its generation ends (runner.go)
 	adm      grokgate.Admission
 	used     grokgate.Settlement
 }
@@ -149,7 +150,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, stream bool, toke
 // release settles an admitted request. It runs after the handler, on every
 // path: done, upstream error, client gone, panic.
 func (s *Server) release(r *http.Request, st *limitState) {
-	if !st.admitted {
+	if !st.admitted || st.detached {
 		return
 	}
 	if err := s.cfg.Limiter.Settle(r.Context(), st.adm, st.used); err != nil {

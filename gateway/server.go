@@ -105,6 +105,18 @@ type Config struct {
 	DefaultLimits grokgate.Limits
 	// LimitOnError decides while the limiter fails; "" means LimitAllow.
 	LimitOnError LimitPolicy
+	// Streams keeps the events of background responses and resumable chat
+	// streams (streamlog.go); nil refuses background and ignores
+	// X-Grokgate-Resumable.
+	Streams StreamLog
+	// ResumeWindow is how long a detached generation runs without any
+	// reader before it is stopped (GROKGATE_RESUME_WINDOW); 0 means
+	// DefaultResumeWindow. The log keeps its events as long after its end.
+	ResumeWindow time.Duration
+	// StreamLease is how long a detached generation's runner may go
+	// without renewing its lease before readers take its replica for dead;
+	// 0 means DefaultStreamLease. It renews four times per lease.
+	StreamLease time.Duration
 }
 
 // What Config's zero values mean; cmd/grokgate's flags start from them.
@@ -148,6 +160,9 @@ type Server struct {
 	refused refusals
 	// bodies bounds the large request bodies held at once (bodybudget.go).
 	bodies byteBudget
+	// runners counts the detached generations in flight (runner.go), for
+	// Drain.
+	runners sync.WaitGroup
 }
 
 // NewServer returns the gateway with its API routes; other packages' routes
@@ -185,6 +200,12 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *S
 	}
 	if cfg.LimitOnError != LimitDeny {
 		cfg.LimitOnError = LimitAllow
+	}
+	if cfg.ResumeWindow <= 0 {
+		cfg.ResumeWindow = DefaultResumeWindow
+	}
+	if cfg.StreamLease <= 0 {
+		cfg.StreamLease = DefaultStreamLease
 	}
 	if cfg.ModelInfoTTL <= 0 {
 		cfg.ModelInfoTTL = DefaultModelInfoTTL
