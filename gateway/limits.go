@@ -150,7 +150,14 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, stream bool, toke
 // release settles an admitted request. It runs after the handler, on every
 // path: done, upstream error, client gone, panic.
 func (s *Server) release(r *http.Request, st *limitState) {
-	if !st.admitted || st.detached {
+	if !st.detached {
+		s.releaseAdmitted(r, st)
+	}
+}
+
+// releaseAdmitted is release, also for a detached request's runner.
+func (s *Server) releaseAdmitted(r *http.Request, st *limitState) {
+	if !st.admitted {
 		return
 	}
 	if err := s.cfg.Limiter.Settle(r.Context(), st.adm, st.used); err != nil {

@@ -93,6 +93,10 @@ func detach(r *http.Request) (*http.Request, *meter, *limitState) {
 func (s *Server) startRunner(r *http.Request, resp *http.Response, ctx context.Context, abort context.CancelCauseFunc, stop func(), wd *watchdog, logID, dialectName string) *runner {
 	dr, m, st := detach(r)
 	info := infoFrom(dr.Context())
+	if tb, ok := resp.Body.(*timedBody); ok {
+		// The upstream timing ends with the runner's exchange: its info.
+		tb.info, tb.ctx = info, dr.Context()
+	}
 	ru := &runner{s: s, r: dr, m: m, st: st, resp: resp, ctx: ctx, abort: abort, stop: stop, wd: wd, logID: logID,
 		first: make(chan *apierror.Error, 1)}
 	ru.meta = grokgate.StreamMeta{Dialect: dialectName, Model: info.model, Created: s.cfg.Now().UTC()}
@@ -371,11 +375,9 @@ func (ru *runner) end() {
 		ru.owner.wait()
 	}
 	ru.m.returned = true
-	ru.m.detached = false
-	s.settle(&statusWriter{status: http.StatusOK}, ru.r, ru.m)
+	s.settleMeter(&statusWriter{status: http.StatusOK}, ru.r, ru.m)
 	if ru.st != nil {
-		ru.st.detached = false
-		s.release(ru.r, ru.st)
+		s.releaseAdmitted(ru.r, ru.st)
 	}
 	info := infoFrom(ru.r.Context())
 	if rec := info.rec; rec != nil {

@@ -164,9 +164,13 @@ func (m *meter) started(now time.Time) {
 
 // settle builds the request's record and hands it to the recorder, if any.
 func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter) {
-	if m.detached {
-		return
+	if !m.detached {
+		s.settleMeter(w, r, m)
 	}
+}
+
+// settleMeter is settle, also for a detached request's runner.
+func (s *Server) settleMeter(w http.ResponseWriter, r *http.Request, m *meter) {
 	panicked := !m.returned
 	lim := limitFrom(r.Context())
 	info := infoFrom(r.Context())
