@@ -55,7 +55,9 @@ type Env struct {
 	Resolution time.Duration
 }
 
-// Run runs the suite; open returns a fresh log for each test.
+// Run runs the suite; open returns a fresh log for each test. The tests
+// run in parallel (many wait on a clock), so open must give each its own
+// log, and a leak check belongs in t.Cleanup, which runs after them.
 func Run(t *testing.T, open func(t *testing.T, b Bounds) Env) {
 	for _, tc := range []struct {
 		name string
@@ -85,7 +87,10 @@ func Run(t *testing.T, open func(t *testing.T, b Bounds) Env) {
 		{"AppendCopiesData", testAppendCopies},
 		{"Replicas", testReplicas},
 	} {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, open)
+		})
 	}
 }
 
@@ -640,21 +645,27 @@ func testStreamBound(t *testing.T, open func(*testing.T, Bounds) Env) {
 
 func testTotalBound(t *testing.T, open func(*testing.T, Bounds) Env) {
 	e := open(t, Bounds{MaxBytes: 1000})
-	a, b := create(t, e.L), create(t, e.L)
+	// The bound is shared: the second stream and every other event go
+	// through the replica when there is one.
+	r := readerOf(e)
+	a, b := create(t, e.L), create(t, r)
 	ev := bytes.Repeat([]byte{'x'}, 100)
 	for i := range 10 {
-		id := a
+		id, l := a, e.L
 		if i%2 == 1 {
-			id = b
+			id, l = b, r
 		}
-		if _, err := e.L.Append(bg, id, ev); err != nil {
+		if _, err := l.Append(bg, id, ev); err != nil {
 			t.Fatalf("Append %d: %v", i+1, err)
 		}
 	}
 	if _, err := e.L.Append(bg, a, []byte{'y'}); !errors.Is(err, grokgate.ErrStreamLogFull) {
 		t.Fatalf("Append past the total bound: %v, want ErrStreamLogFull", err)
 	}
-	if err := e.L.Create(bg, NewID(), meta()); !errors.Is(err, grokgate.ErrStreamLogFull) {
+	if _, err := r.Append(bg, b, []byte{'y'}); !errors.Is(err, grokgate.ErrStreamLogFull) {
+		t.Fatalf("Append past the total bound on the other replica: %v, want ErrStreamLogFull", err)
+	}
+	if err := r.Create(bg, NewID(), meta()); !errors.Is(err, grokgate.ErrStreamLogFull) {
 		t.Fatalf("Create with the total bytes held: %v, want ErrStreamLogFull", err)
 	}
 	// Empty events take no room.
@@ -686,8 +697,9 @@ func testTotalBound(t *testing.T, open func(*testing.T, Bounds) Env) {
 
 func testStreamsBound(t *testing.T, open func(*testing.T, Bounds) Env) {
 	e := open(t, Bounds{MaxStreams: 3})
-	ids := []string{create(t, e.L), create(t, e.L), create(t, e.L)}
-	if err := e.L.Create(bg, NewID(), meta()); !errors.Is(err, grokgate.ErrStreamLogFull) {
+	r := readerOf(e)
+	ids := []string{create(t, e.L), create(t, r), create(t, e.L)}
+	if err := r.Create(bg, NewID(), meta()); !errors.Is(err, grokgate.ErrStreamLogFull) {
 		t.Fatalf("a 4th stream under a bound of 3: %v, want ErrStreamLogFull", err)
 	}
 	// Finished streams count until their retention ends.
@@ -744,7 +756,7 @@ func testRetentionFinish(t *testing.T, open func(*testing.T, Bounds) Env) {
 		t.Fatal(err)
 	}
 	// Retention counts from Finish, not from Create.
-	e.Advance(e.Retention * 3 / 4)
+	e.Advance(e.Retention / 2)
 	evs, st := read(t, e.L, id, 0, 10)
 	if len(evs) != 1 || !st.Ended {
 		t.Fatalf("within retention after Finish: %v %+v", evs, st)
@@ -753,7 +765,7 @@ func testRetentionFinish(t *testing.T, open func(*testing.T, Bounds) Env) {
 	if _, err := e.L.Renew(bg, id); err != nil {
 		t.Fatal(err)
 	}
-	e.Advance(e.Retention/4 + e.Retention/10)
+	e.Advance(e.Retention/2 + e.Retention/10)
 	eventually(t, e, "the finished stream is dropped", func() bool { return gone(e.L, id) })
 	if _, _, err := e.L.Read(bg, id, 0, 10, 0); !errors.Is(err, grokgate.ErrStreamNotFound) {
 		t.Fatalf("Read after retention: %v", err)
