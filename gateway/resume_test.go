@@ -14,7 +14,9 @@ import (
 
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/eventlog"
+	"github.com/grokgate/grokgate/internal/redistest"
 	"github.com/grokgate/grokgate/ratelimit"
+	"github.com/grokgate/grokgate/redis"
 )
 
 // logBounds are the bounds a test wants of its stream log (0: defaults).
@@ -30,6 +32,15 @@ var streamLogs = []struct {
 }{
 	{"memory", func(t *testing.T, b logBounds) StreamLog {
 		l := eventlog.New(eventlog.Options{MaxStreams: b.maxStreams, MaxStreamBytes: b.maxStreamBytes})
+		t.Cleanup(func() { l.Close() })
+		return l
+	}},
+	{"redis", func(t *testing.T, b logBounds) StreamLog {
+		l, err := redis.NewStreamLog(redistest.URL(t), redis.StreamLogOptions{Prefix: redistest.Prefix(), Timeout: 5 * time.Second,
+			MaxStreams: b.maxStreams, MaxStreamBytes: b.maxStreamBytes})
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { l.Close() })
 		return l
 	}},

@@ -139,7 +139,7 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 	}
 	in.onClose(closeLimiter)
 
-	streams, closeStreams, err := newStreamLog(cfg.resume, cfg.limits.redisURL)
+	streams, closeStreams, err := newStreamLog(cfg.resume, cfg.limits)
 	if err != nil {
 		return in, err
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/grokgate/grokgate/eventlog"
 	"github.com/grokgate/grokgate/gateway"
+	"github.com/grokgate/grokgate/redis"
 )
 
 // resumeConfig is the stream log of background responses and resumable
@@ -38,9 +39,18 @@ func (c *resumeConfig) check(s *settings) {
 	s.check(c.maxStreamBytes > 0, "GROKGATE_RESUME_MAX_STREAM_BYTES/--resume-max-stream-bytes must be positive, got %d", c.maxStreamBytes)
 }
 
-// newStreamLog returns the stream log: in memory (one replica) without
-// Redis, and what closes it.
-func newStreamLog(c resumeConfig, redisURL string) (gateway.StreamLog, func(), error) {
-	l := eventlog.New(eventlog.Options{Retention: c.window, MaxStreams: int(c.maxStreams), MaxBytes: c.maxBytes, MaxStreamBytes: c.maxStreamBytes})
-	return l, func() { l.Close() }, nil
+// newStreamLog returns the stream log, and what closes it: in Redis with
+// GROKGATE_REDIS_URL, so a stream can be resumed on any replica; in memory
+// (one replica) otherwise.
+func newStreamLog(c resumeConfig, l limitConfig) (gateway.StreamLog, func(), error) {
+	if l.redisURL == "" {
+		m := eventlog.New(eventlog.Options{Retention: c.window, MaxStreams: int(c.maxStreams), MaxBytes: c.maxBytes, MaxStreamBytes: c.maxStreamBytes})
+		return m, func() { m.Close() }, nil
+	}
+	r, err := redis.NewStreamLog(l.redisURL, redis.StreamLogOptions{Prefix: l.redisPrefix + "sl:", Retention: c.window, Timeout: l.timeout,
+		MaxStreams: int(c.maxStreams), MaxBytes: c.maxBytes, MaxStreamBytes: c.maxStreamBytes})
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, func() { r.Close() }, nil
 }
