@@ -132,7 +132,11 @@ func (s *Server) handleCancelResponse(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, apierror.StoreUnavailable(), err)
 			return
 		}
-		// The runner sees the cancel at its next lease renewal.
+		if ru, ok := s.local.Load(logID); ok {
+			ru.(*runner).abort(errCancelled)
+		}
+		// A runner on another replica sees the cancel at its next lease
+		// renewal.
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		deadline := time.After(2 * s.cfg.StreamLease)

@@ -223,6 +223,7 @@ func (ru *runner) create() bool {
 		return false
 	}
 	ru.created = true
+	s.local.Store(ru.logID, ru)
 	ru.renewing, ru.renewed = make(chan struct{}), make(chan struct{})
 	go ru.renew()
 	return true
@@ -354,6 +355,7 @@ func (ru *runner) end() {
 	if ru.renewing != nil {
 		close(ru.renewing)
 		<-ru.renewed
+		s.local.Delete(ru.logID)
 	}
 	ru.stop()
 	ru.resp.Body.Close()

@@ -163,6 +163,10 @@ type Server struct {
 	// runners counts the detached generations in flight (runner.go), for
 	// Drain.
 	runners sync.WaitGroup
+	// local maps the stream log ids of this replica's runners to them, so
+	// a cancel arriving here stops its generation at once instead of at
+	// the runner's next lease renewal.
+	local sync.Map
 }
 
 // NewServer returns the gateway with its API routes; other packages' routes

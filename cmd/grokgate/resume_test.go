@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -254,6 +255,67 @@ func TestResumeThroughNginx(t *testing.T) {
 			t.Fatalf("round %d: text %q, an uninterrupted run's %q", round, text, want)
 		}
 	}
+	// One record per generation, written by the replica that ran it,
+	// though other replicas served the resumes.
+	u := keyUsage(t, a.url, key, 4)
+	if u.Requests != 4 || u.Completed != 4 || u.Estimated != 0 {
+		t.Fatalf("usage %+v, want 4 requests, all completed with xAI's usage", u)
+	}
+}
+
+type usageRow struct {
+	KeyID     string `json:"key_id"`
+	Requests  int64  `json:"requests"`
+	Completed int64  `json:"completed_requests"`
+	Estimated int64  `json:"estimated_requests"`
+}
+
+// keyUsage returns the ledger's row of the key whose secret is key (an
+// admin key) once it counts n requests, or what it counts at a deadline.
+func keyUsage(t *testing.T, base, key string, n int64) usageRow {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, body, err := call(t, context.Background(), "GET", base+"/admin/v1/usage?group_by=key", key, "")
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("usage: %v %s", err, body)
+		}
+		var v struct{ Data []usageRow }
+		json.Unmarshal(body, &v)
+		var row usageRow
+		for _, r := range v.Data {
+			row.Requests += r.Requests
+			row.Completed += r.Completed
+			row.Estimated += r.Estimated
+		}
+		if row.Requests >= n || time.Now().After(deadline) {
+			return row
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCancelOnAnotherReplica: a background response running on one
+// replica is cancelled through another, and both then say so.
+func TestCancelOnAnotherReplica(t *testing.T) {
+	dsn, env := replicaEnv(t)
+	a := startProcWith(t, procOpts{DB: dsn, Env: env})
+	b := startProcWith(t, procOpts{DB: dsn, Env: env})
+	ctx := context.Background()
+	resp, body, err := call(t, ctx, "POST", a.url+"/v1/responses", a.key,
+		`{"model":"grok-4.3","input":"On and on. #sim{\"chunks\":2000,\"delay_ms\":10}","background":true}`)
+	var r struct{ ID, Status string }
+	if err != nil || resp.StatusCode != 200 || json.Unmarshal(body, &r) != nil || r.Status != "in_progress" {
+		t.Fatalf("create: %v %s", err, body)
+	}
+	resp, body, err = call(t, ctx, "POST", b.url+"/v1/responses/"+r.ID+"/cancel", a.key, "")
+	if err != nil || resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"cancelled"`) {
+		t.Fatalf("cancel through the other replica: %v %s", err, body)
+	}
+	resp, body, err = call(t, ctx, "GET", a.url+"/v1/responses/"+r.ID, a.key, "")
+	if err != nil || resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"cancelled"`) {
+		t.Fatalf("on the replica that ran it: %v %s", err, body)
+	}
 }
 
 // TestResumeAfterReplicaKilled: the replica running a generation is killed
@@ -294,5 +356,41 @@ func TestResumeAfterReplicaKilled(t *testing.T) {
 		if ev.id != strconv.Itoa(i+4) || ev.data == "[DONE]" {
 			t.Fatalf("event %d: %+v", i, ev)
 		}
+	}
+}
+
+// TestDrainBackgroundOnSIGTERM: a background generation whose client is
+// gone is given the drain timeout like any stream: at SIGTERM the process
+// waits for it to end, records its usage and exits 0.
+func TestDrainBackgroundOnSIGTERM(t *testing.T) {
+	p := startProc(t, "--drain-timeout", "20s")
+	resp, body, err := call(t, context.Background(), "POST", p.url+"/v1/responses", p.key,
+		`{"model":"grok-4.3","input":"Count. #sim{\"chunks\":40,\"delay_ms\":20}","background":true}`)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("create: %v %s", err, body)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("process did not exit")
+	}
+	out, err := cli(t, nil, "usage", "--json", "--db", p.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ledger struct {
+		Data []usageRow `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(out), &ledger); err != nil {
+		t.Fatalf("usage --json: %v\n%s", err, out)
+	}
+	if len(ledger.Data) != 1 || ledger.Data[0].Requests != 1 || ledger.Data[0].Completed != 1 {
+		t.Fatalf("ledger after the drain: %s", out)
 	}
 }
