@@ -58,8 +58,11 @@ func (s *Server) serveBackground(w http.ResponseWriter, r *http.Request, body []
 		}
 		return
 	}
-	ru := s.startRunner(r, resp, ctx, abort, stop, wd, "", dialectResponses)
+	ru := s.startRunner(r, resp, ctx, abort, stop, wd, "", dialectResponses, req.stream)
 	f := s.newFollower(w, r, "", dialectResponses)
+	if req.stream {
+		f.ru = ru
+	}
 	if !f.awaitFirst(ru, req.stream) {
 		return
 	}

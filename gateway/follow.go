@@ -43,8 +43,11 @@ type follower struct {
 	// sequence_number is not above it (starting_after); -1 skips none.
 	afterSeq int64
 	streamID string // sent as X-Grokgate-Stream-Id, when set
-	started  bool
-	last     time.Time // the last write, for heartbeats
+	// ru, for the client that started the generation on this replica: its
+	// events come through ru.tee until that closes, then from the log.
+	ru      *runner
+	started bool
+	last    time.Time // the last write, for heartbeats
 }
 
 func (s *Server) newFollower(w http.ResponseWriter, r *http.Request, logID, dialectName string) *follower {
@@ -94,6 +97,12 @@ func (f *follower) follow(after int64) bool {
 		wait = min(wait, s.cfg.Heartbeat)
 	}
 	var buf []byte
+	if f.ru != nil {
+		var ok bool
+		if after, ok = f.followTee(after); !ok {
+			return false
+		}
+	}
 	for {
 		evs, st, err := s.cfg.Streams.Read(f.r.Context(), f.logID, after, 256, wait)
 		if f.r.Context().Err() != nil {
@@ -109,22 +118,13 @@ func (f *follower) follow(after int64) bool {
 		buf = buf[:0]
 		for _, ev := range evs {
 			after = ev.Seq
-			data, ok := sse.Data(ev.Data)
-			if !ok {
-				data, _ = sse.AppendData(nil, ev.Data)
-			}
-			f.d.event(data)
+			n := len(buf)
+			buf = f.appendEvent(buf, ev)
 			if f.afterSeq >= 0 {
 				if rd, ok := f.d.(*responsesDialect); ok && rd.m.Seq <= f.afterSeq {
-					continue
+					buf = buf[:n] // at or before starting_after
 				}
 			}
-			if f.idLines {
-				buf = append(buf, "id: "...)
-				buf = strconv.AppendInt(buf, ev.Seq, 10)
-				buf = append(buf, '\n')
-			}
-			buf = append(buf, ev.Data...)
 		}
 		if len(buf) > 0 && !f.write(buf) {
 			return false
@@ -148,6 +148,62 @@ func (f *follower) follow(after int64) bool {
 			}
 		}
 	}
+}
+
+// followTee writes the events the runner hands over until it stops
+// (the generation ended, or this client fell behind); it returns the last
+// sequence number written and whether the client is still there.
+func (f *follower) followTee(after int64) (int64, bool) {
+	s := f.s
+	var beat <-chan time.Time
+	if s.cfg.Heartbeat > 0 {
+		t := time.NewTicker(s.cfg.Heartbeat)
+		defer t.Stop()
+		beat = t.C
+	}
+	var buf []byte
+	for {
+		f.ru.teeSeen.Store(s.cfg.Now().UnixNano())
+		select {
+		case ev, ok := <-f.ru.tee:
+			if !ok {
+				return after, true
+			}
+			buf = f.appendEvent(buf[:0], ev)
+			after = ev.Seq
+			// Flushed when nothing more is waiting, as the relay does.
+			for more := true; more && len(f.ru.tee) > 0; {
+				if ev, more = <-f.ru.tee; more {
+					buf = f.appendEvent(buf, ev)
+					after = ev.Seq
+				}
+			}
+			if !f.write(buf) {
+				return after, false
+			}
+		case <-beat:
+			if s.cfg.Now().Sub(f.last) >= s.cfg.Heartbeat && !f.write(keepAlive) {
+				return after, false
+			}
+		case <-f.r.Context().Done():
+			return after, false
+		}
+	}
+}
+
+// appendEvent appends ev as this client gets it (with its id: line for
+// chat), and feeds it to the dialect, which numbers an error event after it.
+func (f *follower) appendEvent(buf []byte, ev grokgate.StreamEvent) []byte {
+	data, ok := sse.Data(ev.Data)
+	if !ok {
+		data, _ = sse.AppendData(nil, ev.Data)
+	}
+	f.d.event(data)
+	if f.idLines {
+		buf = strconv.AppendInt(append(buf, "id: "...), ev.Seq, 10)
+		buf = append(buf, '\n')
+	}
+	return append(buf, ev.Data...)
 }
 
 func latest(a, b time.Time) time.Time {

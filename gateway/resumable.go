@@ -47,9 +47,9 @@ func (s *Server) serveResumableChat(w http.ResponseWriter, r *http.Request, body
 		return
 	}
 	id := newStreamID()
-	ru := s.startRunner(r, resp, ctx, abort, stop, wd, chatLogPrefix+id, dialectChat)
+	ru := s.startRunner(r, resp, ctx, abort, stop, wd, chatLogPrefix+id, dialectChat, true)
 	f := s.newFollower(w, r, chatLogPrefix+id, dialectChat)
-	f.idLines, f.streamID = true, id
+	f.idLines, f.streamID, f.ru = true, id, ru
 	if f.awaitFirst(ru, true) {
 		f.follow(0)
 	}

@@ -424,3 +424,27 @@ func TestResumableOpenStreamLimit(t *testing.T) {
 		}
 	})
 }
+
+// TestResumableClientFallsBehind: a first client the generation outruns
+// (here by more than one event) reads the rest from the log: its stream is
+// still every event once, in order, as logged.
+func TestResumableClientFallsBehind(t *testing.T) {
+	eachLog(t, func(t *testing.T, open func(*testing.T, logBounds) StreamLog) {
+		for _, buf := range []int{1, defaultTeeBuffer} {
+			h := resumeHarness(t, open, logBounds{}, nil)
+			h.srv.teeBuffer = buf
+			s := h.open(t, context.Background(), "POST", "/v1/chat/completions", h.user, chat("grok-4.3", `Go. #sim{"chunks":300}`, true, false), resumable)
+			id := s.resp.Header.Get(headerStreamID)
+			got := s.rest(t)
+			whole := h.open(t, context.Background(), "GET", "/v1/chat/completions/"+id+"/stream", h.user, "", nil).rest(t)
+			if len(got) != len(whole) || len(got) < 300 {
+				t.Fatalf("buffer %d: %d events, the log has %d", buf, len(got), len(whole))
+			}
+			for i := range got {
+				if got[i] != whole[i] || got[i].id != strconv.Itoa(i+1) {
+					t.Fatalf("buffer %d, event %d: %+v, logged %+v", buf, i, got[i], whole[i])
+				}
+			}
+		}
+	})
+}

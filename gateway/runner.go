@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/grokgate/grokgate"
@@ -50,7 +52,21 @@ type runner struct {
 	status   string // the Finish status
 	renewing chan struct{}
 	renewed  chan struct{}
+	// tee hands each stored event to the client that started the
+	// generation, sparing it a read of the log per event; closed at the
+	// end, or when that client falls behind by a full buffer (it then
+	// reads the log from where it was, as any resume does).
+	tee       chan grokgate.StreamEvent
+	teeClosed bool // runner's goroutine only
+	// teeSeen is when the tee's reader last took an event or waited for
+	// one (unix nanoseconds): a reader, for the resume window, though it
+	// does not read the log.
+	teeSeen atomic.Int64
 }
+
+// defaultTeeBuffer is how many events the first client may lag behind
+// before it reads the log instead.
+const defaultTeeBuffer = 64
 
 // runnerContext is upstreamContext for a generation that outlives its
 // client: only the timeouts, a shutdown past the drain timeout, a revoked
@@ -90,7 +106,8 @@ func detach(r *http.Request) (*http.Request, *meter, *limitState) {
 
 // startRunner detaches the request and starts relaying resp into the
 // stream log. ctx, abort, stop and wd come from runnerContext.
-func (s *Server) startRunner(r *http.Request, resp *http.Response, ctx context.Context, abort context.CancelCauseFunc, stop func(), wd *watchdog, logID, dialectName string) *runner {
+// With tee, the events are also handed to the request's own follower.
+func (s *Server) startRunner(r *http.Request, resp *http.Response, ctx context.Context, abort context.CancelCauseFunc, stop func(), wd *watchdog, logID, dialectName string, tee bool) *runner {
 	dr, m, st := detach(r)
 	info := infoFrom(dr.Context())
 	if tb, ok := resp.Body.(*timedBody); ok {
@@ -98,7 +115,12 @@ func (s *Server) startRunner(r *http.Request, resp *http.Response, ctx context.C
 		tb.info, tb.ctx = info, dr.Context()
 	}
 	ru := &runner{s: s, r: dr, m: m, st: st, resp: resp, ctx: ctx, abort: abort, stop: stop, wd: wd, logID: logID,
-		first: make(chan *apierror.Error, 1)}
+		first: make(chan *apierror.Error, 1), tee: make(chan grokgate.StreamEvent, s.teeBuffer)}
+	ru.teeSeen.Store(s.cfg.Now().UnixNano())
+	if !tee {
+		close(ru.tee)
+		ru.teeClosed = true
+	}
 	ru.meta = grokgate.StreamMeta{Dialect: dialectName, Model: info.model, Created: s.cfg.Now().UTC()}
 	if info.key != nil {
 		ru.meta.Owner = info.key.ID
@@ -175,9 +197,14 @@ func (ru *runner) append(ev []byte) bool {
 	if !ru.created && !ru.create() {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(ru.ctx, storeTimeout)
-	_, err := s.cfg.Streams.Append(ctx, ru.logID, ev)
+	// An event read is stored even if the generation is being stopped:
+	// the stop ends the next read from xAI instead.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ru.ctx), storeTimeout)
+	seq, err := s.cfg.Streams.Append(ctx, ru.logID, ev)
 	cancel()
+	if err == nil {
+		ru.toTee(seq, ev)
+	}
 	if err != nil {
 		// The rest of the answer has nowhere to go: readers end with an
 		// error event (follow), and xAI stops generating what no one
@@ -258,8 +285,24 @@ func (ru *runner) fail(e *apierror.Error) {
 	ev := ru.m.dialect().appendError(nil, e, ru.s.cfg.StreamErrorFormat)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ru.ctx), storeTimeout)
 	defer cancel()
-	if _, err := ru.s.cfg.Streams.Append(ctx, ru.logID, ev); err != nil {
+	seq, err := ru.s.cfg.Streams.Append(ctx, ru.logID, ev)
+	if err != nil {
 		ru.status = streamOverflow
+		return
+	}
+	ru.toTee(seq, ev)
+}
+
+// toTee hands a stored event to the first client, unless it fell behind.
+func (ru *runner) toTee(seq int64, ev []byte) {
+	if ru.teeClosed {
+		return
+	}
+	select {
+	case ru.tee <- grokgate.StreamEvent{Seq: seq, Data: bytes.Clone(ev)}:
+	default:
+		close(ru.tee)
+		ru.teeClosed = true
 	}
 }
 
@@ -336,10 +379,7 @@ func (ru *runner) renew() {
 			ru.abort(errCancelled)
 			return
 		}
-		seen := st.ReadSeen
-		if seen.Before(start) {
-			seen = start
-		}
+		seen := latest(latest(st.ReadSeen, start), time.Unix(0, ru.teeSeen.Load()))
 		if s.cfg.Now().Sub(seen) > s.cfg.ResumeWindow {
 			ru.abort(errAbandoned)
 			return
@@ -359,6 +399,13 @@ func (ru *runner) end() {
 	}
 	ru.stop()
 	ru.resp.Body.Close()
+	defer func() {
+		// After Finish: a tee reader that found it closed reads the log's
+		// end.
+		if !ru.teeClosed {
+			close(ru.tee)
+		}
+	}()
 	if ru.created {
 		if ru.status == "" {
 			ru.status = streamFailed

@@ -167,6 +167,9 @@ type Server struct {
 	// a cancel arriving here stops its generation at once instead of at
 	// the runner's next lease renewal.
 	local sync.Map
+	// teeBuffer is the events a runner hands its first client ahead
+	// (runner.go); tests make it small to make the client fall behind.
+	teeBuffer int
 }
 
 // NewServer returns the gateway with its API routes; other packages' routes
@@ -214,7 +217,7 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *S
 	if cfg.ModelInfoTTL <= 0 {
 		cfg.ModelInfoTTL = DefaultModelInfoTTL
 	}
-	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux()}
+	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux(), teeBuffer: defaultTeeBuffer}
 	s.refused.now, s.refused.write = cfg.Now, s.record
 	s.models = newModelCatalog(up, cfg.ModelInfoTTL, cfg.Now, log)
 	s.up = observedUpstream{s: s, up: up} // after the catalog, whose fetches belong to no one request
