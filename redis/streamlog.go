@@ -115,6 +115,9 @@ func NewStreamLog(url string, opt StreamLogOptions) (*StreamLog, error) {
 	return s, nil
 }
 
+// Ping checks that Redis answers.
+func (s *StreamLog) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
 // Close closes the connections, which ends the reads waiting in Redis.
 func (s *StreamLog) Close() error {
 	for {
