@@ -448,3 +448,40 @@ func TestResumableClientFallsBehind(t *testing.T) {
 		}
 	})
 }
+
+// TestResumedErrorEvents: the error events that end a failed stream (xAI's
+// own error, the idle timeout) are stored, so a resumed stream ends with
+// the same event the first connection got, without [DONE]; an upstream
+// error before the first event is answered with its HTTP status, as for a
+// plain stream.
+func TestResumedErrorEvents(t *testing.T) {
+	eachLog(t, func(t *testing.T, open func(*testing.T, logBounds) StreamLog) {
+		h := resumeHarness(t, open, logBounds{}, func(c *Config) { c.StreamIdleTimeout = 300 * time.Millisecond })
+		for _, c := range []struct{ directive, want string }{
+			{`#sim{"chunks":5,"error_after":2}`, `{"error":"API error: Simulated error after 2 chunks"}`},
+			{`#sim{"chunks":3,"delay_ms":5000}`, `{"error":"API error: xAI sent nothing for 300ms; the stream was ended"}`},
+		} {
+			s := h.open(t, context.Background(), "POST", "/v1/chat/completions", h.user, chat("grok-4.3", "Go. "+c.directive, true, false), resumable)
+			id := s.resp.Header.Get(headerStreamID)
+			first := s.rest(t)
+			resumed := h.open(t, context.Background(), "GET", "/v1/chat/completions/"+id+"/stream", h.user, "", map[string]string{"Last-Event-ID": "1"}).rest(t)
+			if len(first) < 2 || first[len(first)-1].data != c.want || len(resumed) != len(first)-1 || resumed[len(resumed)-1] != first[len(first)-1] {
+				t.Fatalf("%s: first %+v, resumed %+v", c.directive, first, resumed)
+			}
+		}
+		resp, b := h.do(t, context.Background(), "POST", "/v1/chat/completions", h.user, chat("grok-4.3", `#sim{"status":429}`, true, false))
+		req, _ := http.NewRequest("POST", h.gw.URL+"/v1/chat/completions", strings.NewReader(chat("grok-4.3", `#sim{"status":429}`, true, false)))
+		req.Header.Set("Authorization", "Bearer "+h.user)
+		req.Header.Set(headerResumable, "true")
+		rr, err := h.gw.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, _ := io.ReadAll(rr.Body)
+		rr.Body.Close()
+		if rr.StatusCode != resp.StatusCode || rr.StatusCode != 429 || rr.Header.Get(headerStreamID) != "" || !bytes.Equal(rb, b) {
+			t.Fatalf("resumable %d %s, plain %d %s", rr.StatusCode, rb, resp.StatusCode, b)
+		}
+	})
+}
+
