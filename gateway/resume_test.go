@@ -484,4 +484,3 @@ func TestResumedErrorEvents(t *testing.T) {
 		}
 	})
 }
-
