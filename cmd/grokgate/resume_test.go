@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -392,5 +393,45 @@ func TestDrainBackgroundOnSIGTERM(t *testing.T) {
 	}
 	if len(ledger.Data) != 1 || ledger.Data[0].Requests != 1 || ledger.Data[0].Completed != 1 {
 		t.Fatalf("ledger after the drain: %s", out)
+	}
+}
+
+// TestResumableEveryByteSplit: xAI's stream split at every byte reaches a
+// resumable stream's client, and a full replay, as each event byte for
+// byte after its id: line.
+func TestResumableEveryByteSplit(t *testing.T) {
+	events := []string{
+		"data: {\"id\":\"a\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Ol\\u00e1\",\"role\":\"assistant\"}}]}\n\n",
+		": keep-alive\n\n",
+		"data: {\"id\":\"a\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\n\\n\"}}]}\r\n\r\n",
+		"data: {\"id\":\"a\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+		"data: [DONE]\n\n",
+	}
+	stream, want := strings.Join(events, ""), ""
+	for i, ev := range events {
+		want += "id: " + strconv.Itoa(i+1) + "\n" + ev
+	}
+	split := make(chan int, 1)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := <-split
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, stream[:i])
+		http.NewResponseController(w).Flush()
+		io.WriteString(w, stream[i:])
+	}))
+	defer upstream.Close()
+	g := startGW(t, map[string]string{"XAI_API_KEY": "xai-test", "XAI_BASE_URL": upstream.URL, "GROKGATE_HEARTBEAT": "0"})
+	for i := 1; i < len(stream); i++ {
+		split <- i
+		resp := openStream(t, context.Background(), "POST", g.URL+"/api/v1/chat/completions", g.AdminKey,
+			`{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}`, "X-Grokgate-Resumable", "true")
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || string(got) != want {
+			t.Fatalf("split at %d: got %q (err %v)", i, got, err)
+		}
+		replay := openStream(t, context.Background(), "GET", g.URL+"/api/v1/chat/completions/"+resp.Header.Get("X-Grokgate-Stream-Id")+"/stream", g.AdminKey, "")
+		if got, err := io.ReadAll(replay.Body); err != nil || string(got) != want {
+			t.Fatalf("split at %d, replayed: got %q (err %v)", i, got, err)
+		}
 	}
 }
