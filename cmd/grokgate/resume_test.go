@@ -140,7 +140,8 @@ func startNginx(t *testing.T, backends []string) string {
 	for _, b := range backends {
 		fmt.Fprintf(&servers, "    server %s;\n", strings.TrimPrefix(b, "http://"))
 	}
-	conf := fmt.Sprintf(`worker_processes 1;
+	// One process, no workers: nothing outlives the test's kill.
+	conf := fmt.Sprintf(`master_process off;
 daemon off;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
