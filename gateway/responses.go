@@ -45,6 +45,10 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveResponses(w http.ResponseWriter, r *http.Request, body []byte, req *parsedResponses) {
+	if req.background {
+		s.serveBackground(w, r, body, req)
+		return
+	}
 	body, stream, ok := s.admitResponses(w, r, body, req)
 	if !ok {
 		return
@@ -106,7 +110,8 @@ func (s *Server) admitResponses(w http.ResponseWriter, r *http.Request, body []b
 		s.fail(w, r, e, nil)
 		return nil, false, false
 	}
-	if !s.admit(w, r, req.stream, func() int64 { return req.promptTokens + outputReservation(req.maxOutput) }) {
+	// A background generation holds a stream slot until it ends, read or not.
+	if !s.admit(w, r, req.stream || req.background, func() int64 { return req.promptTokens + outputReservation(req.maxOutput) }) {
 		return nil, false, false
 	}
 	m := meterFrom(r.Context())
@@ -226,12 +231,15 @@ func (s *Server) handleDeleteResponse(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) storedResponse(w http.ResponseWriter, r *http.Request, method string) {
 	id := r.PathValue("id")
-	if r.URL.RawQuery != "" && r.URL.Query().Get("stream") == "true" {
-		s.fail(w, r, apierror.Invalid("stream", "Streaming a stored response is not supported: xAI keeps no events to replay. Retrieve it without 'stream'."), nil)
+	if method == http.MethodGet && s.cfg.Streams != nil && s.backgroundResponse(w, r, id) {
 		return
 	}
 	if e := s.ownedBy(r, id, "response_id"); e != nil {
 		s.fail(w, r, e, nil)
+		return
+	}
+	if r.URL.RawQuery != "" && r.URL.Query().Get("stream") == "true" {
+		s.fail(w, r, apierror.Invalid("stream", "Only a background response (created with \"background\": true) can be streamed again, until GROKGATE_RESUME_WINDOW after it ended; xAI keeps no events to replay. Retrieve this one without 'stream'."), nil)
 		return
 	}
 	ctx, cancel, _ := s.upstreamContext(r)

@@ -47,6 +47,7 @@ type responsesItem struct {
 type parsedResponses struct {
 	model        string
 	stream       bool
+	background   bool // run detached from the client, readable and resumable by id (background.go)
 	hasImage     bool
 	maxOutput    int64    // 0 when absent; for the token reservation
 	previous     string   // previous_response_id, "" when absent
@@ -90,8 +91,8 @@ func parseResponses(body []byte) (parsedResponses, *apierror.Error) {
 		}
 		p.maxOutput = *req.MaxOutputTokens
 	}
-	if req.Background != nil && *req.Background {
-		return p, apierror.Invalid("background", "'background' is not supported: xAI has no background mode. Send the request without it (stream it to see the answer as it is made).")
+	if req.Background != nil {
+		p.background = *req.Background
 	}
 	for i, t := range req.Tools {
 		if t.Type == nil || *t.Type == "" {
