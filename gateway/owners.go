@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/grokgate/grokgate"
@@ -13,12 +15,23 @@ import (
 // commit instead of paying one each (on SQLite, most of the CPU a Responses
 // stream costs grokgate), and a lone stream still writes at once: there is
 // no timer to wait for and no goroutine of its own.
+//
+// When the store is read by this process alone (SQLite), owners are written
+// behind: record returns at once, the owner is answered from memory until
+// its batch is written, and batches form from whatever arrived during the
+// last write. With several replicas (PostgreSQL) every other replica must
+// find the owner as soon as the client has the id, so record waits.
 type ownerBatcher struct {
 	store ResponseOwners
+	local bool // the store is read by this process alone: write behind
+	log   *slog.Logger
 
 	mu      sync.Mutex
 	writing bool
 	pending []*pendingOwner
+	// unwritten holds, when local, the owners not yet written, by id.
+	unwritten map[string]grokgate.ResponseOwner
+	idle      *sync.Cond // signalled when a write-behind drain ends
 }
 
 type pendingOwner struct {
@@ -34,6 +47,10 @@ const maxOwnerBatch = 256
 // under way writes the first batch itself; owners that arrived meanwhile
 // are written by a goroutine, so no request waits on others' writes.
 func (b *ownerBatcher) record(ctx context.Context, o grokgate.ResponseOwner) error {
+	if b.local {
+		b.behind(o)
+		return nil
+	}
 	p := &pendingOwner{o: o, done: make(chan error, 1)}
 	b.mu.Lock()
 	b.pending = append(b.pending, p)
@@ -55,6 +72,60 @@ func (b *ownerBatcher) record(ctx context.Context, o grokgate.ResponseOwner) err
 	}
 }
 
+// behind queues o to be written behind, answering for it from memory
+// meanwhile; an id keeps its first owner, as in the store.
+func (b *ownerBatcher) behind(o grokgate.ResponseOwner) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.unwritten[o.ResponseID]; ok {
+		return
+	}
+	if b.unwritten == nil {
+		b.unwritten = map[string]grokgate.ResponseOwner{}
+		b.idle = sync.NewCond(&b.mu)
+	}
+	b.unwritten[o.ResponseID] = o
+	b.pending = append(b.pending, &pendingOwner{o: o, done: make(chan error, 1)})
+	if !b.writing {
+		b.writing = true
+		go b.drain(context.Background())
+	}
+}
+
+// unwrittenOwner returns the owner of id if it is waiting to be written.
+func (b *ownerBatcher) unwrittenOwner(id string) (grokgate.ResponseOwner, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.unwritten[id]
+	return o, ok
+}
+
+// forget drops id's owner if it is waiting to be written, or waits for the
+// write under way that carries it, so that the store's own forgetting,
+// which follows, is not undone by a late write.
+func (b *ownerBatcher) forget(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(b.pending)
+	b.pending = slices.DeleteFunc(b.pending, func(p *pendingOwner) bool { return p.o.ResponseID == id })
+	if len(b.pending) < n {
+		delete(b.unwritten, id)
+		return
+	}
+	for _, ok := b.unwritten[id]; ok; _, ok = b.unwritten[id] {
+		b.idle.Wait()
+	}
+}
+
+// flush waits until every owner recorded behind has been written.
+func (b *ownerBatcher) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.writing && b.idle != nil {
+		b.idle.Wait()
+	}
+}
+
 // drain writes batches until none is waiting.
 func (b *ownerBatcher) drain(ctx context.Context) {
 	b.mu.Lock()
@@ -65,6 +136,9 @@ func (b *ownerBatcher) drain(ctx context.Context) {
 		cancel()
 	}
 	b.writing = false
+	if b.idle != nil {
+		b.idle.Broadcast()
+	}
 }
 
 // writeBatch writes up to maxOwnerBatch waiting owners and tells each the
@@ -84,4 +158,22 @@ func (b *ownerBatcher) writeBatch(ctx context.Context) {
 		q.done <- err
 	}
 	b.mu.Lock()
+	if b.local {
+		// Written or not, they leave memory: a failed write is logged, and
+		// its owners lose their responses as they would waiting for it.
+		for _, q := range batch {
+			if b.unwritten[q.o.ResponseID] == q.o {
+				delete(b.unwritten, q.o.ResponseID)
+			}
+		}
+		b.idle.Broadcast()
+		if err != nil {
+			b.log.Error("recording responses' owners failed; their owners cannot retrieve or continue them",
+				"responses", len(batch), "err", err)
+		}
+	}
 }
+
+// FlushOwners waits until the owners of new responses are written; serve
+// calls it before it closes the store.
+func (s *Server) FlushOwners() { s.owners.flush() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -19,11 +20,15 @@ type gatedOwners struct {
 	*sqlite.DB
 	gate    chan struct{}
 	mu      sync.Mutex
+	calls   int // writes begun
 	batches []int
 	fail    error
 }
 
 func (g *gatedOwners) RecordResponseOwner(ctx context.Context, owners ...grokgate.ResponseOwner) error {
+	g.mu.Lock()
+	g.calls++
+	g.mu.Unlock()
 	<-g.gate
 	g.mu.Lock()
 	g.batches = append(g.batches, len(owners))
@@ -103,5 +108,66 @@ func waitBatcher(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestOwnerBatcherWritesBehind: with a store only this process reads, an
+// owner is recorded without waiting for the database, answered from memory
+// until written, written in batches, not written at all if its response is
+// forgotten first, and flush waits for what is still unwritten.
+func TestOwnerBatcherWritesBehind(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "o.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	g := &gatedOwners{DB: db, gate: make(chan struct{})}
+	b := &ownerBatcher{store: g, local: true, log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	own := func(id, key string) grokgate.ResponseOwner {
+		return grokgate.ResponseOwner{ResponseID: id, KeyID: key, CreatedAt: now}
+	}
+	// The gate is shut: every record below returns without the database.
+	if err := b.record(ctx, own("resp-0", "key_a")); err != nil {
+		t.Fatal(err)
+	}
+	waitBatcher(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.calls == 1 })
+	for i := 1; i < 5; i++ {
+		if err := b.record(ctx, own(fmt.Sprintf("resp-%d", i), "key_a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.record(ctx, own("resp-1", "key_b")); err != nil { // a second claim
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if o, ok := b.unwrittenOwner(fmt.Sprintf("resp-%d", i)); !ok || o.KeyID != "key_a" {
+			t.Errorf("resp-%d from memory: %+v %v", i, o, ok)
+		}
+	}
+	b.forget("resp-3") // still queued behind the write under way
+	if _, ok := b.unwrittenOwner("resp-3"); ok {
+		t.Error("a forgotten owner is still answered")
+	}
+	close(g.gate)
+	b.flush()
+	g.mu.Lock()
+	if fmt.Sprint(g.batches) != "[1 3]" {
+		t.Errorf("batches %v, want [1 3]: the first owner alone, then those that came during its write", g.batches)
+	}
+	g.mu.Unlock()
+	for i := range 5 {
+		id := fmt.Sprintf("resp-%d", i)
+		o, err := db.ResponseOwner(ctx, id, now)
+		switch {
+		case i == 3 && !errors.Is(err, grokgate.ErrNotFound):
+			t.Errorf("%s was forgotten before its write, yet stored: %+v %v", id, o, err)
+		case i != 3 && (err != nil || o.KeyID != "key_a"):
+			t.Errorf("%s: %+v %v", id, o, err)
+		}
+		if _, ok := b.unwrittenOwner(id); ok {
+			t.Errorf("%s still in memory after its write", id)
+		}
 	}
 }

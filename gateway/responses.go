@@ -183,7 +183,11 @@ func (s *Server) ownedBy(r *http.Request, id, param string) *apierror.Error {
 	k := infoFrom(r.Context()).key
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
-	o, err := s.cfg.Responses.ResponseOwner(ctx, id, s.cfg.Now())
+	o, ok := s.owners.unwrittenOwner(id)
+	var err error
+	if !ok {
+		o, err = s.cfg.Responses.ResponseOwner(ctx, id, s.cfg.Now())
+	}
 	switch {
 	case err == nil && k != nil && o.KeyID == k.ID:
 		return nil
@@ -272,6 +276,7 @@ func (s *Server) storedResponse(w http.ResponseWriter, r *http.Request, method s
 func (s *Server) forget(r *http.Request, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
 	defer cancel()
+	s.owners.forget(id)
 	if err := s.cfg.Responses.ForgetResponse(ctx, id); err != nil {
 		infoFrom(r.Context()).cause = err
 	}
@@ -343,7 +348,9 @@ func writeJSONAnswer(w http.ResponseWriter, m *meter, answer []byte) {
 // stream learns the id from its first event: the write then runs beside the
 // relay, started once that event was sent, so the first event is held back
 // neither by the database nor by the goroutine's start, and the request
-// waits for it before it ends. record is idempotent.
+// waits for it before it ends; with a store only this process reads, the
+// owner is written behind (ownerBatcher) and nothing waits. record is
+// idempotent.
 type ownerRecorder struct {
 	s    *Server
 	r    *http.Request
@@ -361,6 +368,11 @@ func (o *ownerRecorder) record(id string) {
 	}
 	o.done = make(chan struct{})
 	rec := grokgate.ResponseOwner{ResponseID: id, KeyID: k.ID, CreatedAt: o.s.cfg.Now().UTC()}
+	if o.s.owners.local {
+		o.s.owners.behind(rec)
+		close(o.done)
+		return
+	}
 	ctx := context.WithoutCancel(o.r.Context()) // the record outlives a client that left
 	go func() {
 		defer close(o.done)

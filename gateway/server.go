@@ -86,6 +86,13 @@ type Config struct {
 	// Responses records who owns each stored response of the Responses API;
 	// nil leaves the /responses routes out.
 	Responses ResponseOwners
+	// ResponseOwnersLocal says the Responses store is read by this process
+	// alone (SQLite): the owners of new responses are then written behind,
+	// in batches, and answered from memory until written, so no request
+	// waits on the database for them. With several replicas on one store
+	// it must be false: another replica must find an owner as soon as its
+	// client holds the id.
+	ResponseOwnersLocal bool
 	// Observer receives the request metrics (package metrics); nil
 	// measures nothing.
 	Observer Observer
@@ -223,7 +230,7 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *S
 	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux(), teeBuffer: defaultTeeBuffer}
 	s.refused.now, s.refused.write = cfg.Now, s.record
 	s.models = newModelCatalog(up, cfg.ModelInfoTTL, cfg.Now, log)
-	s.owners.store = cfg.Responses
+	s.owners.store, s.owners.local, s.owners.log = cfg.Responses, cfg.ResponseOwnersLocal, log
 	s.up = observedUpstream{s: s, up: up} // after the catalog, whose fetches belong to no one request
 	s.bufs.New = func() any { b := make([]byte, 1<<10); return &b }
 	s.logAttrs.New = func() any { a := make([]slog.Attr, 0, 28); return &a }

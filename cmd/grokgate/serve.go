@@ -195,22 +195,26 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		StreamErrorFormat:    cfg.streamErrors,
 		Usage:                recorder,
 		Responses:            store,
-		Observer:             obs.observer,
-		Metrics:              obs.metrics,
-		Live:                 obs.live,
-		Sessions:             sessions,
-		Tracer:               obs.tracer,
-		Limiter:              limiter,
-		DefaultLimits:        cfg.limits.defaults,
-		LimitOnError:         gateway.LimitPolicy(cfg.limits.onError),
-		Streams:              streams,
-		ResumeWindow:         cfg.resume.window,
-		StreamLease:          cfg.resume.lease,
+		// SQLite is one process's store: owners are written behind.
+		ResponseOwnersLocal: !postgres.IsDSN(cfg.db),
+		Observer:            obs.observer,
+		Metrics:             obs.metrics,
+		Live:                obs.live,
+		Sessions:            sessions,
+		Tracer:              obs.tracer,
+		Limiter:             limiter,
+		DefaultLimits:       cfg.limits.defaults,
+		LimitOnError:        gateway.LimitPolicy(cfg.limits.onError),
+		Streams:             streams,
+		ResumeWindow:        cfg.resume.window,
+		StreamLease:         cfg.resume.lease,
 	}, cache, upstream)
 	in.gw = gw
 	// Runs before flushUsage (closers run last first), after the drain:
 	// the refusals counted this minute reach the ledger.
 	in.onClose(gw.FlushRefusals)
+	// Before the store closes, after the drain: owners written behind.
+	in.onClose(gw.FlushOwners)
 	// The admin API sits beside the gateway's API on its mux.
 	admin.Register(gw, store, time.Now)
 	in.handler = gw.Handler()
