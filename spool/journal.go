@@ -1,0 +1,372 @@
+package spool
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/grokgate/grokgate"
+)
+
+const journalName = "journal"
+
+// JournalOptions tunes a Journal; zero values mean the defaults.
+type JournalOptions struct {
+	// Interval is how often the running counts of the requests in flight
+	// are written and the journal fsynced (default 1s).
+	Interval time.Duration
+	// MaxBytes is the size past which the journal is rewritten with only
+	// the requests still open (default 4 MiB).
+	MaxBytes int64
+}
+
+// Journal notes every metered request from its admission until its usage
+// record is safe (in the store or the spool), so that a process that dies
+// leaves none unrecorded: the next start turns each request still open into
+// a record (Recovered).
+//
+// Its lines, in the file "journal" of the spool directory:
+//
+//	{"b":RECORD}                      a request was admitted (what is known of its record)
+//	{"p":ID,"c":N,"r":N,"t":TIME}     bytes of text and of reasoning it had relayed at TIME
+//	{"f":RECORD}                      its final record was handed to the recorder
+//	{"d":[ID,...]}                    those records are stored or spooled
+//
+// Lines are written when they happen (write(2), which a killed process
+// does not lose) and fsynced together once per Interval, which bounds what
+// a machine crash can take. Progress is written at most once per Interval
+// per request, from counts the relay publishes when asked
+// (grokgate.Progress), never per event.
+type Journal struct {
+	dir  string
+	opts JournalOptions
+	now  func() time.Time
+	spol *Spool
+
+	mu       sync.Mutex
+	f        *os.File
+	size     int64
+	live     map[string]*journalEntry
+	unsynced bool
+	werr     error // the last write error, logged once
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type journalEntry struct {
+	rec   grokgate.Record // the begun record, then the final one
+	p     *grokgate.Progress
+	c, r  int64
+	t     time.Time
+	final bool
+}
+
+type journalLine struct {
+	Begin    *grokgate.Record `json:"b,omitempty"`
+	Progress string           `json:"p,omitempty"`
+	Content  int64            `json:"c,omitempty"`
+	Reason   int64            `json:"r,omitempty"`
+	Time     time.Time        `json:"t,omitzero"`
+	Final    *grokgate.Record `json:"f,omitempty"`
+	Durable  []string         `json:"d,omitempty"`
+}
+
+// Unfinished is a request an earlier process journaled but did not see
+// through: Begun is what was known when it was admitted, Content and
+// Reasoning the bytes of text it had relayed at Seen.
+type Unfinished struct {
+	Begun              grokgate.Record
+	Content, Reasoning int64
+	Seen               time.Time
+}
+
+// OpenJournal reads the journal an earlier process left in the spool's
+// directory, turns what it left unfinished into records (final records as
+// they were; requests in flight through interrupted, which estimates them),
+// appends those to the spool, and only then starts a new journal. It
+// returns the journal and how many records it recovered.
+func (s *Spool) OpenJournal(opts JournalOptions, interrupted func(Unfinished) grokgate.Record) (*Journal, int, error) {
+	if opts.Interval <= 0 {
+		opts.Interval = time.Second
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 4 << 20
+	}
+	path := filepath.Join(s.dir, journalName)
+	recs, bad, err := readJournal(path, interrupted)
+	if err != nil {
+		return nil, 0, fmt.Errorf("usage journal: %w", err)
+	}
+	if bad > 0 {
+		s.log.Warn("usage journal: skipping damaged lines (a crash cut the last one short)", "lines", bad)
+	}
+	if err := s.Append(recs); err != nil {
+		return nil, 0, fmt.Errorf("usage journal: keeping the records of the last run: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, 0, fmt.Errorf("usage journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("usage journal: %w", err)
+	}
+	j := &Journal{dir: s.dir, opts: opts, now: s.opts.Now, spol: s, f: f, live: map[string]*journalEntry{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go j.run()
+	return j, len(recs), nil
+}
+
+// readJournal returns the records of what the journal at path left
+// unfinished, in the order the requests began.
+func readJournal(path string, interrupted func(Unfinished) grokgate.Record) ([]grokgate.Record, int, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	type open struct {
+		u     Unfinished
+		final *grokgate.Record
+		seq   int
+	}
+	entries := map[string]*open{}
+	seq, bad := 0, 0
+	lr := newLineReader(f, 0)
+	for {
+		p, err := lr.next()
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, errBadLine) {
+			bad++
+			continue
+		}
+		if err != nil {
+			return nil, bad, err
+		}
+		var l journalLine
+		if json.Unmarshal(p, &l) != nil {
+			bad++
+			continue
+		}
+		switch {
+		case l.Begin != nil:
+			seq++
+			entries[l.Begin.RequestID] = &open{u: Unfinished{Begun: *l.Begin, Seen: l.Begin.Time}, seq: seq}
+		case l.Progress != "":
+			if e := entries[l.Progress]; e != nil {
+				e.u.Content, e.u.Reasoning, e.u.Seen = l.Content, l.Reason, l.Time
+			}
+		case l.Final != nil:
+			e := entries[l.Final.RequestID]
+			if e == nil {
+				seq++
+				e = &open{seq: seq}
+				entries[l.Final.RequestID] = e
+			}
+			e.final = l.Final
+		case l.Durable != nil:
+			for _, id := range l.Durable {
+				delete(entries, id)
+			}
+		}
+	}
+	list := make([]*open, 0, len(entries))
+	for _, e := range entries {
+		list = append(list, e)
+	}
+	slices.SortFunc(list, func(a, b *open) int { return a.seq - b.seq })
+	recs := make([]grokgate.Record, 0, len(list))
+	for _, e := range list {
+		if e.final != nil {
+			recs = append(recs, *e.final)
+		} else {
+			recs = append(recs, interrupted(e.u))
+		}
+	}
+	return recs, bad, nil
+}
+
+// Begin notes an admitted request: rec is what is known of its record
+// (time, request id, key, route, model, stream, prompt tokens), p where
+// its relay publishes its progress.
+func (j *Journal) Begin(rec grokgate.Record, p *grokgate.Progress) {
+	line, err := json.Marshal(journalLine{Begin: &rec})
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.live[rec.RequestID] = &journalEntry{rec: rec, p: p, t: rec.Time}
+	j.write(line, err)
+}
+
+// Final notes rec, the final record of a request, before the recorder has
+// it: until Durable, a process that dies leaves it in the journal.
+func (j *Journal) Final(rec grokgate.Record) {
+	line, err := json.Marshal(journalLine{Final: &rec})
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e := j.live[rec.RequestID]
+	if e == nil {
+		e = &journalEntry{}
+		j.live[rec.RequestID] = e
+	}
+	e.rec, e.final, e.p = rec, true, nil
+	j.write(line, err)
+}
+
+// Durable notes that recs are stored or spooled: the journal forgets them.
+func (j *Journal) Durable(recs []grokgate.Record) {
+	ids := make([]string, 0, len(recs))
+	for i := range recs {
+		ids = append(ids, recs[i].RequestID)
+	}
+	line, err := json.Marshal(journalLine{Durable: ids})
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, id := range ids {
+		delete(j.live, id)
+	}
+	j.write(line, err)
+}
+
+// Open is the number of requests the journal holds.
+func (j *Journal) Open() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.live)
+}
+
+// write appends one line; j.mu is held.
+func (j *Journal) write(payload []byte, err error) {
+	if err == nil && j.f != nil {
+		var n int
+		n, err = j.f.Write(appendLine(make([]byte, 0, len(payload)+10), payload))
+		j.size += int64(n)
+		j.unsynced = true
+	}
+	if err != nil && j.werr == nil {
+		j.werr = err
+		j.spol.log.Error("usage journal: write failed; a crash now could lose records of requests in flight", "err", err)
+	}
+}
+
+func (j *Journal) run() {
+	defer close(j.done)
+	t := time.NewTicker(j.opts.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.stop:
+			return
+		case <-t.C:
+			j.tick()
+		}
+	}
+}
+
+// tick writes the progress of the requests in flight that moved, asks them
+// for their next counts, fsyncs, and rewrites a journal grown too large.
+func (j *Journal) tick() {
+	now := j.now().UTC()
+	var buf []byte
+	j.mu.Lock()
+	for id, e := range j.live {
+		if e.p == nil {
+			continue
+		}
+		c, r := e.p.Relayed()
+		e.p.Ask()
+		if c == e.c && r == e.r {
+			continue
+		}
+		e.c, e.r, e.t = c, r, now
+		if p, err := json.Marshal(journalLine{Progress: id, Content: c, Reason: r, Time: now}); err == nil {
+			buf = appendLine(buf, p)
+		}
+	}
+	if len(buf) > 0 && j.f != nil {
+		n, err := j.f.Write(buf)
+		j.size += int64(n)
+		j.unsynced = true
+		if err != nil && j.werr == nil {
+			j.werr = err
+			j.spol.log.Error("usage journal: write failed", "err", err)
+		}
+	}
+	if j.size > j.opts.MaxBytes {
+		j.rewrite()
+	}
+	f, sync := j.f, j.unsynced
+	j.unsynced = false
+	j.mu.Unlock()
+	if sync && f != nil {
+		f.Sync() // outside the lock: requests keep journaling meanwhile
+	}
+}
+
+// rewrite replaces the journal with one holding only the open requests;
+// j.mu is held.
+func (j *Journal) rewrite() {
+	var buf []byte
+	for id, e := range j.live {
+		var l journalLine
+		if e.final {
+			l.Final = &e.rec
+		} else {
+			l.Begin = &e.rec
+		}
+		if p, err := json.Marshal(l); err == nil {
+			buf = appendLine(buf, p)
+		}
+		if !e.final && (e.c > 0 || e.r > 0) {
+			if p, err := json.Marshal(journalLine{Progress: id, Content: e.c, Reason: e.r, Time: e.t}); err == nil {
+				buf = appendLine(buf, p)
+			}
+		}
+	}
+	path := filepath.Join(j.dir, journalName)
+	if err := writeFileSync(path, buf); err != nil {
+		j.spol.log.Error("usage journal: rewriting failed; it keeps growing", "err", err)
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		j.spol.log.Error("usage journal: reopening failed", "err", err)
+		return
+	}
+	j.f.Close()
+	j.f, j.size = f, int64(len(buf))
+}
+
+// Close stops the journal. When every request it noted is safe, the file
+// is emptied; otherwise it stays for the next start to recover.
+func (j *Journal) Close() error {
+	select {
+	case <-j.stop:
+	default:
+		close(j.stop)
+	}
+	<-j.done
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return nil
+	}
+	var err error
+	if len(j.live) == 0 {
+		err = j.f.Truncate(0)
+	}
+	err = errors.Join(err, j.f.Sync(), j.f.Close())
+	j.f = nil
+	return err
+}
