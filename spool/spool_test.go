@@ -1,0 +1,309 @@
+package spool
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grokgate/grokgate"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func recs(from, n int) []grokgate.Record {
+	var out []grokgate.Record
+	for i := from; i < from+n; i++ {
+		out = append(out, grokgate.Record{Time: time.Unix(1700000000, int64(i)*1000).UTC(), RequestID: fmt.Sprintf("req_%05d", i),
+			KeyID: "key_a", Route: "/chat/completions", RequestedModel: "grok-4.3", Status: 200, Outcome: grokgate.OutcomeCompleted,
+			PromptTokens: int64(i), Latency: time.Duration(i) * time.Millisecond, Count: 1})
+	}
+	return out
+}
+
+func open(t *testing.T, dir string, opts Options) *Spool {
+	t.Helper()
+	s, err := Open(dir, quiet, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// drain peeks and removes until the spool is empty, returning the request
+// ids in the order they came.
+func drain(t *testing.T, s *Spool, batch int) []string {
+	t.Helper()
+	var ids []string
+	for range 10000 {
+		got, err := s.Peek(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 {
+			return ids
+		}
+		for _, r := range got {
+			ids = append(ids, r.RequestID)
+		}
+		if err := s.Remove(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("the spool never emptied")
+	return nil
+}
+
+func wantIDs(t *testing.T, got []string, from, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Fatalf("%d records, want %d", len(got), n)
+	}
+	for i, id := range got {
+		if want := fmt.Sprintf("req_%05d", from+i); id != want {
+			t.Fatalf("record %d is %s, want %s", i, id, want)
+		}
+	}
+}
+
+// TestOrderAcrossFilesAndRestarts: records come back in the order they were
+// appended, across spool files and a restart, each exactly once, and the
+// files replayed are removed.
+func TestOrderAcrossFilesAndRestarts(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{SegmentBytes: 2 << 10})
+	for i := 0; i < 300; i += 30 {
+		if err := s.Append(recs(i, 30)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Pending() != 300 {
+		t.Fatalf("pending %d", s.Pending())
+	}
+	// Replay a part, then restart.
+	var first []string
+	for range 4 {
+		got, _ := s.Peek(25)
+		for _, r := range got {
+			first = append(first, r.RequestID)
+		}
+		s.Remove()
+	}
+	if got, _ := s.Peek(25); len(got) != 25 {
+		t.Fatal("peek without remove")
+	} // peeked, not removed: comes again after the restart
+	s.Close()
+	left := int64(300 - len(first))
+	if p, d, err := Count(dir); err != nil || p != left || d != 0 {
+		t.Fatalf("Count: %d %d %v; want %d pending", p, d, err, left)
+	}
+	s = open(t, dir, Options{SegmentBytes: 2 << 10})
+	if s.Pending() != left {
+		t.Fatalf("pending after restart %d, want %d", s.Pending(), left)
+	}
+	s.Append(recs(300, 10))
+	wantIDs(t, append(first, drain(t, s, 64)...), 0, 310)
+	if s.Pending() != 0 {
+		t.Fatalf("pending %d", s.Pending())
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "usage-*.spool"))
+	if len(files) != 1 {
+		t.Fatalf("files left after replay: %v", files)
+	}
+	if st, _ := os.Stat(files[0]); st.Size() != 0 {
+		t.Fatalf("the file being written is not emptied once replayed: %d bytes", st.Size())
+	}
+}
+
+// TestRecordRoundTrip: a record comes back field for field, NUL bytes
+// included.
+func TestRecordRoundTrip(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	r := recs(0, 1)[0]
+	r.RequestedModel, r.Estimated, r.ToolCalls.WebSearch, r.TTFB, r.UpstreamID = "a\x00b", true, 3, time.Microsecond*1234, "up"
+	s.Append([]grokgate.Record{r})
+	got, err := s.Peek(10)
+	if err != nil || len(got) != 1 || got[0] != r {
+		t.Fatalf("got %+v, %v\nwant %+v", got, err, r)
+	}
+}
+
+// TestTornLastLine: a line a crash cut short, or damaged, is skipped; the
+// records around it are read, and appending goes on.
+func TestTornLastLine(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{})
+	s.Append(recs(0, 5))
+	s.Close()
+	files, _ := filepath.Glob(filepath.Join(dir, "usage-*.spool"))
+	f, _ := os.OpenFile(files[0], os.O_WRONLY|os.O_APPEND, 0)
+	b, _ := os.ReadFile(files[0])
+	lines := strings.SplitAfter(string(b), "\n")
+	f.WriteString(lines[0][:len(lines[0])/2]) // torn
+	f.Close()
+	// A damaged line in the middle of another file.
+	os.WriteFile(filepath.Join(dir, "usage-0000000000000000.spool"), []byte(lines[1]+strings.Replace(lines[2], "req", "REQ", 1)+lines[3]), 0o600)
+	s = open(t, dir, Options{})
+	if s.Pending() != 7 {
+		t.Fatalf("pending %d, want 7 (2 + 5 good lines)", s.Pending())
+	}
+	s.Append(recs(5, 2))
+	got := drain(t, s, 3)
+	want := "req_00001 req_00003 req_00000 req_00001 req_00002 req_00003 req_00004 req_00005 req_00006"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("got %v\nwant %s", got, want)
+	}
+}
+
+// TestOneProcessPerDirectory: a second Open of a directory in use fails
+// and says what to do.
+func TestOneProcessPerDirectory(t *testing.T) {
+	dir := t.TempDir()
+	open(t, dir, Options{})
+	_, err := Open(dir, quiet, Options{})
+	if err == nil || !strings.Contains(err.Error(), "GROKGATE_SPOOL_DIR") {
+		t.Fatalf("second Open: %v", err)
+	}
+}
+
+// TestDeadLetters: a dead letter keeps the record and the reason, and is
+// counted after a restart.
+func TestDeadLetters(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{})
+	r := recs(0, 1)[0]
+	if err := s.DeadLetter(r, "invalid byte sequence"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, deadName))
+	if !strings.Contains(string(b), `"reason":"invalid byte sequence"`) || !strings.Contains(string(b), r.RequestID) {
+		t.Fatalf("dead-letter file: %s", b)
+	}
+	s = open(t, dir, Options{})
+	if s.DeadLetters() != 1 || s.Pending() != 0 {
+		t.Fatalf("dead %d pending %d", s.DeadLetters(), s.Pending())
+	}
+}
+
+func interruptedRecord(u Unfinished) grokgate.Record {
+	r := u.Begun
+	r.Outcome, r.Estimated = grokgate.OutcomeInterrupted, true
+	r.CompletionTokens, r.ReasoningTokens = u.Content/4, u.Reasoning/4
+	r.Latency = u.Seen.Sub(r.Time)
+	return r
+}
+
+// TestJournalRecovery: after a process dies, each request it journaled
+// without a durable record comes back: as its final record when it had
+// one, else as an interrupted record from its last progress; requests
+// whose records were safe do not.
+func TestJournalRecovery(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{})
+	j, n, err := s.OpenJournal(JournalOptions{Interval: time.Hour}, interruptedRecord)
+	if err != nil || n != 0 {
+		t.Fatal(n, err)
+	}
+	rs := recs(0, 4)
+	var ps [4]grokgate.Progress
+	for i := range rs {
+		j.Begin(rs[i], &ps[i])
+	}
+	j.tick() // asks for the counts
+	for i := range ps {
+		if !ps[i].Due() {
+			t.Fatal("the journal did not ask for progress")
+		}
+		ps[i].Publish(int64(400*(i+1)), 40)
+	}
+	j.tick() // writes them
+	if ps[0].Due() != true {
+		t.Fatal("progress not asked again")
+	}
+	final := rs[2]
+	final.Outcome, final.CompletionTokens = grokgate.OutcomeCompleted, 99
+	j.Final(final)           // its record handed to the recorder, not yet safe
+	j.Final(rs[3])           // safe:
+	j.Durable(rs[3:4])       // stored
+	orphan := recs(10, 1)[0] // a record without a begin (a refusal), not yet safe
+	j.Final(orphan)
+	if j.Open() != 4 {
+		t.Fatalf("open %d", j.Open())
+	}
+	// The process dies: nothing is closed but the lock.
+	j.f.Close()
+	close(j.stop)
+	<-j.done
+	s.Close()
+
+	s = open(t, dir, Options{})
+	j2, n, err := s.OpenJournal(JournalOptions{Interval: time.Hour}, interruptedRecord)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if n != 4 || s.Pending() != 4 {
+		t.Fatalf("recovered %d, pending %d; want 4", n, s.Pending())
+	}
+	got, _ := s.Peek(10)
+	if got[0].RequestID != "req_00000" || got[0].Outcome != grokgate.OutcomeInterrupted || !got[0].Estimated || got[0].CompletionTokens != 100 || got[0].ReasoningTokens != 10 {
+		t.Fatalf("interrupted: %+v", got[0])
+	}
+	if got[1].RequestID != "req_00001" || got[1].CompletionTokens != 200 {
+		t.Fatalf("interrupted: %+v", got[1])
+	}
+	if got[2] != final {
+		t.Fatalf("final record: %+v", got[2])
+	}
+	if got[3] != orphan {
+		t.Fatalf("orphan final record: %+v", got[3])
+	}
+	// The next start finds nothing more.
+	s.Remove()
+	j2.Close()
+	s.Close()
+	s = open(t, dir, Options{})
+	_, n, err = s.OpenJournal(JournalOptions{}, interruptedRecord)
+	if err != nil || n != 0 || s.Pending() != 0 {
+		t.Fatalf("second recovery: %d, pending %d, %v", n, s.Pending(), err)
+	}
+}
+
+// TestJournalRewrite: a journal past its size is rewritten with the open
+// requests only, and recovers the same.
+func TestJournalRewrite(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{})
+	j, _, _ := s.OpenJournal(JournalOptions{Interval: time.Hour, MaxBytes: 4 << 10}, interruptedRecord)
+	var p grokgate.Progress
+	all := recs(0, 200)
+	for i, r := range all {
+		j.Begin(r, &p)
+		if i != 7 {
+			j.Final(r)
+			j.Durable([]grokgate.Record{r})
+		}
+	}
+	p.Publish(800, 0)
+	j.tick()
+	st, _ := os.Stat(filepath.Join(dir, journalName))
+	if st.Size() > 4<<10 {
+		t.Fatalf("journal %d bytes after the rewrite", st.Size())
+	}
+	j.f.Close()
+	close(j.stop)
+	<-j.done
+	s.Close()
+	s = open(t, dir, Options{})
+	_, n, err := s.OpenJournal(JournalOptions{}, interruptedRecord)
+	got, _ := s.Peek(10)
+	if err != nil || n != 1 || got[0].RequestID != "req_00007" || got[0].CompletionTokens != 200 {
+		t.Fatalf("recovered %d %v: %+v", n, err, got)
+	}
+}
