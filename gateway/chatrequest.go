@@ -81,6 +81,9 @@ func parseChat(body []byte) (parsedChat, *apierror.Error) {
 		return p, apierror.Invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
 	}
 	p.model = *req.Model
+	if e := checkModelName(p.model); e != nil {
+		return p, e
+	}
 	if req.Messages == nil {
 		return p, apierror.Invalid("messages", "Missing required parameter: 'messages' (a non-empty array of message objects).")
 	}

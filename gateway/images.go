@@ -55,6 +55,9 @@ func parseImages(body []byte) (up []byte, model string, stream bool, e *apierror
 	model = defaultImageModel
 	if req.Model != nil && *req.Model != "" {
 		model = *req.Model
+		if e := checkModelName(model); e != nil {
+			return nil, "", false, e
+		}
 	} else {
 		add = append(add, field{"model", jsonString(model)})
 	}
@@ -178,6 +181,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	if m != nil {
 		m.upstream = true // a prompt for images is billed by cost, not estimated in tokens
 	}
+	s.journal(r, m)
 	resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/images/generations", Body: up})
 	if !ok {
 		return

@@ -64,7 +64,11 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			scratch, _ = sse.AppendData(scratch[:0], ev)
 			data = scratch
 		}
-		switch out.d.event(data) {
+		act := out.d.event(data)
+		if out.m != nil && out.m.progress.Due() {
+			out.publish()
+		}
+		switch act {
 		case actEnd:
 			if out.write(ev, true) {
 				out.m.complete()
@@ -88,6 +92,15 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		}
 	}
 	s.relayEnded(ctx, w, r, out, sc.Err())
+}
+
+// publish gives the journal, which asked, the stream's running counts. Out
+// of line: it runs about once a second, the check before it per event.
+//
+//go:noinline
+func (o *sseOut) publish() {
+	c, r := o.d.generated()
+	o.m.progress.Publish(c, r)
 }
 
 // relayErrorEvent ends the stream on xAI's error event: with its HTTP error

@@ -113,6 +113,7 @@ func (s *Server) admitResponses(w http.ResponseWriter, r *http.Request, body []b
 	if m != nil {
 		m.upstream, m.prompt = true, req.promptTokens
 	}
+	s.journal(r, m)
 	stream = req.stream
 	if req.stream && req.hasImage && s.cfg.VisionStream != VisionStreamNative {
 		var err error

@@ -75,6 +75,9 @@ func parseResponses(body []byte) (parsedResponses, *apierror.Error) {
 		return p, apierror.Invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
 	}
 	p.model = *req.Model
+	if e := checkModelName(p.model); e != nil {
+		return p, e
+	}
 	if req.Stream != nil {
 		p.stream = *req.Stream
 	}

@@ -82,6 +82,10 @@ type Config struct {
 	// Usage receives one record per chat completion request; nil records
 	// nothing.
 	Usage UsageRecorder
+	// Journal notes each metered request as it is sent upstream, so a
+	// process that dies leaves it recorded (package spool); nil journals
+	// nothing.
+	Journal Journal
 	// Responses records who owns each stored response of the Responses API;
 	// nil leaves the /responses routes out.
 	Responses ResponseOwners

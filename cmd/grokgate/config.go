@@ -137,6 +137,7 @@ type serveConfig struct {
 	obs                 obsConfig
 	limits              limitConfig
 	console             bool
+	spoolDir            string
 }
 
 // loopback reports whether addr (HOST:PORT) listens on a loopback address
@@ -169,6 +170,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Int64(&c.upstreamAttempts, "upstream-attempts", "GROKGATE_UPSTREAM_ATTEMPTS", xai.DefaultMaxAttempts, "attempts per request before the first byte, across xAI keys")
 	s.Duration(&c.drainTimeout, "drain-timeout", "GROKGATE_DRAIN_TIMEOUT", 30*time.Second, "how long a stop waits for requests in flight")
 	s.Duration(&c.flushTimeout, "usage-flush-timeout", "GROKGATE_USAGE_FLUSH_TIMEOUT", 15*time.Second, "how long a stop waits to write the last usage records")
+	s.String(&c.spoolDir, "spool-dir", "GROKGATE_SPOOL_DIR", "", spoolDirHelp)
 	s.String(&c.logFormat, "log-format", "GROKGATE_LOG_FORMAT", "text", "log format: text or json")
 	s.Duration(&c.logFlush, "log-flush-interval", "GROKGATE_LOG_FLUSH_INTERVAL", 100*time.Millisecond, "longest a log line waits to be written with others; 0 writes each line at once")
 	s.Int64(&c.gcFloor, "gc-floor", "GROKGATE_GC_FLOOR", 64<<20, "heap size in bytes below which the garbage collector does not run (0: Go's default pacing; ignored when GOGC is set)")
@@ -198,6 +200,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 		"XAI_API_KEY is not set and GROKGATE_ADDR/--addr %q is not a loopback address: set XAI_API_KEY, or pass --simulator to answer from the built-in xAI simulator (fake answers)", c.addr)
 	s.check(c.bodyBytesInFlight >= 0, "GROKGATE_MAX_BODY_BYTES_IN_FLIGHT/--max-body-bytes-in-flight must not be negative (0: 8 times the body limit), got %d", c.bodyBytesInFlight)
 	checkDB(s, c.db)
+	c.spoolDir = spoolDirFor(c.db, c.spoolDir)
 	c.obs.check(s)
 	if u, err := url.Parse(c.xaiBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		s.errs = append(s.errs, fmt.Errorf("XAI_BASE_URL/--xai-base-url %q must be an http(s) URL such as %s", c.xaiBaseURL, xai.DefaultBaseURL))

@@ -45,7 +45,15 @@ func simEnv(simURL string, kv ...string) map[string]string {
 func startGW(t *testing.T, env map[string]string, args ...string) *gw {
 	t.Helper()
 	g := &gw{DB: filepath.Join(t.TempDir(), "grokgate.db"), done: make(chan error, 1), Log: &testWriter{t: t}}
-	getenv := func(k string) string { return env[k] }
+	// A PostgreSQL gateway's spool would default to the working
+	// directory, the package's source: each test gets its own.
+	spoolDir := t.TempDir()
+	getenv := func(k string) string {
+		if k == "GROKGATE_SPOOL_DIR" && env[k] == "" {
+			return spoolDir
+		}
+		return env[k]
+	}
 	full := []string{"serve", "--addr", "127.0.0.1:0", "--db", g.DB}
 	if db := env["GROKGATE_DB"]; db != "" {
 		full, g.DB = full[:3], db // the store named by the environment, as a user would

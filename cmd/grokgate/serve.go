@@ -108,9 +108,15 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 	if in.started.AdminKey, err = firstKey(ctx, store, stdout); err != nil {
 		return in, err
 	}
+	// The spool and the journal keep on disk what the store has not taken
+	// (spool.go); closed after the recorder, before the store.
+	sp, journal, err := in.openSpool(cfg.spoolDir)
+	if err != nil {
+		return in, err
+	}
 	// Closed before the store, so whatever way serve ends, the records of
-	// finished requests are written first.
-	recorder := ledger.NewRecorder(store, log.With("component", "usage"), ledger.Options{})
+	// finished requests are written (or spooled) first.
+	recorder := ledger.NewRecorder(store, log.With("component", "usage"), ledger.Options{Spool: sp, Journal: journal})
 	in.onClose(func() { flushUsage(ctx, recorder, cfg.flushTimeout, log) })
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -162,6 +168,7 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		VisionStream:         cfg.visionStream,
 		StreamErrorFormat:    cfg.streamErrors,
 		Usage:                recorder,
+		Journal:              journal,
 		Responses:            store,
 		Observer:             obs.observer,
 		Metrics:              obs.metrics,
@@ -176,7 +183,7 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 	// the refusals counted this minute reach the ledger.
 	in.onClose(gw.FlushRefusals)
 	// The admin API sits beside the gateway's API on its mux.
-	admin.Register(gw, store, time.Now)
+	admin.Register(gw, store, time.Now).ShowSpool(func() (int64, int64) { return sp.Pending(), sp.DeadLetters() })
 	in.handler = gw.Handler()
 	if con != nil {
 		in.handler, in.console = withConsole(in.handler, con), true
@@ -329,12 +336,15 @@ func flushUsage(ctx context.Context, r *ledger.Recorder, timeout time.Duration, 
 	defer cancel()
 	err := r.Close(fctx)
 	st := r.Stats()
-	attrs := []any{"written", st.Written, "dropped", st.Dropped, "failed", st.Failed}
+	attrs := []any{"written", st.Written, "dropped", st.Dropped, "failed", st.Failed,
+		"spooled", st.Spooled, "replayed", st.Replayed, "spool_pending", st.SpoolPending, "dead_letters", st.DeadLetters}
 	switch {
 	case err != nil:
-		log.Error("usage flush deadline passed; the unwritten records are in the log above", append(attrs, "err", err)...)
+		log.Error("usage flush deadline passed; the records not spooled are in the log above", append(attrs, "err", err)...)
 	case st.Dropped > 0 || st.Failed > 0:
 		log.Warn("usage ledger flushed; some records are only in the log", attrs...)
+	case st.SpoolPending > 0:
+		log.Warn("usage ledger flushed; records wait in the spool for the database, replayed at the next start", attrs...)
 	default:
 		log.Info("usage ledger flushed", attrs...)
 	}

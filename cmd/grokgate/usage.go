@@ -6,21 +6,24 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/admin"
+	"github.com/grokgate/grokgate/spool"
 )
 
 // usageCmd prints the usage ledger's aggregates, the same as
 // GET /admin/v1/usage, read straight from the database.
 func usageCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	s := newSettings("usage", getenv, stderr)
-	var db, groupBy, from, to string
+	var db, groupBy, from, to, spoolDir string
 	var asJSON bool
 	s.String(&db, "db", "GROKGATE_DB", "grokgate.db", dbHelp)
+	s.String(&spoolDir, "spool-dir", "GROKGATE_SPOOL_DIR", "", spoolDirHelp)
 	s.fs.StringVar(&groupBy, "group-by", "key", "key, model or day (UTC)")
 	s.fs.StringVar(&from, "from", "", "first date (2026-11-01) or RFC 3339 time to count, inclusive")
 	s.fs.StringVar(&to, "to", "", "last date to count (inclusive), or RFC 3339 time (exclusive)")
@@ -59,11 +62,25 @@ func usageCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		names = admin.KeyNames(list)
 	}
+	// The spool is read without taking it: a server may own it.
+	var sp admin.SpoolCounts
+	dir := spoolDirFor(db, spoolDir)
+	if sp.Pending, sp.DeadLetters, err = spool.Count(dir); err != nil {
+		return fmt.Errorf("reading the usage spool %s: %w", dir, err)
+	}
 	if asJSON {
-		_, err := stdout.Write(admin.EncodeUsage(q, rows, names))
+		_, err := stdout.Write(admin.EncodeUsage(q, rows, names, &sp))
 		return err
 	}
-	return printUsage(stdout, q, rows, names)
+	if err := printUsage(stdout, q, rows, names); err != nil {
+		return err
+	}
+	if sp.Pending > 0 || sp.DeadLetters > 0 {
+		abs, _ := filepath.Abs(dir)
+		fmt.Fprintf(stdout, "\nNot in the figures above: %d usage records wait in the spool for the database (replayed when it answers; a server must run to replay them), %d refused as invalid are in %s.\n",
+			sp.Pending, sp.DeadLetters, filepath.Join(abs, "dead-letter.jsonl"))
+	}
+	return nil
 }
 
 func printUsage(w io.Writer, q grokgate.UsageQuery, rows []grokgate.UsageTotals, names map[string]string) error {
