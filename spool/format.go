@@ -31,6 +31,14 @@ func appendLine(b, payload []byte) []byte {
 	return append(b, '\n')
 }
 
+// sealLine fills in the checksum of a line built in place: line is
+// "00000000 " followed by its JSON, without the newline.
+func sealLine(line []byte) {
+	c := crc32.Checksum(line[9:], castagnoli)
+	sum := [4]byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)}
+	hex.Encode(line[:8], sum[:])
+}
+
 // errBadLine is a line that is torn or damaged.
 var errBadLine = errors.New("damaged line")
 

@@ -38,9 +38,10 @@ type JournalOptions struct {
 //	{"f":RECORD}                      its final record was handed to the recorder
 //	{"d":[ID,...]}                    those records are stored or spooled
 //
-// Lines are written when they happen (write(2), which a killed process
-// does not lose) and fsynced together once per Interval, which bounds what
-// a machine crash can take. Progress is written at most once per Interval
+// Lines are written as they happen, by a writer goroutine that gathers
+// those queued meanwhile into one write(2) (what is written, a killed
+// process does not lose), and fsynced together once per Interval, which
+// bounds what a machine crash can take. Progress is written at most once per Interval
 // per request, from counts the relay publishes when asked
 // (grokgate.Progress), never per event.
 type Journal struct {
@@ -49,13 +50,17 @@ type Journal struct {
 	now  func() time.Time
 	spol *Spool
 
-	mu       sync.Mutex
+	wmu      sync.Mutex // held while writing to f or replacing it
+	mu       sync.Mutex // the rest
 	f        *os.File
 	size     int64
 	live     map[string]*journalEntry
 	unsynced bool
-	werr     error // the last write error, logged once
+	werr     error  // the first write error, logged once
+	pend     []byte // lines queued for the writer goroutine
+	spare    []byte // the buffer the writer wrote last, for reuse
 
+	wake chan struct{} // lines were queued
 	stop chan struct{}
 	done chan struct{}
 }
@@ -119,7 +124,7 @@ func (s *Spool) OpenJournal(opts JournalOptions, interrupted func(Unfinished) gr
 		return nil, 0, fmt.Errorf("usage journal: %w", err)
 	}
 	j := &Journal{dir: s.dir, opts: opts, now: s.opts.Now, spol: s, f: f, live: map[string]*journalEntry{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go j.run()
 	return j, len(recs), nil
 }
@@ -202,17 +207,15 @@ func readJournal(path string, interrupted func(Unfinished) grokgate.Record) ([]g
 // (time, request id, key, route, model, stream, prompt tokens), p where
 // its relay publishes its progress.
 func (j *Journal) Begin(rec grokgate.Record, p *grokgate.Progress) {
-	line, err := json.Marshal(journalLine{Begin: &rec})
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.live[rec.RequestID] = &journalEntry{rec: rec, p: p, t: rec.Time}
-	j.write(line, err)
+	j.writeRecord(`{"b":`, &rec)
 }
 
 // Final notes rec, the final record of a request, before the recorder has
 // it: until Durable, a process that dies leaves it in the journal.
 func (j *Journal) Final(rec grokgate.Record) {
-	line, err := json.Marshal(journalLine{Final: &rec})
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	e := j.live[rec.RequestID]
@@ -221,7 +224,7 @@ func (j *Journal) Final(rec grokgate.Record) {
 		j.live[rec.RequestID] = e
 	}
 	e.rec, e.final, e.p = rec, true, nil
-	j.write(line, err)
+	j.writeRecord(`{"f":`, &rec)
 }
 
 // Durable notes that recs are stored or spooled: the journal forgets them.
@@ -246,15 +249,45 @@ func (j *Journal) Open() int {
 	return len(j.live)
 }
 
-// write appends one line; j.mu is held.
+// write queues one line for the writer goroutine and wakes it; j.mu is
+// held. The request's goroutine makes no system call: the writer writes
+// whatever has queued up in one write(2), at once when idle, so a burst of
+// requests costs one call, and what a killed process loses is the few
+// microseconds between the two.
 func (j *Journal) write(payload []byte, err error) {
-	if err == nil && j.f != nil {
-		var n int
-		n, err = j.f.Write(appendLine(make([]byte, 0, len(payload)+10), payload))
-		j.size += int64(n)
-		j.unsynced = true
+	if err != nil {
+		j.fail(err)
+		return
 	}
-	if err != nil && j.werr == nil {
+	if len(j.pend) == 0 {
+		select {
+		case j.wake <- struct{}{}:
+		default:
+		}
+	}
+	j.pend = appendLine(j.pend, payload)
+}
+
+// writeRecord queues the line {"KEY":RECORD}, key given as `{"KEY":`;
+// j.mu is held.
+func (j *Journal) writeRecord(key string, rec *grokgate.Record) {
+	if len(j.pend) == 0 {
+		select {
+		case j.wake <- struct{}{}:
+		default:
+		}
+	}
+	start := len(j.pend)
+	j.pend = append(j.pend, "00000000 "...)
+	j.pend = appendRecord(append(j.pend, key...), rec)
+	j.pend = append(j.pend, '}')
+	sealLine(j.pend[start:])
+	j.pend = append(j.pend, '\n')
+}
+
+// fail logs the first write error; j.mu is held.
+func (j *Journal) fail(err error) {
+	if j.werr == nil {
 		j.werr = err
 		j.spol.log.Error("usage journal: write failed; a crash now could lose records of requests in flight", "err", err)
 	}
@@ -267,18 +300,62 @@ func (j *Journal) run() {
 	for {
 		select {
 		case <-j.stop:
+			j.flush()
 			return
+		case <-j.wake:
+			j.flush()
 		case <-t.C:
 			j.tick()
 		}
 	}
 }
 
+// flush writes the queued lines. j.wmu orders the writes (the writer
+// goroutine's, and a test's tick); j.mu is not held while writing.
+func (j *Journal) flush() {
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	j.flushLocked()
+}
+
+func (j *Journal) flushLocked() {
+	j.mu.Lock()
+	buf, f := j.pend, j.f
+	j.pend, j.spare = j.spare[:0], nil
+	j.mu.Unlock()
+	if len(buf) == 0 || f == nil {
+		j.giveBack(buf)
+		return
+	}
+	n, err := f.Write(buf)
+	j.mu.Lock()
+	j.size += int64(n)
+	j.unsynced = true
+	if err != nil {
+		j.fail(err)
+	}
+	j.mu.Unlock()
+	j.giveBack(buf)
+}
+
+// giveBack keeps buf for the next round, unless it grew large.
+func (j *Journal) giveBack(buf []byte) {
+	if cap(buf) > 1<<20 {
+		return
+	}
+	j.mu.Lock()
+	if j.spare == nil {
+		j.spare = buf[:0]
+	}
+	j.mu.Unlock()
+}
+
 // tick writes the progress of the requests in flight that moved, asks them
 // for their next counts, fsyncs, and rewrites a journal grown too large.
 func (j *Journal) tick() {
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
 	now := j.now().UTC()
-	var buf []byte
 	j.mu.Lock()
 	for id, e := range j.live {
 		if e.p == nil {
@@ -290,22 +367,15 @@ func (j *Journal) tick() {
 			continue
 		}
 		e.c, e.r, e.t = c, r, now
-		if p, err := json.Marshal(journalLine{Progress: id, Content: c, Reason: r, Time: now}); err == nil {
-			buf = appendLine(buf, p)
-		}
-	}
-	if len(buf) > 0 && j.f != nil {
-		n, err := j.f.Write(buf)
-		j.size += int64(n)
-		j.unsynced = true
-		if err != nil && j.werr == nil {
-			j.werr = err
-			j.spol.log.Error("usage journal: write failed", "err", err)
-		}
+		p, err := json.Marshal(journalLine{Progress: id, Content: c, Reason: r, Time: now})
+		j.write(p, err)
 	}
 	if j.size > j.opts.MaxBytes {
-		j.rewrite()
+		j.rewrite() // holds what was queued too
 	}
+	j.mu.Unlock()
+	j.flushLocked()
+	j.mu.Lock()
 	f, sync := j.f, j.unsynced
 	j.unsynced = false
 	j.mu.Unlock()
@@ -315,7 +385,7 @@ func (j *Journal) tick() {
 }
 
 // rewrite replaces the journal with one holding only the open requests;
-// j.mu is held.
+// j.mu is held, and it runs on the writer goroutine.
 func (j *Journal) rewrite() {
 	var buf []byte
 	for id, e := range j.live {
@@ -346,6 +416,7 @@ func (j *Journal) rewrite() {
 	}
 	j.f.Close()
 	j.f, j.size = f, int64(len(buf))
+	j.pend = j.pend[:0] // the open requests' state, which the rewrite holds
 }
 
 // Close stops the journal. When every request it noted is safe, the file

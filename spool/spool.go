@@ -264,11 +264,10 @@ func (s *Spool) Append(recs []grokgate.Record) error {
 	}
 	buf := s.buf[:0]
 	for i := range recs {
-		p, err := json.Marshal(&recs[i])
-		if err != nil {
-			return err
-		}
-		buf = appendLine(buf, p)
+		start := len(buf)
+		buf = appendRecord(append(buf, "00000000 "...), &recs[i])
+		sealLine(buf[start:])
+		buf = append(buf, '\n')
 	}
 	s.buf = buf
 	if s.size >= s.opts.SegmentBytes {

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -191,6 +192,15 @@ func TestDeadLetters(t *testing.T) {
 	}
 }
 
+// kill stops j as a killed process would: what was written stays, and the
+// file is neither emptied nor synced. (The writer goroutine is let finish
+// the lines queued, which it writes microseconds after they are.)
+func kill(j *Journal) {
+	close(j.stop)
+	<-j.done
+	j.f.Close()
+}
+
 func interruptedRecord(u Unfinished) grokgate.Record {
 	r := u.Begun
 	r.Outcome, r.Estimated = grokgate.OutcomeInterrupted, true
@@ -237,9 +247,7 @@ func TestJournalRecovery(t *testing.T) {
 		t.Fatalf("open %d", j.Open())
 	}
 	// The process dies: nothing is closed but the lock.
-	j.f.Close()
-	close(j.stop)
-	<-j.done
+	kill(j)
 	s.Close()
 
 	s = open(t, dir, Options{})
@@ -296,14 +304,87 @@ func TestJournalRewrite(t *testing.T) {
 	if st.Size() > 4<<10 {
 		t.Fatalf("journal %d bytes after the rewrite", st.Size())
 	}
-	j.f.Close()
-	close(j.stop)
-	<-j.done
+	kill(j)
 	s.Close()
 	s = open(t, dir, Options{})
 	_, n, err := s.OpenJournal(JournalOptions{}, interruptedRecord)
 	got, _ := s.Peek(10)
 	if err != nil || n != 1 || got[0].RequestID != "req_00007" || got[0].CompletionTokens != 200 {
 		t.Fatalf("recovered %d %v: %+v", n, err, got)
+	}
+}
+
+// BenchmarkJournalRequest is what the journal costs one request: its
+// begin, its final record and, batched by 64 as the recorder does, the
+// note that it is safe (compare with gateway's BenchmarkChat).
+func BenchmarkJournalRequest(b *testing.B) {
+	s, err := Open(b.TempDir(), quiet, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	j, _, err := s.OpenJournal(JournalOptions{}, interruptedRecord)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	r := recs(0, 1)[0]
+	batch := make([]grokgate.Record, 0, 64)
+	var p grokgate.Progress
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		r.RequestID = fmt.Sprintf("req_%09d", i)
+		j.Begin(r, &p)
+		j.Final(r)
+		if batch = append(batch, r); len(batch) == cap(batch) {
+			j.Durable(batch)
+			batch = batch[:0]
+		}
+	}
+}
+
+// BenchmarkSpoolAppend is one batch of 256 records spooled: one write and
+// one fsync.
+func BenchmarkSpoolAppend(b *testing.B) {
+	s, err := Open(b.TempDir(), quiet, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	batch := recs(0, 256)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := s.Append(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/record")
+}
+
+// TestAppendRecordMatchesEncodingJSON: the hand-written encoding of a
+// record decodes, with encoding/json, to what encoding/json's own does:
+// every field, and strings with quotes, escapes, control characters,
+// multi-byte and invalid UTF-8.
+func TestAppendRecordMatchesEncodingJSON(t *testing.T) {
+	r := grokgate.Record{Time: time.Date(2026, 1, 2, 3, 4, 5, 6789, time.FixedZone("x", 3600)), RequestID: "req_\"q\"\\",
+		KeyID: "key\x00\x01\x1f", Route: "/chat/completions", RequestedModel: "grök-\xff-\u2028", Model: "m\t\n\r",
+		Stream: true, Fallback: true, Status: 499, Outcome: grokgate.OutcomeInterrupted, PromptTokens: 1, CompletionTokens: -2,
+		ReasoningTokens: 3, CachedTokens: 4, CostTicks: 1 << 62, Estimated: true, Latency: 7 * time.Millisecond, TTFB: 8,
+		UpstreamID: "up</script>", ToolCalls: grokgate.ToolCalls{WebSearch: 1, XSearch: 2, CodeInterpreter: 3, FileSearch: 4, MCP: 5, DocumentSearch: 6},
+		Count: 9}
+	var mine, theirs grokgate.Record
+	if err := json.Unmarshal(appendRecord(nil, &r), &mine); err != nil {
+		t.Fatalf("%v: %s", err, appendRecord(nil, &r))
+	}
+	std, _ := json.Marshal(&r)
+	json.Unmarshal(std, &theirs)
+	if !mine.Time.Equal(theirs.Time) {
+		t.Fatalf("time %v, want %v", mine.Time, theirs.Time)
+	}
+	mine.Time = theirs.Time
+	if mine != theirs {
+		t.Fatalf("decoded\n %+v\nwant\n %+v", mine, theirs)
 	}
 }
