@@ -38,10 +38,10 @@ type JournalOptions struct {
 //	{"f":RECORD}                      its final record was handed to the recorder
 //	{"d":[ID,...]}                    those records are stored or spooled
 //
-// Lines are written as they happen, by a writer goroutine that gathers
-// those queued meanwhile into one write(2) (what is written, a killed
-// process does not lose), and fsynced together once per Interval, which
-// bounds what a machine crash can take. Progress is written at most once per Interval
+// Begin and final lines are written (write(2), which a killed process does
+// not lose) before the request goes on; the others by a writer goroutine
+// that gathers those queued meanwhile into one write. All are fsynced
+// together once per Interval, which bounds what a machine crash can take. Progress is written at most once per Interval
 // per request, from counts the relay publishes when asked
 // (grokgate.Progress), never per event.
 type Journal struct {
@@ -59,6 +59,7 @@ type Journal struct {
 	werr     error  // the first write error, logged once
 	pend     []byte // lines queued for the writer goroutine
 	spare    []byte // the buffer the writer wrote last, for reuse
+	line     []byte // Begin's and Final's line, reused
 
 	wake chan struct{} // lines were queued
 	stop chan struct{}
@@ -249,11 +250,12 @@ func (j *Journal) Open() int {
 	return len(j.live)
 }
 
-// write queues one line for the writer goroutine and wakes it; j.mu is
-// held. The request's goroutine makes no system call: the writer writes
-// whatever has queued up in one write(2), at once when idle, so a burst of
-// requests costs one call, and what a killed process loses is the few
-// microseconds between the two.
+// write queues one line (a request's record is safe; progress) for the
+// writer goroutine and wakes it; j.mu is held. The writer writes whatever
+// has queued up in one write(2), at once when idle, so a burst of
+// requests costs one call. Were a process killed between the two, the
+// next start would write records again that are already stored, which
+// the ledger's idempotence makes harmless.
 func (j *Journal) write(payload []byte, err error) {
 	if err != nil {
 		j.fail(err)
@@ -268,21 +270,25 @@ func (j *Journal) write(payload []byte, err error) {
 	j.pend = appendLine(j.pend, payload)
 }
 
-// writeRecord queues the line {"KEY":RECORD}, key given as `{"KEY":`;
-// j.mu is held.
+// writeRecord writes the line {"KEY":RECORD}, key given as `{"KEY":`, at
+// once: a request is not sent upstream, nor its answer finished, before
+// the journal has it. j.mu is held.
 func (j *Journal) writeRecord(key string, rec *grokgate.Record) {
-	if len(j.pend) == 0 {
-		select {
-		case j.wake <- struct{}{}:
-		default:
-		}
+	b := append(j.line[:0], "00000000 "...)
+	b = appendRecord(append(b, key...), rec)
+	b = append(b, '}')
+	sealLine(b)
+	b = append(b, '\n')
+	j.line = b
+	if j.f == nil {
+		return
 	}
-	start := len(j.pend)
-	j.pend = append(j.pend, "00000000 "...)
-	j.pend = appendRecord(append(j.pend, key...), rec)
-	j.pend = append(j.pend, '}')
-	sealLine(j.pend[start:])
-	j.pend = append(j.pend, '\n')
+	n, err := j.f.Write(b)
+	j.size += int64(n)
+	j.unsynced = true
+	if err != nil {
+		j.fail(err)
+	}
 }
 
 // fail logs the first write error; j.mu is held.
@@ -354,7 +360,6 @@ func (j *Journal) giveBack(buf []byte) {
 // for their next counts, fsyncs, and rewrites a journal grown too large.
 func (j *Journal) tick() {
 	j.wmu.Lock()
-	defer j.wmu.Unlock()
 	now := j.now().UTC()
 	j.mu.Lock()
 	for id, e := range j.live {
@@ -379,8 +384,9 @@ func (j *Journal) tick() {
 	f, sync := j.f, j.unsynced
 	j.unsynced = false
 	j.mu.Unlock()
+	j.wmu.Unlock()
 	if sync && f != nil {
-		f.Sync() // outside the lock: requests keep journaling meanwhile
+		f.Sync() // outside the locks: requests and the writer go on meanwhile
 	}
 }
 

@@ -27,6 +27,9 @@ const (
 
 var errLocked = errors.New("locked")
 
+// ErrInUse is Open's error when another process holds the directory.
+var ErrInUse = errors.New("usage spool directory in use by another grokgate process")
+
 // Options tunes a Spool; zero values mean the defaults.
 type Options struct {
 	// SegmentBytes is the size past which the spool file being written is
@@ -92,7 +95,7 @@ func Open(dir string, log *slog.Logger, opts Options) (*Spool, error) {
 	if err := lockFile(lf); err != nil {
 		lf.Close()
 		if errors.Is(err, errLocked) {
-			return nil, fmt.Errorf("usage spool %s is in use by another grokgate process; give each process its own GROKGATE_SPOOL_DIR", dir)
+			return nil, fmt.Errorf("%w: %s; give each process its own GROKGATE_SPOOL_DIR", ErrInUse, dir)
 		}
 		return nil, fmt.Errorf("usage spool: locking %s: %w", dir, err)
 	}

@@ -205,7 +205,6 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 		"XAI_API_KEY is not set and GROKGATE_ADDR/--addr %q is not a loopback address: set XAI_API_KEY, or pass --simulator to answer from the built-in xAI simulator (fake answers)", c.addr)
 	s.check(c.bodyBytesInFlight >= 0, "GROKGATE_MAX_BODY_BYTES_IN_FLIGHT/--max-body-bytes-in-flight must not be negative (0: 8 times the body limit), got %d", c.bodyBytesInFlight)
 	checkDB(s, c.db)
-	c.spoolDir = spoolDirFor(c.db, c.spoolDir)
 	c.obs.check(s)
 	if u, err := url.Parse(c.xaiBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		s.errs = append(s.errs, fmt.Errorf("XAI_BASE_URL/--xai-base-url %q must be an http(s) URL such as %s", c.xaiBaseURL, xai.DefaultBaseURL))

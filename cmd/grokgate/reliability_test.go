@@ -132,9 +132,9 @@ func startProcWith(t *testing.T, o procOpts) *proc {
 	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, o.Args...)...)
 	// The spool defaults beside a SQLite file; a PostgreSQL one's would
 	// be the package's source directory.
-	env := []string{"GROKGATE_TEST_AS_MAIN=1", "XAI_API_KEY=", "GROKGATE_LOG_FORMAT=json", "GROKGATE_SPOOL_DIR=" + spoolDirFor(db, "")}
+	env := []string{"GROKGATE_TEST_AS_MAIN=1", "XAI_API_KEY=", "GROKGATE_LOG_FORMAT=json"}
 	if postgres.IsDSN(db) {
-		env[len(env)-1] = "GROKGATE_SPOOL_DIR=" + t.TempDir()
+		env = append(env, "GROKGATE_SPOOL_DIR="+t.TempDir())
 	}
 	cmd.Env = append(append(os.Environ(), env...), o.Env...)
 	stdout, _ := cmd.StdoutPipe()

@@ -126,7 +126,7 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 	}
 	// The spool and the journal keep on disk what the store has not taken
 	// (spool.go); closed after the recorder, before the store.
-	sp, journal, err := in.openSpool(cfg.spoolDir)
+	sp, journal, err := in.openSpool(cfg.db, cfg.spoolDir)
 	if err != nil {
 		return in, err
 	}

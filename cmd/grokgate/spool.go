@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/grokgate/grokgate"
@@ -9,27 +12,45 @@ import (
 	ledger "github.com/grokgate/grokgate/usage"
 )
 
-const spoolDirHelp = "directory of the usage spool and the in-flight journal, on local disk (default: DB.spool beside a SQLite file, ./grokgate-spool for PostgreSQL); one process per directory"
+const spoolDirHelp = "local directory of the usage spool and the in-flight journal, one process each: DIR.2, DIR.3, ... are taken while it is (default: DB.spool beside a SQLite file, ./grokgate-spool for PostgreSQL)"
 
-// spoolDirFor is the spool directory: dir when given, else beside the
-// SQLite file, or in the working directory for PostgreSQL.
-func spoolDirFor(db, dir string) string {
+// spoolSlots is how many spool directories the processes of a host may
+// take in turn (DIR, DIR.2, ...).
+const spoolSlots = 16
+
+// spoolDirs lists the spool directories to try: dir (by default beside the
+// SQLite file, or in the working directory for PostgreSQL), then numbered
+// ones, so replicas given one directory each take their own, and a
+// restarted one takes (and replays) what a dead one left.
+func spoolDirs(db, dir string) []string {
+	base := dir
 	switch {
-	case dir != "":
-		return dir
+	case base != "":
 	case postgres.IsDSN(db):
-		return "grokgate-spool"
+		base = "grokgate-spool"
 	default:
-		return db + ".spool"
+		base = db + ".spool"
 	}
+	dirs := []string{base}
+	for i := 2; i <= spoolSlots; i++ {
+		dirs = append(dirs, fmt.Sprintf("%s.%d", base, i))
+	}
+	return dirs
 }
 
-// openSpool opens the usage spool and the in-flight journal in dir. The
-// journal an earlier process left is recovered first: its unfinished
-// requests become records in the spool, which the recorder replays.
-func (in *instance) openSpool(dir string) (*spool.Spool, *spool.Journal, error) {
+// openSpool opens the usage spool and the in-flight journal in the first
+// free spool directory. The journal an earlier process left there is
+// recovered first: its unfinished requests become records in the spool,
+// which the recorder replays.
+func (in *instance) openSpool(db, dir string) (*spool.Spool, *spool.Journal, error) {
 	log := in.log.With("component", "usage")
-	sp, err := spool.Open(dir, log, spool.Options{})
+	var sp *spool.Spool
+	var err error
+	for _, d := range spoolDirs(db, dir) {
+		if sp, err = spool.Open(d, log, spool.Options{}); !errors.Is(err, spool.ErrInUse) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -39,7 +60,7 @@ func (in *instance) openSpool(dir string) (*spool.Spool, *spool.Journal, error) 
 		return nil, nil, err
 	}
 	in.onClose(func() { journal.Close() })
-	abs, _ := filepath.Abs(dir)
+	abs, _ := filepath.Abs(sp.Dir())
 	switch {
 	case recovered > 0:
 		log.Warn("the last run ended with requests in flight or records not yet written; recorded from its journal", "records", recovered, "spool_dir", abs)
@@ -50,6 +71,22 @@ func (in *instance) openSpool(dir string) (*spool.Spool, *spool.Journal, error) 
 		log.Warn("the usage dead-letter file holds records the database refused", "records", n, "file", filepath.Join(abs, "dead-letter.jsonl"))
 	}
 	return sp, journal, nil
+}
+
+// spoolCounts adds up what waits in the spool directories a server on db
+// would use, without taking them; dirs lists those that exist.
+func spoolCounts(db, dir string) (pending, dead int64, dirs []string, err error) {
+	for _, d := range spoolDirs(db, dir) {
+		if _, err := os.Stat(d); err != nil {
+			continue
+		}
+		p, x, err := spool.Count(d)
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("reading the usage spool %s: %w", d, err)
+		}
+		pending, dead, dirs = pending+p, dead+x, append(dirs, d)
+	}
+	return pending, dead, dirs, nil
 }
 
 // interrupted is the record of a request a process that died had in

@@ -13,7 +13,6 @@ import (
 
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/admin"
-	"github.com/grokgate/grokgate/spool"
 )
 
 // usageCmd prints the usage ledger's aggregates, the same as
@@ -64,9 +63,9 @@ func usageCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// The spool is read without taking it: a server may own it.
 	var sp admin.SpoolCounts
-	dir := spoolDirFor(db, spoolDir)
-	if sp.Pending, sp.DeadLetters, err = spool.Count(dir); err != nil {
-		return fmt.Errorf("reading the usage spool %s: %w", dir, err)
+	var dirs []string
+	if sp.Pending, sp.DeadLetters, dirs, err = spoolCounts(db, spoolDir); err != nil {
+		return err
 	}
 	if asJSON {
 		_, err := stdout.Write(admin.EncodeUsage(q, rows, names, &sp))
@@ -76,9 +75,11 @@ func usageCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	if sp.Pending > 0 || sp.DeadLetters > 0 {
-		abs, _ := filepath.Abs(dir)
-		fmt.Fprintf(stdout, "\nNot in the figures above: %d usage records wait in the spool for the database (replayed when it answers; a server must run to replay them), %d refused as invalid are in %s.\n",
-			sp.Pending, sp.DeadLetters, filepath.Join(abs, "dead-letter.jsonl"))
+		for i, d := range dirs {
+			dirs[i], _ = filepath.Abs(d)
+		}
+		fmt.Fprintf(stdout, "\nNot in the figures above: %d usage records wait in the spool for the database (a server replays them once it answers), %d refused as invalid are dead letters (dead-letter.jsonl), in %s.\n",
+			sp.Pending, sp.DeadLetters, strings.Join(dirs, ", "))
 	}
 	return nil
 }
