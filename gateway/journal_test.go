@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
+	"sync"
 	"testing"
+
+	"github.com/grokgate/grokgate"
 )
 
 // askingBody is a stream whose journal asks for the running counts every
@@ -71,4 +75,58 @@ func BenchmarkRelayJournaled(b *testing.B) {
 	b.SetBytes(int64(len(relayEvent)))
 	b.ResetTimer()
 	relayJournaled(s, w, b.N, 1000)
+}
+
+// fakeJournal keeps what Begin was told, by request id.
+type fakeJournal struct {
+	mu    sync.Mutex
+	begun map[string]grokgate.Record
+	ps    map[string]*grokgate.Progress
+}
+
+func (j *fakeJournal) Begin(rec grokgate.Record, p *grokgate.Progress) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.begun[rec.RequestID], j.ps[rec.RequestID] = rec, p
+}
+
+// TestJournalBeginsUpstreamRequests: each request sent upstream (chat,
+// streamed or not; Responses; images) is journaled before it goes, with
+// what its record will hold;
+// a request refused before xAI is not journaled.
+func TestJournalBeginsUpstreamRequests(t *testing.T) {
+	j := &fakeJournal{begun: map[string]grokgate.Record{}, ps: map[string]*grokgate.Progress{}}
+	h := newHarnessConfig(t, func(c *Config) { c.Journal = j })
+	ctx := context.Background()
+	sent := map[string]bool{}
+	for _, c := range []struct{ path, body string }{
+		{"/v1/chat/completions", chat("grok-4.3", "hello", false, false)},
+		{"/v1/chat/completions", chat("grok-4.3", `stream #sim{"chunks":5}`, true, false)},
+		{"/v1/responses", `{"model":"grok-4.3","input":"hi"}`},
+		{"/v1/images/generations", `{"prompt":"a cat"}`},
+	} {
+		resp, body := h.do(t, ctx, "POST", c.path, h.user, c.body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", c.path, resp.StatusCode, body)
+		}
+		sent[resp.Header.Get("X-Request-Id")] = true
+	}
+	resp, _ := h.do(t, ctx, "POST", "/v1/chat/completions", h.user, `{"model":"grok-4.3"}`)
+	refused := resp.Header.Get("X-Request-Id")
+	recs := h.recs.wait(t, 4) // the refusal waits for its minute
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.begun) != 4 || j.begun[refused].RequestID != "" {
+		t.Fatalf("journaled %d requests (the refused one: %v), want the 4 sent upstream", len(j.begun), j.begun[refused].RequestID != "")
+	}
+	for _, r := range recs {
+		b, ok := j.begun[r.RequestID]
+		if !sent[r.RequestID] {
+			continue
+		}
+		if !ok || b.KeyID != r.KeyID || b.Route != r.Route || b.RequestedModel != r.RequestedModel || b.Stream != r.Stream ||
+			!b.Time.Equal(r.Time) || (r.Route == "/chat/completions" && b.PromptTokens == 0) {
+			t.Errorf("journaled %+v\nrecorded %+v", b, r)
+		}
+	}
 }
