@@ -92,8 +92,7 @@ func (j *fakeJournal) Begin(rec grokgate.Record, p *grokgate.Progress) {
 
 // TestJournalBeginsUpstreamRequests: each request sent upstream (chat,
 // streamed or not; Responses; images) is journaled before it goes, with
-// what its record will hold;
-// a request refused before xAI is not journaled.
+// what its record will hold; a request refused before xAI is not.
 func TestJournalBeginsUpstreamRequests(t *testing.T) {
 	j := &fakeJournal{begun: map[string]grokgate.Record{}, ps: map[string]*grokgate.Progress{}}
 	h := newHarnessConfig(t, func(c *Config) { c.Journal = j })
