@@ -144,6 +144,17 @@ func (g *guardedStore) InsertUsage(ctx context.Context, recs []grokgate.Record) 
 	return st.InsertUsage(ctx, recs)
 }
 
+// Spent is the limiter's read of the ledger when it rebuilds a key's
+// budget.
+func (g *guardedStore) Spent(ctx context.Context, keyID string, dayStart, monthStart time.Time) (day, month int64, err error) {
+	_, err = guarded(g, ctx, g.timeout, func(st store, ctx context.Context) (struct{}, error) {
+		var err error
+		day, month, err = st.Spent(ctx, keyID, dayStart, monthStart)
+		return struct{}{}, err
+	})
+	return day, month, err
+}
+
 func (g *guardedStore) UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgate.UsageTotals, error) {
 	return guarded(g, ctx, g.timeout, func(st store, ctx context.Context) ([]grokgate.UsageTotals, error) { return st.UsageSummary(ctx, q) })
 }
