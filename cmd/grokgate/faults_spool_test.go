@@ -163,8 +163,8 @@ func waitExit(t *testing.T, p *proc, within time.Duration) error {
 	}
 }
 
-// traffic sends chat requests from workers until stop is closed, and
-// returns the request ids of those answered 200.
+// traffic sends chat requests from workers, each one every 20ms at most,
+// until stop is closed, and returns the request ids of those answered 200.
 func traffic(t *testing.T, p *proc, key string, workers int, stop <-chan struct{}) func() []string {
 	var mu sync.Mutex
 	var ids []string
@@ -173,11 +173,13 @@ func traffic(t *testing.T, p *proc, key string, workers int, stop <-chan struct{
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			pace := time.NewTicker(20 * time.Millisecond)
+			defer pace.Stop()
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
 					return
-				default:
+				case <-pace.C:
 				}
 				status, id, body := pcall(t, p, "POST", "/api/v1/chat/completions", key, chatBody(fmt.Sprintf("w%d r%d #sim{\"chunks\":3}", w, i), i%2 == 0))
 				if status != 200 {
