@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,12 +95,12 @@ type Unfinished struct {
 	Seen               time.Time
 }
 
-// OpenJournal reads the journal an earlier process left in the spool's
-// directory, turns what it left unfinished into records (final records as
-// they were; requests in flight through interrupted, which estimates them),
-// appends those to the spool, and only then starts a new journal. It
-// returns the journal and how many records it recovered.
-func (s *Spool) OpenJournal(opts JournalOptions, interrupted func(Unfinished) grokgate.Record) (*Journal, int, error) {
+// OpenJournal starts a new journal in the spool's directory. What earlier
+// processes left unfinished in theirs is set aside (renamed
+// journal.old.N) and returned: Recovered.Keep turns it into records in the
+// spool, after which the old journals are removed; until then a process
+// that dies leaves them for the next start.
+func (s *Spool) OpenJournal(opts JournalOptions) (*Journal, *Recovered, error) {
 	if opts.Interval <= 0 {
 		opts.Interval = time.Second
 	}
@@ -106,102 +108,158 @@ func (s *Spool) OpenJournal(opts JournalOptions, interrupted func(Unfinished) gr
 		opts.MaxBytes = 4 << 20
 	}
 	path := filepath.Join(s.dir, journalName)
-	recs, bad, err := readJournal(path, interrupted)
+	old, err := filepath.Glob(path + ".old.*")
 	if err != nil {
-		return nil, 0, fmt.Errorf("usage journal: %w", err)
+		return nil, nil, fmt.Errorf("usage journal: %w", err)
+	}
+	slices.SortFunc(old, func(a, b string) int { return oldSeq(a) - oldSeq(b) })
+	if _, err := os.Stat(path); err == nil {
+		next := 1
+		if len(old) > 0 {
+			next = oldSeq(old[len(old)-1]) + 1
+		}
+		aside := fmt.Sprintf("%s.old.%d", path, next)
+		if err := os.Rename(path, aside); err != nil {
+			return nil, nil, fmt.Errorf("usage journal: %w", err)
+		}
+		old = append(old, aside)
+	}
+	rec := &Recovered{s: s, files: old}
+	bad := 0
+	if rec.items, bad, err = readJournals(old); err != nil {
+		return nil, nil, fmt.Errorf("usage journal: %w", err)
 	}
 	if bad > 0 {
 		s.log.Warn("usage journal: skipping damaged lines (a crash cut the last one short)", "lines", bad)
 	}
-	if err := s.Append(recs); err != nil {
-		return nil, 0, fmt.Errorf("usage journal: keeping the records of the last run: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, 0, fmt.Errorf("usage journal: %w", err)
+		return nil, nil, fmt.Errorf("usage journal: %w", err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := syncDir(s.dir); err != nil {
 		f.Close()
-		return nil, 0, fmt.Errorf("usage journal: %w", err)
+		return nil, nil, fmt.Errorf("usage journal: %w", err)
 	}
 	j := &Journal{dir: s.dir, opts: opts, now: s.opts.Now, spol: s, f: f, live: map[string]*journalEntry{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go j.run()
-	return j, len(recs), nil
+	return j, rec, nil
 }
 
-// readJournal returns the records of what the journal at path left
-// unfinished, in the order the requests began.
-func readJournal(path string, interrupted func(Unfinished) grokgate.Record) ([]grokgate.Record, int, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, 0, nil
+// oldSeq is N of a journal.old.N path.
+func oldSeq(path string) int {
+	n, _ := strconv.Atoi(path[strings.LastIndexByte(path, '.')+1:])
+	return n
+}
+
+// Recovered is what earlier processes' journals left unfinished: requests
+// whose records were not yet safe, in the order they began.
+type Recovered struct {
+	s     *Spool
+	files []string
+	items []recovered
+}
+
+type recovered struct {
+	final *grokgate.Record // the request's final record; nil while it was in flight
+	u     Unfinished
+}
+
+// Len is the number of records Keep makes.
+func (r *Recovered) Len() int { return len(r.items) }
+
+// Keep appends to the spool a record for each request: its final record
+// when it had one, else interrupted's record of it (which estimates it),
+// and then removes the old journals. It returns how many it kept.
+func (r *Recovered) Keep(interrupted func(Unfinished) grokgate.Record) (int, error) {
+	recs := make([]grokgate.Record, 0, len(r.items))
+	for _, it := range r.items {
+		if it.final != nil {
+			recs = append(recs, *it.final)
+		} else {
+			recs = append(recs, interrupted(it.u))
+		}
 	}
-	if err != nil {
-		return nil, 0, err
+	if err := r.s.Append(recs); err != nil {
+		return 0, fmt.Errorf("usage journal: keeping the records of the last run: %w", err)
 	}
-	defer f.Close()
+	for _, f := range r.files {
+		os.Remove(f)
+	}
+	r.items, r.files = nil, nil
+	return len(recs), syncDir(r.s.dir)
+}
+
+// readJournals reads the journals at paths, oldest first, and returns what
+// they left unfinished, in the order the requests began.
+func readJournals(paths []string) ([]recovered, int, error) {
 	type open struct {
-		u     Unfinished
-		final *grokgate.Record
-		seq   int
+		recovered
+		seq int
 	}
 	entries := map[string]*open{}
 	seq, bad := 0, 0
-	lr := newLineReader(f, 0)
-	for {
-		p, err := lr.next()
-		if err == io.EOF {
-			break
-		}
-		if errors.Is(err, errBadLine) {
-			bad++
+	for _, path := range paths {
+		f, err := os.Open(path)
+		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, bad, err
 		}
-		var l journalLine
-		if json.Unmarshal(p, &l) != nil {
-			bad++
-			continue
-		}
-		switch {
-		case l.Begin != nil:
-			seq++
-			entries[l.Begin.RequestID] = &open{u: Unfinished{Begun: *l.Begin, Seen: l.Begin.Time}, seq: seq}
-		case l.Progress != "":
-			if e := entries[l.Progress]; e != nil {
-				e.u.Content, e.u.Reasoning, e.u.Seen = l.Content, l.Reason, l.Time
+		lr := newLineReader(f, 0)
+		for {
+			p, err := lr.next()
+			if err == io.EOF {
+				break
 			}
-		case l.Final != nil:
-			e := entries[l.Final.RequestID]
-			if e == nil {
+			if errors.Is(err, errBadLine) {
+				bad++
+				continue
+			}
+			if err != nil {
+				f.Close()
+				return nil, bad, err
+			}
+			var l journalLine
+			if json.Unmarshal(p, &l) != nil {
+				bad++
+				continue
+			}
+			switch {
+			case l.Begin != nil:
 				seq++
-				e = &open{seq: seq}
-				entries[l.Final.RequestID] = e
-			}
-			e.final = l.Final
-		case l.Durable != nil:
-			for _, id := range l.Durable {
-				delete(entries, id)
+				entries[l.Begin.RequestID] = &open{recovered{u: Unfinished{Begun: *l.Begin, Seen: l.Begin.Time}}, seq}
+			case l.Progress != "":
+				if e := entries[l.Progress]; e != nil {
+					e.u.Content, e.u.Reasoning, e.u.Seen = l.Content, l.Reason, l.Time
+				}
+			case l.Final != nil:
+				e := entries[l.Final.RequestID]
+				if e == nil {
+					seq++
+					e = &open{seq: seq}
+					entries[l.Final.RequestID] = e
+				}
+				e.final = l.Final
+			case l.Durable != nil:
+				for _, id := range l.Durable {
+					delete(entries, id)
+				}
 			}
 		}
+		f.Close()
 	}
 	list := make([]*open, 0, len(entries))
 	for _, e := range entries {
 		list = append(list, e)
 	}
 	slices.SortFunc(list, func(a, b *open) int { return a.seq - b.seq })
-	recs := make([]grokgate.Record, 0, len(list))
-	for _, e := range list {
-		if e.final != nil {
-			recs = append(recs, *e.final)
-		} else {
-			recs = append(recs, interrupted(e.u))
-		}
+	items := make([]recovered, len(list))
+	for i, e := range list {
+		items[i] = e.recovered
 	}
-	return recs, bad, nil
+	return items, bad, nil
 }
 
 // Begin notes an admitted request: rec is what is known of its record

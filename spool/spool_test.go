@@ -201,6 +201,16 @@ func kill(j *Journal) {
 	j.f.Close()
 }
 
+// openJournal opens a journal and keeps what the last one left.
+func openJournal(s *Spool, opts JournalOptions) (*Journal, int, error) {
+	j, rec, err := s.OpenJournal(opts)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := rec.Keep(interruptedRecord)
+	return j, n, err
+}
+
 func interruptedRecord(u Unfinished) grokgate.Record {
 	r := u.Begun
 	r.Outcome, r.Estimated = grokgate.OutcomeInterrupted, true
@@ -216,7 +226,7 @@ func interruptedRecord(u Unfinished) grokgate.Record {
 func TestJournalRecovery(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, Options{})
-	j, n, err := s.OpenJournal(JournalOptions{Interval: time.Hour}, interruptedRecord)
+	j, n, err := openJournal(s, JournalOptions{Interval: time.Hour})
 	if err != nil || n != 0 {
 		t.Fatal(n, err)
 	}
@@ -251,7 +261,7 @@ func TestJournalRecovery(t *testing.T) {
 	s.Close()
 
 	s = open(t, dir, Options{})
-	j2, n, err := s.OpenJournal(JournalOptions{Interval: time.Hour}, interruptedRecord)
+	j2, n, err := openJournal(s, JournalOptions{Interval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,9 +287,40 @@ func TestJournalRecovery(t *testing.T) {
 	j2.Close()
 	s.Close()
 	s = open(t, dir, Options{})
-	_, n, err = s.OpenJournal(JournalOptions{}, interruptedRecord)
+	_, n, err = openJournal(s, JournalOptions{})
 	if err != nil || n != 0 || s.Pending() != 0 {
 		t.Fatalf("second recovery: %d, pending %d, %v", n, s.Pending(), err)
+	}
+}
+
+// TestJournalRecoveryOutlivesACrash: a process that dies after setting an
+// old journal aside but before keeping its records leaves it for the next
+// start, which recovers it together with its own predecessor's.
+func TestJournalRecoveryOutlivesACrash(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{})
+	j, _, _ := openJournal(s, JournalOptions{Interval: time.Hour})
+	j.Begin(recs(0, 1)[0], new(grokgate.Progress))
+	kill(j)
+	s.Close()
+	// The next process sets it aside, journals a request of its own, and
+	// dies before Keep.
+	s = open(t, dir, Options{})
+	j, rec, err := s.OpenJournal(JournalOptions{Interval: time.Hour})
+	if err != nil || rec.Len() != 1 {
+		t.Fatalf("%v, %d recovered", err, rec.Len())
+	}
+	j.Begin(recs(1, 1)[0], new(grokgate.Progress))
+	kill(j)
+	s.Close()
+	s = open(t, dir, Options{})
+	_, n, err := openJournal(s, JournalOptions{})
+	got, _ := s.Peek(10)
+	if err != nil || n != 2 || len(got) != 2 || got[0].RequestID != "req_00000" || got[1].RequestID != "req_00001" {
+		t.Fatalf("recovered %d %v: %+v", n, err, got)
+	}
+	if old, _ := filepath.Glob(filepath.Join(dir, "journal.old.*")); len(old) != 0 {
+		t.Fatalf("old journals left after Keep: %v", old)
 	}
 }
 
@@ -288,7 +329,7 @@ func TestJournalRecovery(t *testing.T) {
 func TestJournalRewrite(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, Options{})
-	j, _, _ := s.OpenJournal(JournalOptions{Interval: time.Hour, MaxBytes: 4 << 10}, interruptedRecord)
+	j, _, _ := openJournal(s, JournalOptions{Interval: time.Hour, MaxBytes: 4 << 10})
 	var p grokgate.Progress
 	all := recs(0, 200)
 	for i, r := range all {
@@ -307,7 +348,7 @@ func TestJournalRewrite(t *testing.T) {
 	kill(j)
 	s.Close()
 	s = open(t, dir, Options{})
-	_, n, err := s.OpenJournal(JournalOptions{}, interruptedRecord)
+	_, n, err := openJournal(s, JournalOptions{})
 	got, _ := s.Peek(10)
 	if err != nil || n != 1 || got[0].RequestID != "req_00007" || got[0].CompletionTokens != 200 {
 		t.Fatalf("recovered %d %v: %+v", n, err, got)
@@ -323,7 +364,7 @@ func BenchmarkJournalRequest(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	j, _, err := s.OpenJournal(JournalOptions{}, interruptedRecord)
+	j, _, err := openJournal(s, JournalOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
