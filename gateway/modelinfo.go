@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grokgate/grokgate/pricing"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -22,9 +23,11 @@ const (
 	modelInfoRetry = 30 * time.Second
 )
 
-// modelCatalog caches which upstream models accept image input, learnt from
-// xAI's GET /language-models (its input_modalities, which docs/wire-format.md
-// says to trust over any built-in table).
+// modelCatalog caches what xAI's GET /language-models says about each model:
+// which accept image input (its input_modalities, which docs/wire-format.md
+// says to trust over any built-in table) and their prices and context
+// windows (package pricing), for admission's reservations and the estimates
+// of requests whose usage never came.
 type modelCatalog struct {
 	up  Upstream
 	ttl time.Duration
@@ -34,11 +37,15 @@ type modelCatalog struct {
 	// their own client to give up.
 	sem chan struct{}
 
-	mu        sync.Mutex
-	byID      map[string]modelMeta // ids and aliases
-	fetchedAt time.Time            // last successful fetch; zero if none
-	triedAt   time.Time            // end of the last fetch, successful or not
-	fetching  bool                 // a fetch is in flight
+	mu   sync.Mutex
+	byID map[string]modelMeta // ids and aliases
+	// book holds the prices: the last list fetched over the fallback
+	// table, or the table alone until a fetch succeeds.
+	book      *pricing.Book
+	fallback  *pricing.Book
+	fetchedAt time.Time // last successful fetch; zero if none
+	triedAt   time.Time // end of the last fetch, successful or not
+	fetching  bool      // a fetch is in flight
 }
 
 type modelMeta struct {
@@ -47,7 +54,43 @@ type modelMeta struct {
 }
 
 func newModelCatalog(up Upstream, ttl time.Duration, now func() time.Time, log *slog.Logger) *modelCatalog {
-	return &modelCatalog{up: up, ttl: ttl, now: now, log: log, sem: make(chan struct{}, 1)}
+	fb := pricing.Fallback()
+	return &modelCatalog{up: up, ttl: ttl, now: now, log: log, sem: make(chan struct{}, 1), book: fb, fallback: fb}
+}
+
+// prices returns the current price book; it never waits for a fetch.
+func (c *modelCatalog) prices() *pricing.Book {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.book
+}
+
+// refresh fetches the list now and then every TTL until ctx ends, so prices
+// are known before the first request and stay current. Lookups that find
+// the list stale or lacking a model still fetch on their own (lookup).
+func (c *modelCatalog) refresh(ctx context.Context) {
+	for {
+		select {
+		case c.sem <- struct{}{}:
+			c.fetch(ctx)
+			<-c.sem
+		case <-ctx.Done():
+			return
+		}
+		wait := c.ttl
+		c.mu.Lock()
+		if c.fetchedAt.IsZero() || c.triedAt.After(c.fetchedAt) {
+			wait = min(modelInfoRetry, c.ttl) // the last fetch failed
+		}
+		c.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 }
 
 // lookup returns what upstream says about model id. found is false when
@@ -66,7 +109,7 @@ func (c *modelCatalog) lookup(ctx context.Context, id string) (modelMeta, bool) 
 	defer func() { <-c.sem }()
 	// Another request may have fetched while this one waited.
 	if m, found, fetch = c.cached(id); fetch {
-		c.fetch(ctx)
+		c.fetch(context.WithoutCancel(ctx))
 		m, found, _ = c.cached(id)
 	}
 	return m, found
@@ -102,46 +145,53 @@ type languageModels struct {
 	} `json:"models"`
 }
 
+// fetch downloads the list within ctx: a request's lookup passes a context
+// detached from its client (the result serves every request waiting), the
+// refresh loop its own, which ends with the server.
 func (c *modelCatalog) fetch(ctx context.Context) {
 	c.mu.Lock()
 	c.fetching = true
 	c.mu.Unlock()
-	byID, err := c.download(ctx)
+	byID, book, err := c.download(ctx)
 	c.mu.Lock()
 	c.fetching, c.triedAt = false, c.now()
 	if err == nil {
 		c.byID, c.fetchedAt = byID, c.triedAt
+		if book != nil {
+			c.book = book.Under(c.fallback)
+		}
 	}
 	c.mu.Unlock()
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		// Stale metadata, if any, keeps serving; without any, the vision
-		// check is skipped and xAI judges the model itself.
-		c.log.Warn("fetching model metadata from xAI failed; image-capability checks use the last known list, if any",
+		// check is skipped and xAI judges the model itself, and prices
+		// come from the built-in table (package pricing).
+		c.log.Warn("fetching model metadata from xAI failed; image-capability checks and prices use the last known list, or the built-in price table",
 			"err", err, "retry_in", min(modelInfoRetry, c.ttl).String())
 	}
 }
 
-func (c *modelCatalog) download(ctx context.Context) (map[string]modelMeta, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), modelInfoFetchTimeout)
+func (c *modelCatalog) download(ctx context.Context) (map[string]modelMeta, *pricing.Book, error) {
+	ctx, cancel := context.WithTimeout(ctx, modelInfoFetchTimeout)
 	defer cancel()
 	resp, err := c.up.Do(ctx, xai.Request{Method: http.MethodGet, Path: "/language-models"})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /language-models: status %d", resp.StatusCode)
+		return nil, nil, fmt.Errorf("GET /language-models: status %d", resp.StatusCode)
 	}
 	var lm languageModels
 	if err := json.Unmarshal(body, &lm); err != nil {
-		return nil, fmt.Errorf("GET /language-models: %w", err)
+		return nil, nil, fmt.Errorf("GET /language-models: %w", err)
 	}
 	if len(lm.Models) == 0 {
-		return nil, fmt.Errorf("GET /language-models: no models listed")
+		return nil, nil, fmt.Errorf("GET /language-models: no models listed")
 	}
 	byID := make(map[string]modelMeta, 2*len(lm.Models))
 	for _, m := range lm.Models {
@@ -154,7 +204,13 @@ func (c *modelCatalog) download(ctx context.Context) (map[string]modelMeta, erro
 			byID[a] = meta
 		}
 	}
-	return byID, nil
+	book, err := pricing.Parse(body, c.fallback)
+	if err != nil {
+		// The modalities are still good; prices stay as they were.
+		c.log.Warn("xAI's model list has no usable prices; keeping the last known ones", "err", err)
+		book = nil
+	}
+	return byID, book, nil
 }
 
 // visionModels lists the canonical ids that accept images, for messages.

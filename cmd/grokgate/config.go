@@ -136,6 +136,7 @@ type serveConfig struct {
 	bodyBytesInFlight   int64
 	obs                 obsConfig
 	limits              limitConfig
+	prices              priceConfig
 	console             bool
 }
 
@@ -182,6 +183,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Int64(&c.bodyBytesInFlight, "max-body-bytes-in-flight", "GROKGATE_MAX_BODY_BYTES_IN_FLIGHT", 0, "bytes of large request bodies (64 KiB or more) held at once; over it requests wait up to 2s, then get 503 (0: 8 times --max-body-bytes)")
 	parseObs(s, &c.obs)
 	limitFlags(s, &c.limits)
+	c.prices.register(s)
 	s.Bool(&c.console, "console", "GROKGATE_CONSOLE", true, "serve the web console at /console")
 	// The xAI keys are read from the environment only: a flag would show them
 	// in ps. Several keys, comma-separated, are rotated with failover.
@@ -216,6 +218,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.check(c.flushTimeout > 0, "GROKGATE_USAGE_FLUSH_TIMEOUT/--usage-flush-timeout must be positive, got %s", c.flushTimeout)
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
 	c.limits.check(s)
+	c.prices.check(s)
 	var err error
 	c.visionStream, c.visionStreamRenamed, err = gateway.ParseVisionStream(visionStream)
 	s.check(err == nil, "GROKGATE_VISION_STREAM/--vision-stream must be emulate, json or native, got %q", visionStream)

@@ -171,7 +171,12 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		Limiter:              limiter,
 		DefaultLimits:        cfg.limits.defaults,
 		LimitOnError:         gateway.LimitPolicy(cfg.limits.onError),
+		ImagePrices:          cfg.prices.images,
+		ToolPrices:           cfg.prices.tools,
 	}, cache, upstream)
+	// Prices and context windows from xAI's model list, fetched now and
+	// kept fresh; the built-in table stands in until then.
+	go gw.RefreshModels(ctx)
 	// Runs before flushUsage (closers run last first), after the drain:
 	// the refusals counted this minute reach the ledger.
 	in.onClose(gw.FlushRefusals)
