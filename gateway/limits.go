@@ -136,7 +136,10 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, stream bool, need
 				Message: "grokgate cannot check this key's rate limits right now; try again shortly"}, err)
 			return false
 		}
-		return true // allow: unlimited, and nothing to settle
+		// allow: unlimited, but settled all the same, so the limiter
+		// can count the cost once it works again.
+		st.admitted, st.adm = true, a
+		return true
 	}
 	s.limiterOK()
 	setLimitHeaders(w.Header(), lim, v)

@@ -6,12 +6,16 @@ import (
 	"github.com/grokgate/grokgate"
 )
 
-// Budget is the cost spent in the current UTC day and month. Periods are
+// Budget is the cost spent in the current UTC day and month, and the cost
+// reserved by admitted requests that have not ended yet. Periods are
 // calendar ones, as the usage ledger groups days, so a budget and the usage
 // report agree.
 type Budget struct {
 	Day, Month           int64 // period numbers: days since 1970, months since year 0
 	DaySpent, MonthSpent int64
+	// Reserved is the worst-case cost of the requests admitted and not yet
+	// settled; it counts against both periods.
+	Reserved int64
 }
 
 // DayNumber and MonthNumber name the UTC day and month containing t.
@@ -39,19 +43,43 @@ func (b *Budget) Add(now time.Time, cost int64) {
 	b.MonthSpent += cost
 }
 
-// Over reports whether a budget of lim is spent, and how long until its
-// period ends. A request is admitted while the budget is not spent: its cost
-// is known only when it ends, so the last admitted request may go over.
+// Over reports whether a budget of lim is taken, and how long until its
+// period ends. The rule: a request is admitted while what is spent plus what
+// is reserved stays below the budget, and then reserves its own worst case.
+// Admissions are serial, so the committed total passes the budget by less
+// than the last admitted request's reservation, however many run at once;
+// a request that costs more than it reserved can add its excess. (Requiring
+// spent + reserved + cost <= budget instead would never overrun, but would
+// refuse a large request while most of the budget is left.)
 func (b *Budget) Over(now time.Time, lim grokgate.Limits) (grokgate.LimitKind, time.Duration, bool) {
 	b.roll(now)
-	if lim.BudgetTicksPerDay > 0 && b.DaySpent >= lim.BudgetTicksPerDay {
-		return grokgate.LimitBudget, NextDay(now).Sub(now), true
+	if wait, over := b.over(now, b.DaySpent, lim.BudgetTicksPerDay, NextDay); over {
+		return grokgate.LimitBudget, wait, true
 	}
-	if lim.BudgetTicksPerMonth > 0 && b.MonthSpent >= lim.BudgetTicksPerMonth {
-		return grokgate.LimitBudget, NextMonth(now).Sub(now), true
+	if wait, over := b.over(now, b.MonthSpent, lim.BudgetTicksPerMonth, NextMonth); over {
+		return grokgate.LimitBudget, wait, true
 	}
 	return "", 0, false
 }
+
+// over applies the rule to one period. A budget already spent frees at the
+// period's end; one taken only with reservations may free within a second,
+// when requests in flight settle for less than they reserved.
+func (b *Budget) over(now time.Time, spent, limit int64, next func(time.Time) time.Time) (time.Duration, bool) {
+	switch {
+	case limit <= 0 || spent+b.Reserved < limit:
+		return 0, false
+	case spent >= limit:
+		return next(now).Sub(now), true
+	default:
+		return ReservationRetry, true
+	}
+}
+
+// ReservationRetry is the Retry-After of a budget refusal that is due to
+// reservations of requests in flight: they usually settle for less than
+// they reserved, within seconds.
+const ReservationRetry = time.Second
 
 // NextDay and NextMonth are the starts of the UTC day and month after now's.
 func NextDay(now time.Time) time.Time {
@@ -62,4 +90,16 @@ func NextDay(now time.Time) time.Time {
 func NextMonth(now time.Time) time.Time {
 	y, m, _ := now.UTC().Date()
 	return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+}
+
+// DayStart and MonthStart are the starts of the UTC day and month holding
+// now: the periods a budget counts, for reading them back from the ledger.
+func DayStart(now time.Time) time.Time {
+	y, m, d := now.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+func MonthStart(now time.Time) time.Time {
+	y, m, _ := now.UTC().Date()
+	return time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
 }

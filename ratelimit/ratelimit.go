@@ -58,6 +58,8 @@ type state struct {
 	reserved map[string]*tokEntry
 	streams  map[string]struct{}
 	budget   Budget
+	// costs holds the budget reservations of requests in flight by id.
+	costs map[string]int64
 }
 
 type tokEntry struct {
@@ -85,7 +87,7 @@ func (l *Limiter) lock(key string) (*state, *sync.Mutex) {
 	sh.mu.Lock()
 	st := sh.keys[key]
 	if st == nil {
-		st = &state{streams: map[string]struct{}{}, reserved: map[string]*tokEntry{}}
+		st = &state{streams: map[string]struct{}{}, reserved: map[string]*tokEntry{}, costs: map[string]int64{}}
 		sh.keys[key] = st
 	}
 	return st, &sh.mu
@@ -145,16 +147,7 @@ func (l *Limiter) Admit(_ context.Context, a grokgate.Admission) (grokgate.Verdi
 	case lim.RPM > 0 && int64(len(st.reqs)) >= lim.RPM:
 		v = refuse(grokgate.LimitRequests, st.reqs[0].Add(l.window).Sub(now))
 	case lim.TPM > 0 && used+need > lim.TPM:
-		// Wait until enough of the oldest entries leave the window.
-		wait := l.window
-		free := used + need - lim.TPM
-		for _, e := range st.toks {
-			if free -= e.n; free <= 0 {
-				wait = e.at.Add(l.window).Sub(now)
-				break
-			}
-		}
-		v = refuse(grokgate.LimitTokens, wait)
+		v = refuse(grokgate.LimitTokens, tokenWait(st.toks, used+need-lim.TPM, now, l.window))
 	case a.Stream && lim.MaxStreams > 0 && int64(len(st.streams)) >= lim.MaxStreams:
 		v = refuse(grokgate.LimitConcurrency, ConcurrencyRetry)
 	default:
@@ -176,6 +169,10 @@ func (l *Limiter) Admit(_ context.Context, a grokgate.Admission) (grokgate.Verdi
 		if a.Stream && lim.MaxStreams > 0 {
 			st.streams[a.ID] = struct{}{}
 		}
+		if c := CostReservation(a.Cost, lim); c > 0 {
+			st.costs[a.ID] = c
+			st.budget.Reserved += c
+		}
 	}
 	if n := len(st.reqs); lim.RPM > 0 {
 		v.RequestsRemaining = max(lim.RPM-int64(n), 0)
@@ -194,8 +191,8 @@ func (l *Limiter) Admit(_ context.Context, a grokgate.Admission) (grokgate.Verdi
 
 // Settle replaces the request's token reservation by its real usage, counted
 // from now (it was spent by now, and a window that began with the request
-// may already have passed for a long stream), frees its stream slot and adds
-// its cost to the budgets.
+// may already have passed for a long stream), frees its stream slot and
+// replaces its budget reservation by its real cost.
 func (l *Limiter) Settle(_ context.Context, a grokgate.Admission, s grokgate.Settlement) error {
 	now := l.now()
 	st, mu := l.lock(a.Key)
@@ -212,7 +209,11 @@ func (l *Limiter) Settle(_ context.Context, a grokgate.Admission, s grokgate.Set
 		st.used += s.Tokens
 	}
 	delete(st.streams, a.ID)
-	st.budget.Add(now, s.CostTicks)
+	if c, ok := st.costs[a.ID]; ok {
+		st.budget.Reserved -= c
+		delete(st.costs, a.ID)
+	}
+	st.budget.Add(now, max(s.CostTicks, 0))
 	return nil
 }
 
@@ -228,4 +229,40 @@ func Reservation(worst, tpm int64) int64 {
 		return tpm
 	}
 	return max(worst, 0)
+}
+
+// CostReservation is what a request reserves against its budgets: its
+// worst-case cost, but never more than the larger budget, since a
+// reservation of the whole budget already refuses every other request (and
+// sums of reservations then cannot overflow).
+func CostReservation(cost int64, lim grokgate.Limits) int64 {
+	top := max(lim.BudgetTicksPerDay, lim.BudgetTicksPerMonth)
+	if top <= 0 || cost <= 0 {
+		return 0
+	}
+	return min(cost, top)
+}
+
+// WaitScan bounds how many of the oldest window entries a token refusal
+// looks at to compute its Retry-After, so a refusal costs the same however
+// many entries the window holds.
+const WaitScan = 1024
+
+// tokenWait is how long until free tokens have left the window: the time
+// the oldest entries that together weigh free leave it. When more than
+// WaitScan entries would be needed it answers when the WaitScan-th leaves,
+// which is too early rather than too late: a retry then is refused again
+// with a later time.
+func tokenWait(toks []*tokEntry, free int64, now time.Time, window time.Duration) time.Duration {
+	if len(toks) == 0 {
+		return window
+	}
+	var e *tokEntry
+	for i := 0; i < len(toks) && i < WaitScan; i++ {
+		e = toks[i]
+		if free -= e.n; free <= 0 {
+			break
+		}
+	}
+	return e.at.Add(window).Sub(now)
 }

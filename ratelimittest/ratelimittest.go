@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -31,8 +32,8 @@ type Env struct {
 	Advance func(time.Duration)
 	// Window is the limiter's per-minute window (tests may shorten it).
 	Window time.Duration
-	// SlotTTL is how long a stream slot outlives a replica that stopped
-	// refreshing it; 0 when slots die with the process.
+	// SlotTTL is how long a stream slot or a budget reservation outlives a
+	// replica that stopped refreshing it; 0 when they die with the process.
 	SlotTTL time.Duration
 }
 
@@ -51,6 +52,10 @@ func Run(t *testing.T, open func(t *testing.T) Env) {
 		{"StreamSlots", testStreams},
 		{"StreamSlotExpiry", testSlotExpiry},
 		{"Budget", testBudget},
+		{"BudgetReservationsUnder50Callers", testBudgetConcurrent},
+		{"BudgetReservationSettled", testBudgetReservation},
+		{"BudgetReservationExpiry", testBudgetReservationExpiry},
+		{"BudgetSettledWithoutReservation", testBudgetNoReservation},
 		{"KeysIndependent", testKeysIndependent},
 		{"Unlimited", testUnlimited},
 		{"Check", testCheck},
@@ -324,6 +329,112 @@ func testBudget(t *testing.T, e Env) {
 	spend(t, e.L, "m", month, 100)
 	if v := admit(t, e.L, ask("m", month, 0, false)); v.Allowed || v.Refused != grokgate.LimitBudget || v.RetryAfter > 31*24*time.Hour {
 		t.Fatalf("monthly budget spent: %+v", v)
+	}
+}
+
+// testBudgetConcurrent: 50 requests at once, each reserving 3,000 ticks of
+// a 50,000 budget. Admissions are serial and each is admitted only while
+// spent + reserved < budget, so exactly 17 are (16 × 3,000 < 50,000 ≤
+// 17 × 3,000), and settled at their reservation they pass the budget by
+// less than one reservation.
+func testBudgetConcurrent(t *testing.T, e Env) {
+	const budget, cost = 50_000, 3_000
+	for _, lim := range []grokgate.Limits{{BudgetTicksPerDay: budget}, {BudgetTicksPerMonth: budget}} {
+		key := "k" + strconv.FormatInt(lim.BudgetTicksPerMonth, 10)
+		vs, as := burst(t, e, 50, func() grokgate.Admission {
+			a := ask(key, lim, 0, false)
+			a.Cost = cost
+			return a
+		})
+		allowed, refused := count(vs)
+		if allowed != 17 || refused[grokgate.LimitBudget] != 33 {
+			t.Fatalf("%+v: allowed %d, refused %v; want exactly 17 admitted (reserving 3,000 each of 50,000)", lim, allowed, refused)
+		}
+		for i, v := range vs {
+			if !v.Allowed && (v.RetryAfter <= 0 || v.RetryAfter > 2*time.Second) {
+				t.Fatalf("refused while requests are in flight: Retry-After %v, want about a second", v.RetryAfter)
+			}
+			if v.Allowed {
+				settle(t, e.L, as[i], grokgate.Settlement{CostTicks: cost})
+			}
+		}
+		// 51,000 spent: over by less than one reservation, and refused
+		// until the period ends.
+		v := admit(t, e.L, ask(key, lim, 0, false))
+		if v.Allowed || v.Refused != grokgate.LimitBudget || v.RetryAfter <= 2*time.Second {
+			t.Fatalf("after settling 51,000 of 50,000: %+v; want refused until the period ends", v)
+		}
+	}
+}
+
+// testBudgetReservation: a reservation counts against the budget while its
+// request runs, in Admit and in Check, and settling replaces it by the real
+// cost.
+func testBudgetReservation(t *testing.T, e Env) {
+	lim := grokgate.Limits{BudgetTicksPerDay: 1000, BudgetTicksPerMonth: 5000}
+	a := ask("k", lim, 0, false)
+	a.Cost = 1 << 62 // more than the budget: reserves the whole of it
+	if v := admit(t, e.L, a); !v.Allowed {
+		t.Fatalf("nothing spent, refused: %+v", v)
+	}
+	b := ask("k", lim, 0, false)
+	b.Cost = 10
+	if v := admit(t, e.L, b); v.Allowed || v.Refused != grokgate.LimitBudget {
+		t.Fatalf("beside a reservation of the whole budget: %+v, want refused for budget", v)
+	}
+	if v := check(t, e.L, b); v.Allowed || v.Refused != grokgate.LimitBudget {
+		t.Fatalf("Check beside a reservation of the whole budget: %+v, want refused for budget", v)
+	}
+	settle(t, e.L, a, grokgate.Settlement{CostTicks: 300})
+	if v := admit(t, e.L, b); !v.Allowed {
+		t.Fatalf("after the reservation settled at 300: %+v", v)
+	}
+	settle(t, e.L, b, grokgate.Settlement{CostTicks: 750})
+	if v := admit(t, e.L, ask("k", lim, 0, false)); v.Allowed || v.Refused != grokgate.LimitBudget {
+		t.Fatalf("1050 of 1000 settled, admitted: %+v", v)
+	}
+	// Settling twice (a retried settlement) does not give back twice.
+	settle(t, e.L, b, grokgate.Settlement{})
+	if v := admit(t, e.L, ask("k", lim, 0, false)); v.Allowed {
+		t.Fatalf("after a second settlement: %+v", v)
+	}
+}
+
+// testBudgetReservationExpiry: a replica that dies holding a reservation
+// does not hold the budget for longer than the TTL.
+func testBudgetReservationExpiry(t *testing.T, e Env) {
+	if e.SlotTTL == 0 || e.Replica == nil {
+		t.Skip("reservations live and die with the process")
+	}
+	lim := grokgate.Limits{BudgetTicksPerDay: 1000}
+	crashed := e.Replica()
+	a := ask("k", lim, 0, false)
+	a.Cost = 1000
+	if v := admit(t, crashed, a); !v.Allowed {
+		t.Fatal(v)
+	}
+	if c, ok := crashed.(interface{ Abandon() }); ok {
+		c.Abandon()
+	}
+	if v := admit(t, e.L, ask("k", lim, 0, false)); v.Allowed {
+		t.Fatal("admitted beside the crashed replica's reservation of the whole budget")
+	}
+	e.Advance(e.SlotTTL + time.Second)
+	if v := admit(t, e.L, ask("k", lim, 0, false)); !v.Allowed {
+		t.Fatalf("the crashed replica's reservation did not expire: %+v", v)
+	}
+}
+
+// testBudgetNoReservation: a request admitted without a reservation (a
+// limiter that failed under the allow policy) still counts when settled.
+// (The key has been seen before: a limiter may leave a key it has no state
+// for to be rebuilt from the ledger, which holds the request's record.)
+func testBudgetNoReservation(t *testing.T, e Env) {
+	lim := grokgate.Limits{BudgetTicksPerDay: 1000}
+	spend(t, e.L, "k", lim, 1)
+	settle(t, e.L, ask("k", lim, 0, false), grokgate.Settlement{CostTicks: 1000})
+	if v := admit(t, e.L, ask("k", lim, 0, false)); v.Allowed || v.Refused != grokgate.LimitBudget {
+		t.Fatalf("1000 of 1000 settled without a reservation, admitted: %+v", v)
 	}
 }
 

@@ -39,6 +39,7 @@ type Store interface {
 	SessionByHash(ctx context.Context, h [32]byte, now time.Time) (grokgate.Session, error)
 	DeleteSession(ctx context.Context, h [32]byte) error
 	PruneSessions(ctx context.Context, before time.Time) (int64, error)
+	Spent(ctx context.Context, keyID string, dayStart, monthStart time.Time) (day, month int64, err error)
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -75,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"UsageSummaryEmpty", testUsageSummaryEmpty},
 		{"UsageToolCalls", testUsageToolCalls},
 		{"UsageCountZero", testUsageCountZero},
+		{"Spent", testSpent},
 		{"ResponseOwnerRoundTrip", testResponseOwnerRoundTrip},
 		{"ResponseOwnerFirstWins", testResponseOwnerFirstWins},
 		{"ResponseOwnerConcurrentClaims", testResponseOwnerConcurrentClaims},
@@ -1080,4 +1082,36 @@ func CheckMigrated(t *testing.T, s Store, created time.Time) {
 		t.Fatal(err)
 	}
 	checkOwner(t, s, o, created)
+}
+
+// testSpent: a key's cost in the ledger from the start of a day and of a
+// month, which a budget is rebuilt from; other keys, earlier records and
+// the periods' bounds are kept apart.
+func testSpent(t *testing.T, s Store) {
+	c := ctx(t)
+	month := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	day := time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)
+	var recs []grokgate.Record
+	add := func(at time.Time, key string, cost int64) {
+		r := record(len(recs), at, key, "grok-4.3")
+		r.CostTicks = cost
+		recs = append(recs, r)
+	}
+	add(month.Add(-time.Microsecond), "k", 1)         // last month
+	add(month, "k", 10)                               // the month's first microsecond
+	add(day.Add(-time.Microsecond), "k", 100)         // yesterday
+	add(day, "k", 1_000)                              // today's first microsecond
+	add(day.Add(20*time.Hour), "k", 10_000)           // later today
+	add(day.Add(time.Hour), "other", 100_000)         // another key
+	add(day.Add(2*time.Hour), "k", 5_000_000_000_000) // large: no overflow in 32 bits
+	if err := s.InsertUsage(c, recs); err != nil {
+		t.Fatal(err)
+	}
+	d, m, err := s.Spent(c, "k", day, month)
+	if err != nil || d != 5_000_000_011_000 || m != 5_000_000_011_110 {
+		t.Fatalf("Spent: day %d, month %d, %v; want 5000000011000 and 5000000011110", d, m, err)
+	}
+	if d, m, err := s.Spent(c, "nobody", day, month); err != nil || d != 0 || m != 0 {
+		t.Fatalf("Spent of a key without records: %d, %d, %v; want 0, 0", d, m, err)
+	}
 }

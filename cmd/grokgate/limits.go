@@ -8,8 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/gateway"
+	"github.com/grokgate/grokgate/metrics"
 	"github.com/grokgate/grokgate/ratelimit"
 	"github.com/grokgate/grokgate/redis"
 )
@@ -51,12 +54,22 @@ func (c *limitConfig) check(s *settings) {
 }
 
 // newLimiter returns the Redis limiter when GROKGATE_REDIS_URL is set, the
-// in-memory one otherwise, and what closes it.
-func newLimiter(ctx context.Context, c limitConfig, log *slog.Logger) (gateway.Limiter, func(), error) {
+// in-memory one otherwise, and what closes it. The Redis limiter rebuilds
+// lost budget states from ledger and reports its circuit breaker's state
+// as metrics on reg (nil: no metrics).
+func newLimiter(ctx context.Context, c limitConfig, log *slog.Logger, ledger redis.Ledger, reg prometheus.Registerer) (gateway.Limiter, func(), error) {
 	if c.redisURL == "" {
 		return ratelimit.New(time.Now, 0), func() {}, nil
 	}
-	l, err := redis.New(c.redisURL, redis.Options{Timeout: c.timeout})
+	opt := redis.Options{Timeout: c.timeout, Ledger: ledger, Log: log}
+	if reg != nil {
+		m, err := metrics.NewLimiter(reg)
+		if err != nil {
+			return nil, nil, err
+		}
+		opt.Observer = m
+	}
+	l, err := redis.New(c.redisURL, opt)
 	if err != nil {
 		return nil, nil, err
 	}

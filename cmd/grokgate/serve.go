@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 
@@ -131,7 +132,7 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 	go cache.Run(ctx, keysPollInterval)
 	go pruneResponseOwners(ctx, store, time.Now, log)
 
-	limiter, closeLimiter, err := newLimiter(ctx, cfg.limits, log.With("component", "ratelimit"))
+	limiter, closeLimiter, err := newLimiter(ctx, cfg.limits, log.With("component", "ratelimit"), store, obs.registry)
 	if err != nil {
 		return in, err
 	}
@@ -220,6 +221,7 @@ type observability struct {
 	metrics  http.Handler
 	live     http.Handler // the console's live view of the metrics
 	tracer   trace.Tracer
+	registry prometheus.Registerer // nil without metrics
 }
 
 // openObservability starts metrics and tracing as configured and hooks
@@ -233,7 +235,7 @@ func (in *instance) openObservability(ctx context.Context, recorder *ledger.Reco
 		if err != nil {
 			return o, err
 		}
-		o.observer, hooks.Observer = m, m
+		o.observer, hooks.Observer, o.registry = m, m, reg
 		o.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
 		o.live = console.Live(reg, time.Now)
 		if cfg.metricsAddr != "" {

@@ -31,6 +31,7 @@ type store interface {
 	SessionByHash(ctx context.Context, h [32]byte, now time.Time) (grokgate.Session, error)
 	DeleteSession(ctx context.Context, h [32]byte) error
 	PruneSessions(ctx context.Context, before time.Time) (int64, error)
+	Spent(ctx context.Context, keyID string, dayStart, monthStart time.Time) (day, month int64, err error)
 	Ping(ctx context.Context) error
 	Close() error
 }
