@@ -100,7 +100,7 @@ func (s *Server) admitChat(w http.ResponseWriter, r *http.Request, req parsedCha
 		s.fail(w, r, e, nil)
 		return false
 	}
-	return s.admit(w, r, req.stream, func() (int64, int64) { return chatNeed(m, req) })
+	return s.admit(w, r, req.stream, func() (int64, int64) { return chatNeed(m, req, s.cfg.ReasoningTokens) })
 }
 
 // admit asks the limiter; on refusal it answers 429 itself and returns false.

@@ -13,11 +13,12 @@ const (
 	// max_completion_tokens or max_output_tokens reserves per choice.
 	DefaultMaxTokens = 4096
 	// DefaultReasoningTokens is what a chat request to a reasoning model
-	// reserves per choice for the thinking that max_tokens does not cap
-	// (xAI counts it apart, in reasoning_tokens). On the Responses API
-	// max_output_tokens includes reasoning, so it is added only when
-	// max_output_tokens is absent.
-	DefaultReasoningTokens = 4096
+	// reserves per choice, unless Config.ReasoningTokens says otherwise,
+	// for the thinking that max_tokens does not cap (xAI counts it apart,
+	// in reasoning_tokens). On the Responses API max_output_tokens
+	// includes reasoning, so it is added only when max_output_tokens is
+	// absent.
+	DefaultReasoningTokens = 2048
 	// DefaultToolCalls is how many calls of each declared server-side tool
 	// a Responses request reserves when it sets no max_turns.
 	DefaultToolCalls = 16
@@ -81,10 +82,10 @@ func clampOutput(m pricing.Model, v int64) int64 {
 // chatNeed is a chat (or vision) request's worst case: tokens, the prompt
 // estimate plus n times the completion cap (and, for a reasoning model, the
 // reasoning allowance); cost, those tokens at the model's prices.
-func chatNeed(m pricing.Model, req parsedChat) (tokens, cost int64) {
+func chatNeed(m pricing.Model, req parsedChat, reasoning int64) (tokens, cost int64) {
 	out := clampOutput(m, req.maxTokens)
 	if m.Reasoning {
-		out += DefaultReasoningTokens
+		out = pricing.Add(out, reasoning)
 	}
 	output := pricing.Mul(max(req.n, 1), out)
 	return pricing.Add(req.promptTokens, output), m.Bound(req.promptTokens, output)
@@ -94,10 +95,10 @@ func chatNeed(m pricing.Model, req parsedChat) (tokens, cost int64) {
 // plus max_output_tokens (which includes reasoning) or the default and the
 // reasoning allowance; cost, those tokens at the model's prices plus each
 // declared server-side tool's price times max_turns or DefaultToolCalls.
-func responsesNeed(m pricing.Model, tools map[string]int64, req *parsedResponses) (tokens, cost int64) {
+func responsesNeed(m pricing.Model, tools map[string]int64, req *parsedResponses, reasoning int64) (tokens, cost int64) {
 	out := clampOutput(m, req.maxOutput)
 	if req.maxOutput <= 0 && m.Reasoning {
-		out += DefaultReasoningTokens
+		out = pricing.Add(out, reasoning)
 	}
 	tokens = pricing.Add(req.promptTokens, out)
 	cost = m.Bound(req.promptTokens, out)

@@ -209,28 +209,28 @@ func TestClientLeavesBeforeUsageIsCharged(t *testing.T) {
 func TestReservationArithmetic(t *testing.T) {
 	book := pricing.Fallback()
 	m, _ := book.Lookup("grok-4.20-0309-reasoning")
-	tok, cost := chatNeed(m, parsedChat{promptTokens: 10, maxTokens: 1})
+	tok, cost := chatNeed(m, parsedChat{promptTokens: 10, maxTokens: 1}, DefaultReasoningTokens)
 	if tok != 10+1+DefaultReasoningTokens || cost != m.Bound(10, 1+DefaultReasoningTokens) {
 		t.Errorf("reasoning chat: %d tokens, %d ticks", tok, cost)
 	}
 	nr, _ := book.Lookup("grok-4-fast-non-reasoning")
-	if tok, _ := chatNeed(nr, parsedChat{promptTokens: 10, maxTokens: 1, n: 3}); tok != 13 {
+	if tok, _ := chatNeed(nr, parsedChat{promptTokens: 10, maxTokens: 1, n: 3}, DefaultReasoningTokens); tok != 13 {
 		t.Errorf("non-reasoning chat with n=3: %d tokens", tok)
 	}
-	if tok, _ := chatNeed(nr, parsedChat{promptTokens: 10}); tok != 10+DefaultMaxTokens {
+	if tok, _ := chatNeed(nr, parsedChat{promptTokens: 10}, DefaultReasoningTokens); tok != 10+DefaultMaxTokens {
 		t.Errorf("no max_tokens: %d tokens", tok)
 	}
 	tools := pricing.DefaultToolPrices()
 	req := &parsedResponses{promptTokens: 10, maxOutput: 100, serverTools: []string{"web_search", "x_search"}, maxTurns: 2}
-	tok, cost = responsesNeed(m, tools, req)
+	tok, cost = responsesNeed(m, tools, req, DefaultReasoningTokens)
 	if tok != 110 || cost != m.Bound(10, 100)+2*50_000_000+2*50_000_000 {
 		t.Errorf("responses: %d tokens, %d ticks", tok, cost)
 	}
 	req.maxTurns = 0
-	if _, c := responsesNeed(m, tools, req); c != m.Bound(10, 100)+2*DefaultToolCalls*50_000_000 {
+	if _, c := responsesNeed(m, tools, req, DefaultReasoningTokens); c != m.Bound(10, 100)+2*DefaultToolCalls*50_000_000 {
 		t.Errorf("responses without max_turns: %d ticks", c)
 	}
-	if tok, _ := responsesNeed(m, tools, &parsedResponses{promptTokens: 10}); tok != 10+DefaultMaxTokens+DefaultReasoningTokens {
+	if tok, _ := responsesNeed(m, tools, &parsedResponses{promptTokens: 10}, DefaultReasoningTokens); tok != 10+DefaultMaxTokens+DefaultReasoningTokens {
 		t.Errorf("responses without max_output_tokens on a reasoning model: %d tokens", tok)
 	}
 	s := &Server{cfg: Config{ImagePrices: pricing.DefaultImagePrices()}}
@@ -250,12 +250,12 @@ func FuzzReservation(f *testing.F) {
 		prompt, n, turns = max(prompt, 0), min(max(n, 1), 128), max(turns, 0)
 		m, _ := book.Lookup("grok-4.6")
 		m.Reasoning = reasoning
-		tok, cost := chatNeed(m, parsedChat{promptTokens: prompt, maxTokens: maxTokens, n: n})
+		tok, cost := chatNeed(m, parsedChat{promptTokens: prompt, maxTokens: maxTokens, n: n}, math.MaxInt64)
 		if tok <= 0 || cost <= 0 || tok < prompt {
 			t.Fatalf("chat: %d tokens, %d ticks", tok, cost)
 		}
 		tok, cost = responsesNeed(m, pricing.DefaultToolPrices(), &parsedResponses{promptTokens: prompt, maxOutput: maxTokens,
-			maxTurns: turns, serverTools: []string{"web_search", "mcp", "unknown"}})
+			maxTurns: turns, serverTools: []string{"web_search", "mcp", "unknown"}}, math.MaxInt64)
 		if tok <= 0 || cost <= 0 || tok < prompt {
 			t.Fatalf("responses: %d tokens, %d ticks", tok, cost)
 		}

@@ -110,7 +110,7 @@ func (s *Server) admitResponses(w http.ResponseWriter, r *http.Request, body []b
 		s.fail(w, r, e, nil)
 		return nil, false, false
 	}
-	if !s.admit(w, r, req.stream, func() (int64, int64) { return responsesNeed(pm, s.cfg.ToolPrices, req) }) {
+	if !s.admit(w, r, req.stream, func() (int64, int64) { return responsesNeed(pm, s.cfg.ToolPrices, req, s.cfg.ReasoningTokens) }) {
 		return nil, false, false
 	}
 	m := meterFrom(r.Context())

@@ -113,6 +113,9 @@ type Config struct {
 	// server-side tools, reserved against budgets; nil means
 	// pricing.DefaultToolPrices.
 	ToolPrices map[string]int64
+	// ReasoningTokens is what a request to a reasoning model reserves for
+	// its thinking beyond max_tokens; 0 means DefaultReasoningTokens.
+	ReasoningTokens int64
 }
 
 // What Config's zero values mean; cmd/grokgate's flags start from them.
@@ -202,6 +205,9 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *S
 	}
 	if cfg.ToolPrices == nil {
 		cfg.ToolPrices = pricing.DefaultToolPrices()
+	}
+	if cfg.ReasoningTokens <= 0 {
+		cfg.ReasoningTokens = DefaultReasoningTokens
 	}
 	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux()}
 	s.refused.now, s.refused.write = cfg.Now, s.record

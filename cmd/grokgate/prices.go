@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/grokgate/grokgate/gateway"
 	"github.com/grokgate/grokgate/pricing"
 )
 
@@ -14,6 +15,7 @@ import (
 type priceConfig struct {
 	imageSpec, toolSpec string
 	images, tools       map[string]int64
+	reasoning           int64 // tokens reserved for a reasoning model's thinking
 }
 
 func (p *priceConfig) register(s *settings) {
@@ -21,6 +23,8 @@ func (p *priceConfig) register(s *settings) {
 		"per-image prices in ticks (10^10 = 1 USD) reserved against budgets, as MODEL=TICKS,... over the built-in table")
 	s.String(&p.toolSpec, "tool-prices", "GROKGATE_TOOL_PRICES", "",
 		"per-call prices in ticks of the Responses API's server-side tools, as TOOL=TICKS,... over the built-in table")
+	s.Int64(&p.reasoning, "reasoning-tokens", "GROKGATE_REASONING_TOKENS", gateway.DefaultReasoningTokens,
+		"tokens a request to a reasoning model reserves for its thinking, per choice, beyond max_tokens")
 }
 
 // check parses both lists once the flags are read.
@@ -30,6 +34,7 @@ func (p *priceConfig) check(s *settings) {
 	s.check(err == nil, "GROKGATE_IMAGE_PRICES/--image-prices: %v", err)
 	p.tools, err = priceTable(pricing.DefaultToolPrices(), p.toolSpec)
 	s.check(err == nil, "GROKGATE_TOOL_PRICES/--tool-prices: %v", err)
+	s.check(p.reasoning > 0, "GROKGATE_REASONING_TOKENS/--reasoning-tokens must be positive, got %d", p.reasoning)
 }
 
 type priceError string

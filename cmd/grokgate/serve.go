@@ -174,6 +174,7 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		LimitOnError:         gateway.LimitPolicy(cfg.limits.onError),
 		ImagePrices:          cfg.prices.images,
 		ToolPrices:           cfg.prices.tools,
+		ReasoningTokens:      cfg.prices.reasoning,
 	}, cache, upstream)
 	// Prices and context windows from xAI's model list, fetched now and
 	// kept fresh; the built-in table stands in until then.
