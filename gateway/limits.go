@@ -251,7 +251,7 @@ func refusal(lim grokgate.Limits, v grokgate.Verdict) *apierror.Error {
 		e.Message = "Rate limit reached for this key: " + itoa(lim.RPM) + " requests per minute. Try again in " + wait + "."
 	case grokgate.LimitTokens:
 		e.Code = "rate_limit_tokens"
-		e.Message = "Rate limit reached for this key: " + itoa(lim.TPM) + " tokens per minute (a request reserves its prompt plus max_tokens until it ends). Try again in " + wait + ", or lower max_tokens."
+		e.Message = "Rate limit reached for this key: " + itoa(lim.TPM) + " tokens per minute (a request reserves its prompt plus max_tokens, and a reasoning allowance on reasoning models, until it ends). Try again in " + wait + ", or lower max_tokens."
 	case grokgate.LimitConcurrency:
 		e.Code = "rate_limit_concurrency"
 		e.Message = "This key already has " + itoa(lim.MaxStreams) + " streams open, its limit. Try again when one has ended."
