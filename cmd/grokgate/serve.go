@@ -177,8 +177,12 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		ReasoningTokens:      cfg.prices.reasoning,
 	}, cache, upstream)
 	// Prices and context windows from xAI's model list, fetched now and
-	// kept fresh; the built-in table stands in until then.
-	go gw.RefreshModels(ctx)
+	// kept fresh; the built-in table stands in until then. Stopped, and
+	// waited for, before the upstream closes.
+	refreshCtx, stopRefresh := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	go func() { gw.RefreshModels(refreshCtx); close(refreshed) }()
+	in.onClose(func() { stopRefresh(); <-refreshed })
 	// Runs before flushUsage (closers run last first), after the drain:
 	// the refusals counted this minute reach the ledger.
 	in.onClose(gw.FlushRefusals)
