@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,33 +66,61 @@ func (c *modelCatalog) prices() *pricing.Book {
 	return c.book
 }
 
-// refresh fetches the list now and then every TTL until ctx ends, so prices
-// are known before the first request and stay current. Lookups that find
+// refresh keeps the list fresh until ctx ends: it fetches whenever the last
+// successful fetch is a TTL old (at once if there was none), and
+// modelInfoRetry (or the TTL, if shorter) after a failure. Lookups that find
 // the list stale or lacking a model still fetch on their own (lookup).
 func (c *modelCatalog) refresh(ctx context.Context) {
 	for {
-		select {
-		case c.sem <- struct{}{}:
-			c.fetch(ctx)
-			<-c.sem
-		case <-ctx.Done():
-			return
+		if wait := c.untilDue(); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
 		}
-		wait := c.ttl
-		c.mu.Lock()
-		if c.fetchedAt.IsZero() || c.triedAt.After(c.fetchedAt) {
-			wait = min(modelInfoRetry, c.ttl) // the last fetch failed
-		}
-		c.mu.Unlock()
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if c.fetchNow(ctx) != nil && ctx.Err() != nil {
 			return
 		}
 	}
 }
+
+// untilDue is how long until the list should be fetched again.
+func (c *modelCatalog) untilDue() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	switch {
+	case c.triedAt.IsZero():
+		return 0
+	case c.fetchedAt.IsZero() || c.triedAt.After(c.fetchedAt): // the last fetch failed
+		return c.triedAt.Add(min(modelInfoRetry, c.ttl)).Sub(now)
+	}
+	return c.fetchedAt.Add(c.ttl).Sub(now)
+}
+
+// fetchNow fetches the list within ctx, one fetch at a time, and reports
+// whether it failed.
+func (c *modelCatalog) fetchNow(ctx context.Context) error {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.sem }()
+	c.fetch(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fetchedAt.IsZero() || c.triedAt.After(c.fetchedAt) {
+		return errModelList
+	}
+	return nil
+}
+
+var errModelList = errors.New("xAI's model list could not be fetched")
 
 // lookup returns what upstream says about model id. found is false when
 // the model is not listed or no metadata could be had; the caller then lets

@@ -24,11 +24,16 @@ const (
 	DefaultToolCalls = 16
 )
 
-// RefreshModels fetches xAI's model list (modalities, prices, context
-// windows) now and then every ModelInfoTTL until ctx ends, through the
-// upstream client like every other call; until the first fetch succeeds,
-// and whenever xAI cannot be reached, the built-in price table
-// (pricing.Fallback) stands in.
+// FetchModels fetches xAI's model list (modalities, prices, context
+// windows) once, within ctx, through the upstream client like every other
+// call: serve calls it before it listens, so the first requests are priced
+// from it. It fails when the list could not be had; the built-in price
+// table (pricing.Fallback) then stands in.
+func (s *Server) FetchModels(ctx context.Context) error { return s.models.fetchNow(ctx) }
+
+// RefreshModels keeps the model list fresh until ctx ends: fetched when it
+// is ModelInfoTTL old (at once if never fetched), retried within 30 s after
+// a failure, the last list kept meanwhile.
 func (s *Server) RefreshModels(ctx context.Context) { s.models.refresh(ctx) }
 
 // Prices returns the price book in use: xAI's last listed prices over the

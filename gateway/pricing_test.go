@@ -47,6 +47,14 @@ func TestOutputCapOverContextWindow(t *testing.T) {
 			}
 		}
 	}
+	// Values no int64 holds are refused by the decoder, naming the field.
+	for _, v := range []string{"9223372036854775808", "1e300", "-9223372036854775808", "0"} {
+		body := `{"model":"grok-4.3","max_tokens":` + v + `,"messages":[{"role":"user","content":"hi"}]}`
+		resp, b := h.do(t, context.Background(), http.MethodPost, "/v1/chat/completions", limited, body)
+		if resp == nil || resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "max_tokens") {
+			t.Errorf("max_tokens %s: %v %s", v, resp, b)
+		}
+	}
 	// At the window itself the request is valid (and reserves the whole
 	// TPM limit, so it runs alone).
 	resp, b := h.do(t, context.Background(), http.MethodPost, "/v1/chat/completions", limited,

@@ -49,6 +49,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return in.run(ctx, stdout, onStart)
 }
 
+// modelListStartTimeout bounds the model-list fetch that start-up waits for.
+const modelListStartTimeout = 3 * time.Second
+
 // started is what a serve tells onStart (tests) once it listens; stdout says
 // the same to people.
 type started struct {
@@ -176,9 +179,15 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		ToolPrices:           cfg.prices.tools,
 		ReasoningTokens:      cfg.prices.reasoning,
 	}, cache, upstream)
-	// Prices and context windows from xAI's model list, fetched now and
-	// kept fresh; the built-in table stands in until then. Stopped, and
-	// waited for, before the upstream closes.
+	// Prices and context windows from xAI's model list, fetched before
+	// listening (for a few seconds at most: the built-in table stands in
+	// until xAI answers) and kept fresh. The refresh is stopped, and waited
+	// for, before the upstream closes.
+	first, cancelFirst := context.WithTimeout(ctx, modelListStartTimeout)
+	if err := gw.FetchModels(first); err != nil {
+		log.Warn("starting with the built-in price table: xAI's model list could not be fetched yet; retrying in the background")
+	}
+	cancelFirst()
 	refreshCtx, stopRefresh := context.WithCancel(ctx)
 	refreshed := make(chan struct{})
 	go func() { gw.RefreshModels(refreshCtx); close(refreshed) }()
