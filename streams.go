@@ -57,3 +57,6 @@ var (
 	// ErrStreamExists: Create was called twice with one id.
 	ErrStreamExists = errors.New("stream already exists")
 )
+
+// ErrStreamEnded: Append or Finish was called on a stream log after Finish.
+var ErrStreamEnded = errors.New("stream already ended")

@@ -179,6 +179,12 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	secret := strings.TrimSpace(r.PostFormValue("key"))
 	k, err := c.keys.Authenticate(r.Context(), secret)
+	if errors.Is(err, keys.ErrUnavailable) {
+		// Not the key's fault: the database could not confirm it.
+		c.log.Warn("a console sign-in could not be checked", "err", err)
+		c.render(w, http.StatusServiceUnavailable, "login", pageData{Title: "Sign in", Error: "grokgate's database is not answering, so your key cannot be checked; try again shortly."})
+		return
+	}
 	if err != nil {
 		msg := "That is not a grokgate key; paste a key that starts with \"gg-\"."
 		switch {

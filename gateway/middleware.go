@@ -176,6 +176,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 			// No one to read the body for: close rather than drain it.
 			w.Header().Set("Connection", "close")
 		}
+		if errors.Is(err, keys.ErrUnavailable) {
+			// Not the key's fault: the store could not confirm it.
+			s.fail(w, r, keyStoreUnavailable(err), err)
+			return false
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="grokgate"`)
 		s.fail(w, r, authError(err), nil)
 		return false
@@ -292,6 +297,21 @@ func authError(err error) *apierror.Error {
 		e.Message = "Your console session has ended; sign in again."
 	default:
 		e.Message = "Invalid API key. Check the key you were given by the grokgate operator (it starts with \"gg-\")."
+	}
+	return e
+}
+
+// keyStoreUnavailable is the 503 for a key that could not be checked
+// (keys.ErrUnavailable): the client may send the request again.
+func keyStoreUnavailable(err error) *apierror.Error {
+	e := &apierror.Error{Status: http.StatusServiceUnavailable, Type: apierror.TypeAPI, Code: "store_unavailable"}
+	switch {
+	case errors.Is(err, keys.ErrNotLoaded):
+		e.Message = "grokgate cannot check API keys yet: its database has not answered since it started; try again shortly"
+	case errors.Is(err, keys.ErrStale):
+		e.Message = "grokgate cannot check API keys: its database has not answered for too long to trust the keys it knows; try again shortly"
+	default:
+		e.Message = "grokgate could not check this API key: its database is not answering; try again shortly"
 	}
 	return e
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -89,13 +90,16 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleReadyz reports whether the database answers; a load balancer should
-// send no traffic to a replica that says no.
+// send no traffic to a replica that says no. /healthz, liveness, stays 200.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
-			s.fail(w, r, notReady(), err)
+			// Ready may say why, in an *apierror.Error it wraps.
+			e := notReady()
+			errors.As(err, &e)
+			s.fail(w, r, e, err)
 			return
 		}
 	}

@@ -66,7 +66,8 @@ type Config struct {
 	// read that notices a client leaving a long stream.)
 	BodyReadTimeout time.Duration
 	// Ready reports whether the server can serve (database reachable); nil
-	// means always ready.
+	// means always ready. An *apierror.Error in its error is /readyz's
+	// answer (the reason); otherwise a generic 503.
 	Ready func(context.Context) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time

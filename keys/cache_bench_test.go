@@ -13,8 +13,12 @@ import (
 // benchSource is a store with a fixed set of keys.
 type benchSource struct{ keys []grokgate.Key }
 
-func (m *benchSource) KeysGeneration(context.Context) (int64, error)    { return 1, nil }
-func (m *benchSource) ListKeys(context.Context) ([]grokgate.Key, error) { return m.keys, nil }
+func (m *benchSource) KeysChangedSince(_ context.Context, after int64) ([]grokgate.Key, int64, error) {
+	if after >= 0 {
+		return nil, after, nil
+	}
+	return m.keys, 1, nil
+}
 func (m *benchSource) KeyByHash(context.Context, [32]byte) (grokgate.Key, error) {
 	return grokgate.Key{}, grokgate.ErrNotFound
 }

@@ -2,9 +2,11 @@
 //
 // A key is "gg-" followed by 43 base64url characters (256 random bits). Only
 // its SHA-256 hash is stored. Authentication hashes the presented secret and
-// looks the hash up in an in-memory snapshot that a background loop refreshes
-// whenever the store's key generation changes, so the request path never waits
-// on the database and a revocation reaches every server within one poll.
+// looks the hash up in an in-memory snapshot that a background loop keeps up
+// to date by reading the keys changed since its last poll, so the request
+// path never waits on the database and a revocation reaches every server
+// within one poll. While the store does not answer, the known keys keep
+// working for a bounded time (Options.MaxStaleness), then none does.
 package keys
 
 import (

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,32 +36,11 @@ func TestMint(t *testing.T) {
 	}
 }
 
-// fakeSource is an in-memory key store counting its queries.
-type fakeSource struct {
-	gen     atomic.Int64
-	keys    atomic.Pointer[[]grokgate.Key]
-	lookups atomic.Int64
-}
-
-func (f *fakeSource) KeysGeneration(context.Context) (int64, error) { return f.gen.Load(), nil }
-func (f *fakeSource) ListKeys(context.Context) ([]grokgate.Key, error) {
-	return append([]grokgate.Key(nil), *f.keys.Load()...), nil
-}
-func (f *fakeSource) KeyByHash(_ context.Context, h [32]byte) (grokgate.Key, error) {
-	f.lookups.Add(1)
-	for _, k := range *f.keys.Load() {
-		if k.Hash == h {
-			return k, nil
-		}
-	}
-	return grokgate.Key{}, grokgate.ErrNotFound
-}
-
 func TestCache(t *testing.T) {
 	ctx := context.Background()
-	src := &fakeSource{}
+	src := &memSource{}
 	a, secretA, _ := Mint(rand.Reader, "a", grokgate.RoleUser, time.Now())
-	src.keys.Store(&[]grokgate.Key{a})
+	src.put(a)
 	c := NewCache(src, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := c.Load(ctx); err != nil {
 		t.Fatal(err)
@@ -82,8 +60,7 @@ func TestCache(t *testing.T) {
 
 	// A key created elsewhere works before the next reload, via one lookup.
 	b, secretB, _ := Mint(rand.Reader, "b", grokgate.RoleUser, time.Now())
-	src.keys.Store(&[]grokgate.Key{a, b})
-	src.gen.Add(1)
+	src.put(b)
 	if _, err := c.Authenticate(ctx, secretB); err != nil {
 		t.Fatalf("fresh key: %v", err)
 	}
@@ -93,8 +70,7 @@ func TestCache(t *testing.T) {
 
 	// Revocation reaches the cache on reload.
 	a.RevokedAt = time.Now()
-	src.keys.Store(&[]grokgate.Key{a, b})
-	src.gen.Add(1)
+	src.put(a)
 	if err := c.Load(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -29,9 +29,6 @@ func TestDocsAndDashboard(t *testing.T) {
 	if err := m.WatchUsage(fixedQueue{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewLimiter(reg); err != nil {
-		t.Fatal(err)
-	}
 	// Touch every vector so Gather lists it.
 	m.Request(gatewayStatsForDocs())
 	m.Stream("x").End()

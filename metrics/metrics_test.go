@@ -72,25 +72,3 @@ func TestJunkModelsTakeNoSlot(t *testing.T) {
 		t.Errorf("grok-9: %v requests, want 2 in its own series", n)
 	}
 }
-
-// TestLimiterBreaker: the breaker gauge shows exactly the current state and
-// each opening is counted.
-func TestLimiterBreaker(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	l, err := NewLimiter(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []string{"open", "half_open", "open", "half_open", "closed"} {
-		l.LimiterBreaker(s)
-	}
-	l.LimiterBreaker("open")
-	for state, want := range map[string]float64{"closed": 0, "open": 1, "half_open": 0} {
-		if got := testutil.ToFloat64(l.state.WithLabelValues(state)); got != want {
-			t.Errorf("state %s: %v, want %v", state, got, want)
-		}
-	}
-	if got := testutil.ToFloat64(l.opens); got != 3 {
-		t.Errorf("opens %v, want 3", got)
-	}
-}

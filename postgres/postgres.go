@@ -44,24 +44,56 @@ func ParseConfig(dsn string) (*pgxpool.Config, error) { return pgxpool.ParseConf
 // Tables live in the first schema of the connection's search_path (the dsn
 // may set it, such as ?search_path=grokgate).
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	return OpenWith(ctx, dsn, Options{})
+}
+
+// Options tunes OpenWith.
+type Options struct {
+	// Timeout bounds each connection's set-up (unless the dsn sets
+	// connect_timeout) and the first round trip, so a database that
+	// refuses or does not answer fails the open at once rather than
+	// when ctx ends; migrations still run under ctx alone, since a large
+	// table may take a while. 0 leaves both to ctx.
+	Timeout time.Duration
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dsn string, o Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the DSN, password included: keep it out.
 		return nil, errors.New("postgres: the connection string is not valid")
 	}
-	return OpenConfig(ctx, cfg)
+	if o.Timeout > 0 && cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = o.Timeout
+	}
+	return openConfig(ctx, cfg, o)
 }
 
 // OpenConfig is Open with a parsed configuration.
 func OpenConfig(ctx context.Context, cfg *pgxpool.Config) (*DB, error) {
+	return openConfig(ctx, cfg, Options{})
+}
+
+func openConfig(ctx context.Context, cfg *pgxpool.Config, o Options) (*DB, error) {
+	where := fmt.Sprintf("postgres %s@%s/%s", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Database)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	s := &DB{pool: pool}
+	if o.Timeout > 0 {
+		pctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		err := pool.Ping(pctx)
+		cancel()
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("%s did not answer within %s: %w", where, o.Timeout, err)
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres %s@%s/%s: %w", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	return s, nil
 }
@@ -147,36 +179,77 @@ func models(m []string) []string {
 	return m
 }
 
-// inTx runs fn and bumps the keys generation in the same transaction, so a
-// replica that sees the new generation also sees the change.
-func (s *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+// inTx runs fn with the number of this key change: the keys generation,
+// bumped first in the same transaction. The bump locks meta's row until the
+// commit, so changes commit in the order of their numbers and a replica
+// reading the keys changed after the last number it saw (KeysChangedSince)
+// never misses one committed late with a lower number.
+func (s *DB) inTx(ctx context.Context, fn func(tx pgx.Tx, seq int64) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := fn(tx); err != nil {
+		var seq int64
+		if err := tx.QueryRow(ctx, `UPDATE meta SET value = value + 1 WHERE name = 'keys_generation' RETURNING value`).Scan(&seq); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE meta SET value = value + 1 WHERE name = 'keys_generation'`)
-		return err
+		return fn(tx, seq)
 	})
 }
 
 // CreateKey stores a new key.
 func (s *DB) CreateKey(ctx context.Context, k grokgate.Key) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		l := k.Limits
-		_, err := tx.Exec(ctx, `INSERT INTO keys (`+keyColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-			k.ID, k.Name, k.Prefix, k.Hash[:], string(k.Role), ts(k.CreatedAt), nullTS(k.RevokedAt),
-			models(k.AllowedModels), nullTS(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth,
-			models(k.AllowedTools))
+	return s.inTx(ctx, func(tx pgx.Tx, seq int64) error {
+		_, err := tx.Exec(ctx, `INSERT INTO keys (`+keyColumns+`, seq)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, keyArgs(k, seq)...)
 		return err
 	})
+}
+
+// firstKeyLock is the advisory lock key that makes replicas starting at once
+// on an empty store take turns creating the first admin key.
+const firstKeyLock int64 = migrateLock + 1
+
+// CreateFirstKey stores k if the store holds no key at all, and reports
+// whether it did: of replicas starting together on an empty database,
+// exactly one creates (and prints) the first admin key. The transaction's
+// advisory lock makes them take turns, and each looks for a key only once
+// it holds the lock (a new snapshot in READ COMMITTED), so the later ones
+// see the first one's key.
+func (s *DB) CreateFirstKey(ctx context.Context, k grokgate.Key) (bool, error) {
+	created := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, firstKeyLock); err != nil {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM keys)`).Scan(&exists); err != nil || exists {
+			return err
+		}
+		var seq int64
+		if err := tx.QueryRow(ctx, `UPDATE meta SET value = value + 1 WHERE name = 'keys_generation' RETURNING value`).Scan(&seq); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO keys (`+keyColumns+`, seq)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, keyArgs(k, seq)...); err != nil {
+			return err
+		}
+		created = true
+		return nil
+	})
+	return created && err == nil, err
+}
+
+// keyArgs are k's values in keyColumns order, then the change number.
+func keyArgs(k grokgate.Key, seq int64) []any {
+	l := k.Limits
+	return []any{k.ID, k.Name, k.Prefix, k.Hash[:], string(k.Role), ts(k.CreatedAt), nullTS(k.RevokedAt),
+		models(k.AllowedModels), nullTS(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth,
+		models(k.AllowedTools), seq}
 }
 
 // RevokeKey marks key id revoked at time at. Revoking a revoked key keeps the
 // first revocation time.
 func (s *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2`, ts(at), id)
+	return s.inTx(ctx, func(tx pgx.Tx, seq int64) error {
+		tag, err := tx.Exec(ctx, `UPDATE keys SET revoked_at = COALESCE(revoked_at, $1), seq = $3 WHERE id = $2`, ts(at), id, seq)
 		if err != nil {
 			return err
 		}
@@ -190,7 +263,7 @@ func (s *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
 // UpdateKey applies u to key id and returns the key as stored.
 func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (grokgate.Key, error) {
 	var out grokgate.Key
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx, seq int64) error {
 		k, err := scanKey(tx.QueryRow(ctx, `SELECT `+keyColumns+` FROM keys WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
 			return err
@@ -220,9 +293,9 @@ func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (gr
 		l := k.Limits
 		if _, err := tx.Exec(ctx, `UPDATE keys SET name = $1, allowed_models = $2, expires_at = $3,
 			rpm = $4, tpm = $5, max_streams = $6, budget_ticks_per_day = $7, budget_ticks_per_month = $8,
-			allowed_tools = $9 WHERE id = $10`,
+			allowed_tools = $9, seq = $11 WHERE id = $10`,
 			k.Name, models(k.AllowedModels), nullTS(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth,
-			models(k.AllowedTools), id); err != nil {
+			models(k.AllowedTools), id, seq); err != nil {
 			return err
 		}
 		out = k
@@ -259,6 +332,39 @@ func (s *DB) ListKeys(ctx context.Context) ([]grokgate.Key, error) {
 	return out, rows.Err()
 }
 
+// KeysChangedSince returns the keys created, changed or revoked after the
+// change numbered after (every key when after is negative), in the order of
+// their changes, and the number of the last change it returned (after, or 0,
+// when none). Replicas poll it with the number they last saw: a poll that
+// finds nothing reads one row of meta, and one that finds changes reads them
+// through the index on seq, whatever the number of keys.
+func (s *DB) KeysChangedSince(ctx context.Context, after int64) ([]grokgate.Key, int64, error) {
+	// The generation test is a one-time filter: when nothing changed, the
+	// keys are not even looked at, however the planner rates the index
+	// (statistics lag behind a bulk load of keys until autovacuum runs).
+	rows, err := s.pool.Query(ctx, `SELECT `+keyColumns+`, seq FROM keys
+		WHERE seq > $1 AND (SELECT value FROM meta WHERE name = 'keys_generation') > $1 ORDER BY seq`, after)
+	if err != nil {
+		return nil, after, err
+	}
+	defer rows.Close()
+	last := max(after, 0)
+	var out []grokgate.Key
+	for rows.Next() {
+		var seq int64
+		k, err := scanKey(rows, &seq)
+		if err != nil {
+			return nil, after, err
+		}
+		out = append(out, k)
+		last = max(last, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, after, err
+	}
+	return out, last, nil
+}
+
 // KeyByHash returns the key whose secret hashes to h.
 func (s *DB) KeyByHash(ctx context.Context, h [32]byte) (grokgate.Key, error) {
 	return scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM keys WHERE hash = $1`, h[:]))
@@ -269,7 +375,8 @@ func (s *DB) KeyByID(ctx context.Context, id string) (grokgate.Key, error) {
 	return scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM keys WHERE id = $1`, id))
 }
 
-func scanKey(row pgx.Row) (grokgate.Key, error) {
+// scanKey reads keyColumns, then into extra any columns that follow them.
+func scanKey(row pgx.Row, extra ...any) (grokgate.Key, error) {
 	var (
 		k                grokgate.Key
 		hash             []byte
@@ -277,8 +384,8 @@ func scanKey(row pgx.Row) (grokgate.Key, error) {
 		revoked, expires *time.Time
 	)
 	l := &k.Limits
-	err := row.Scan(&k.ID, &k.Name, &k.Prefix, &hash, &role, &k.CreatedAt, &revoked, &k.AllowedModels, &expires,
-		&l.RPM, &l.TPM, &l.MaxStreams, &l.BudgetTicksPerDay, &l.BudgetTicksPerMonth, &k.AllowedTools)
+	err := row.Scan(append([]any{&k.ID, &k.Name, &k.Prefix, &hash, &role, &k.CreatedAt, &revoked, &k.AllowedModels, &expires,
+		&l.RPM, &l.TPM, &l.MaxStreams, &l.BudgetTicksPerDay, &l.BudgetTicksPerMonth, &k.AllowedTools}, extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return k, grokgate.ErrNotFound
 	} else if err != nil {

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,12 +12,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/internal/pgtest"
+	"github.com/grokgate/grokgate/keys"
 	"github.com/grokgate/grokgate/postgres"
 	"github.com/grokgate/grokgate/storetest"
 )
 
-func open(t *testing.T, dsn string) *postgres.DB {
+func open(t testing.TB, dsn string) *postgres.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -136,4 +139,40 @@ func TestMigratesForward(t *testing.T) {
 	s := open(t, dsn)
 	defer s.Close()
 	storetest.CheckMigrated(t, s, created)
+}
+
+// TestCreateFirstKeyRace: trial after trial, of eight callers on a new,
+// empty schema exactly one creates the first key.
+func TestCreateFirstKeyRace(t *testing.T) {
+	for trial := range 10 {
+		s := open(t, pgtest.Schema(t))
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		created := 0
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k, _, err := keys.Mint(keys.Random(), fmt.Sprint("admin", i), grokgate.RoleAdmin, time.Now())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ok, err := s.CreateFirstKey(context.Background(), k)
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if ok {
+					created++
+				}
+			}()
+		}
+		wg.Wait()
+		s.Close()
+		if created != 1 {
+			t.Fatalf("trial %d: %d callers created the first key; want 1", trial, created)
+		}
+	}
 }

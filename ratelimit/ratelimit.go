@@ -15,6 +15,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -38,6 +39,26 @@ type Limiter struct {
 	window time.Duration
 	seed   maphash.Seed
 	shards [shards]shard
+	ledger Ledger
+}
+
+// Ledger tells what a key spent, from the usage ledger: the sum of its
+// records' cost_in_usd_ticks from dayStart and from monthStart. package
+// sqlite and package postgres implement it.
+type Ledger interface {
+	Spent(ctx context.Context, keyID string, dayStart, monthStart time.Time) (day, month int64, err error)
+}
+
+// LedgerTimeout bounds one Ledger call.
+const LedgerTimeout = 3 * time.Second
+
+// WithLedger makes l start each key's budgets from what the ledger says it
+// spent in the current day and month, the first time it meets the key with
+// a budget, so a restart does not give keys their budgets back. Call it
+// before l is used.
+func (l *Limiter) WithLedger(led Ledger) *Limiter {
+	l.ledger = led
+	return l
 }
 
 type shard struct {
@@ -60,6 +81,8 @@ type state struct {
 	budget   Budget
 	// costs holds the budget reservations of requests in flight by id.
 	costs map[string]int64
+	// loaded says budget holds the ledger's figures (or needs none).
+	loaded bool
 }
 
 type tokEntry struct {
@@ -93,6 +116,38 @@ func (l *Limiter) lock(key string) (*state, *sync.Mutex) {
 	return st, &sh.mu
 }
 
+// load reads a key's spending from the ledger the first time the key comes
+// with a budget. The ledger is asked without the shard's lock; requests of
+// the key arriving meanwhile may ask too, and the figures are merged as the
+// larger of the ledger's and what was counted since.
+func (l *Limiter) load(ctx context.Context, a grokgate.Admission) error {
+	if l.ledger == nil || (a.Limits.BudgetTicksPerDay <= 0 && a.Limits.BudgetTicksPerMonth <= 0) {
+		return nil
+	}
+	st, mu := l.lock(a.Key)
+	loaded := st.loaded
+	mu.Unlock()
+	if loaded {
+		return nil
+	}
+	now := l.now()
+	ctx, cancel := context.WithTimeout(ctx, LedgerTimeout)
+	day, month, err := l.ledger.Spent(ctx, a.Key, DayStart(now), MonthStart(now))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reading key %s's spending from the usage ledger: %w", a.Key, err)
+	}
+	st, mu = l.lock(a.Key)
+	defer mu.Unlock()
+	if !st.loaded {
+		st.budget.roll(now)
+		st.budget.DaySpent = max(st.budget.DaySpent, day)
+		st.budget.MonthSpent = max(st.budget.MonthSpent, month)
+		st.loaded = true
+	}
+	return nil
+}
+
 // prune drops log entries older than the window.
 func (st *state) prune(now time.Time, window time.Duration) {
 	cut := now.Add(-window)
@@ -115,7 +170,10 @@ func (st *state) prune(now time.Time, window time.Duration) {
 // requests-per-minute limit or a budget, taking nothing: the gateway asks
 // before it reads a body, so a key over its limits costs no body read.
 // Tokens and streams depend on the body and are left to Admit.
-func (l *Limiter) Check(_ context.Context, a grokgate.Admission) (grokgate.Verdict, error) {
+func (l *Limiter) Check(ctx context.Context, a grokgate.Admission) (grokgate.Verdict, error) {
+	if err := l.load(ctx, a); err != nil {
+		return grokgate.Verdict{}, err
+	}
 	now := l.now()
 	st, mu := l.lock(a.Key)
 	defer mu.Unlock()
@@ -134,7 +192,10 @@ func (l *Limiter) Check(_ context.Context, a grokgate.Admission) (grokgate.Verdi
 
 // Admit decides one request; all its limits are checked before any is
 // taken, so a refused request leaves no trace.
-func (l *Limiter) Admit(_ context.Context, a grokgate.Admission) (grokgate.Verdict, error) {
+func (l *Limiter) Admit(ctx context.Context, a grokgate.Admission) (grokgate.Verdict, error) {
+	if err := l.load(ctx, a); err != nil {
+		return grokgate.Verdict{}, err
+	}
 	now := l.now()
 	st, mu := l.lock(a.Key)
 	defer mu.Unlock()

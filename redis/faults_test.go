@@ -302,3 +302,27 @@ func mustParse(t *testing.T, url string) *goredis.Options {
 	}
 	return o
 }
+
+// TestCutConnections: connections cut under the limiter (a reset network
+// path) cost at most the calls that were on them; the next calls dial again
+// and the breaker stays closed.
+func TestCutConnections(t *testing.T) {
+	e := openThroughProxy(t, redistest.URL(t), redis.Options{})
+	ctx := context.Background()
+	lim := grokgate.Limits{RPM: 1000}
+	for round := range 5 {
+		e.proxy.Cut()
+		var failed int
+		for i := range 10 {
+			if _, err := e.l.Admit(ctx, grokgate.Admission{Key: "k", ID: "c" + string(rune('a'+round)) + string(rune('a'+i)), Limits: lim}); err != nil {
+				failed++
+			}
+		}
+		if failed > 2 {
+			t.Fatalf("round %d: %d of 10 calls failed after a cut", round, failed)
+		}
+		if s := e.l.BreakerState(); s != redis.StateClosed {
+			t.Fatalf("round %d: breaker %s after a cut", round, s)
+		}
+	}
+}

@@ -1,5 +1,9 @@
-// Package redis is grokgate's shared limiter: every replica pointed at the
-// same Redis (GROKGATE_REDIS_URL) enforces one exact limit per key. Each
+// Package redis holds what grokgate's replicas share through one Redis
+// (GROKGATE_REDIS_URL): the limiter (Limiter) and the stream log of
+// resumable generations (StreamLog, streamlog.go).
+//
+// The limiter: every replica pointed at the
+// same Redis enforces one exact limit per key. Each
 // decision is one Lua script, atomic in Redis and timed by Redis's own clock,
 // so replicas with skewed clocks still agree; the algorithm is the in-memory
 // limiter's (package ratelimit): sliding window logs, with running totals so
@@ -34,7 +38,7 @@ import (
 
 // DefaultSlotTTL is how long a stream slot or budget reservation outlives
 // its replica: a replica that dies frees them within this time.
-const DefaultSlotTTL = 9 * time.Second
+const DefaultSlotTTL = 8 * time.Second
 
 // Ledger tells what a key spent, from the usage ledger: the sum of its
 // records' cost_in_usd_ticks from dayStart and from monthStart (the UTC day

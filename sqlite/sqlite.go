@@ -169,29 +169,57 @@ func (s *DB) apply(ctx context.Context, version int, body string) error {
 
 // CreateKey stores a new key.
 func (s *DB) CreateKey(ctx context.Context, k grokgate.Key) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		models, err := modelsJSON(k.AllowedModels)
-		if err != nil {
-			return err
-		}
-		tools, err := modelsJSON(k.AllowedTools)
-		if err != nil {
-			return err
-		}
-		l := k.Limits
-		_, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			k.ID, k.Name, k.Prefix, k.Hash[:], string(k.Role), k.CreatedAt.UnixMicro(), nullTime(k.RevokedAt),
-			models, nullTime(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth, tools)
-		return err
+	return s.inTx(ctx, func(tx *sql.Tx, seq int64) error {
+		return insertKey(ctx, tx, k, seq)
 	})
+}
+
+// CreateFirstKey stores k if the store holds no key at all, and reports
+// whether it did: of servers starting together on a new file, exactly one
+// creates (and prints) the first admin key. Every transaction here begins
+// IMMEDIATE (Open's _txlock), taking the write lock before the check.
+func (s *DB) CreateFirstKey(ctx context.Context, k grokgate.Key) (bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	var exists bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM keys)`).Scan(&exists); err != nil || exists {
+		return false, err
+	}
+	seq, err := nextKeySeq(ctx, tx)
+	if err != nil {
+		return false, err
+	}
+	if err := insertKey(ctx, tx, k, seq); err != nil {
+		return false, err
+	}
+	return true, tx.Commit()
+}
+
+func insertKey(ctx context.Context, tx *sql.Tx, k grokgate.Key, seq int64) error {
+	models, err := modelsJSON(k.AllowedModels)
+	if err != nil {
+		return err
+	}
+	tools, err := modelsJSON(k.AllowedTools)
+	if err != nil {
+		return err
+	}
+	l := k.Limits
+	_, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`, seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Name, k.Prefix, k.Hash[:], string(k.Role), k.CreatedAt.UnixMicro(), nullTime(k.RevokedAt),
+		models, nullTime(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth, tools, seq)
+	return err
 }
 
 // RevokeKey marks key id revoked at time at. Revoking a revoked key keeps the
 // first revocation time.
 func (s *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, at.UnixMicro(), id)
+	return s.inTx(ctx, func(tx *sql.Tx, seq int64) error {
+		res, err := tx.ExecContext(ctx, `UPDATE keys SET revoked_at = COALESCE(revoked_at, ?), seq = ? WHERE id = ?`, at.UnixMicro(), seq, id)
 		if err != nil {
 			return err
 		}
@@ -202,20 +230,30 @@ func (s *DB) RevokeKey(ctx context.Context, id string, at time.Time) error {
 	})
 }
 
-// inTx runs fn and bumps the keys generation in the same transaction.
-func (s *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+// inTx runs fn with the number of this key change: the keys generation,
+// bumped in the same transaction. Writers take turns (IMMEDIATE
+// transactions), so changes commit in the order of their numbers and a
+// reader of the keys changed after a number (KeysChangedSince) misses none.
+func (s *DB) inTx(ctx context.Context, fn func(tx *sql.Tx, seq int64) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	seq, err := nextKeySeq(ctx, tx)
+	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = value + 1 WHERE name = 'keys_generation'`); err != nil {
+	if err := fn(tx, seq); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+func nextKeySeq(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var seq int64
+	err := tx.QueryRowContext(ctx, `UPDATE meta SET value = value + 1 WHERE name = 'keys_generation' RETURNING value`).Scan(&seq)
+	return seq, err
 }
 
 // KeysGeneration returns a counter bumped by every key mutation.
@@ -246,6 +284,33 @@ func (s *DB) ListKeys(ctx context.Context) ([]grokgate.Key, error) {
 	return out, rows.Err()
 }
 
+// KeysChangedSince returns the keys created, changed or revoked after the
+// change numbered after (every key when after is negative), in the order of
+// their changes, and the number of the last change it returned (after, or 0,
+// when none).
+func (s *DB) KeysChangedSince(ctx context.Context, after int64) ([]grokgate.Key, int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+keyColumns+`, seq FROM keys WHERE seq > ? ORDER BY seq`, after)
+	if err != nil {
+		return nil, after, err
+	}
+	defer rows.Close()
+	last := max(after, 0)
+	var out []grokgate.Key
+	for rows.Next() {
+		var seq int64
+		k, err := scanKey(rows, &seq)
+		if err != nil {
+			return nil, after, err
+		}
+		out = append(out, k)
+		last = max(last, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, after, err
+	}
+	return out, last, nil
+}
+
 // KeyByHash returns the key whose secret hashes to h.
 func (s *DB) KeyByHash(ctx context.Context, h [32]byte) (grokgate.Key, error) {
 	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE hash = ?`, h[:]))
@@ -257,7 +322,8 @@ func (s *DB) KeyByHash(ctx context.Context, h [32]byte) (grokgate.Key, error) {
 
 type scanner interface{ Scan(...any) error }
 
-func scanKey(row scanner) (grokgate.Key, error) {
+// scanKey reads keyColumns, then into extra any columns that follow them.
+func scanKey(row scanner, extra ...any) (grokgate.Key, error) {
 	var (
 		k       grokgate.Key
 		hash    []byte
@@ -269,8 +335,8 @@ func scanKey(row scanner) (grokgate.Key, error) {
 		expires sql.NullInt64
 	)
 	l := &k.Limits
-	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &hash, &role, &created, &revoked, &models, &expires,
-		&l.RPM, &l.TPM, &l.MaxStreams, &l.BudgetTicksPerDay, &l.BudgetTicksPerMonth, &tools); err != nil {
+	if err := row.Scan(append([]any{&k.ID, &k.Name, &k.Prefix, &hash, &role, &created, &revoked, &models, &expires,
+		&l.RPM, &l.TPM, &l.MaxStreams, &l.BudgetTicksPerDay, &l.BudgetTicksPerMonth, &tools}, extra...)...); err != nil {
 		return k, err
 	}
 	if err := json.Unmarshal([]byte(models), &k.AllowedModels); err != nil {

@@ -35,7 +35,7 @@ func (s *DB) KeyByID(ctx context.Context, id string) (grokgate.Key, error) {
 // UpdateKey applies u to key id and returns the key as stored.
 func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (grokgate.Key, error) {
 	var out grokgate.Key
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx, seq int64) error {
 		k, err := scanKey(tx.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return grokgate.ErrNotFound
@@ -71,8 +71,8 @@ func (s *DB) UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (gr
 		}
 		l := k.Limits
 		if _, err := tx.ExecContext(ctx, `UPDATE keys SET name = ?, allowed_models = ?, expires_at = ?,
-			rpm = ?, tpm = ?, max_streams = ?, budget_ticks_per_day = ?, budget_ticks_per_month = ?, allowed_tools = ? WHERE id = ?`,
-			k.Name, models, nullTime(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth, tools, id); err != nil {
+			rpm = ?, tpm = ?, max_streams = ?, budget_ticks_per_day = ?, budget_ticks_per_month = ?, allowed_tools = ?, seq = ? WHERE id = ?`,
+			k.Name, models, nullTime(k.ExpiresAt), l.RPM, l.TPM, l.MaxStreams, l.BudgetTicksPerDay, l.BudgetTicksPerMonth, tools, seq, id); err != nil {
 			return err
 		}
 		out = k

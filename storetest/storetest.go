@@ -27,6 +27,8 @@ type Store interface {
 	UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (grokgate.Key, error)
 	RevokeKey(ctx context.Context, id string, at time.Time) error
 	KeysGeneration(ctx context.Context) (int64, error)
+	KeysChangedSince(ctx context.Context, after int64) ([]grokgate.Key, int64, error)
+	CreateFirstKey(ctx context.Context, k grokgate.Key) (bool, error)
 	InsertUsage(ctx context.Context, recs []grokgate.Record) error
 	UsageRecords(ctx context.Context, from, to time.Time) ([]grokgate.Record, error)
 	UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgate.UsageTotals, error)
@@ -66,6 +68,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"KeyAllowedTools", testKeyAllowedTools},
 		{"RevokeKey", testRevokeKey},
 		{"Generation", testGeneration},
+		{"KeysChangedSince", testKeysChangedSince},
+		{"CreateFirstKey", testCreateFirstKey},
 		{"UsageRoundTrip", testUsageRoundTrip},
 		{"UsageIdempotent", testUsageIdempotent},
 		{"UsageConcurrent", testUsageConcurrent},
@@ -324,6 +328,114 @@ func testGeneration(t *testing.T, s Store) {
 	s.InsertUsage(c, []grokgate.Record{record(1, base, "key_x", "grok-4.3")})
 	if g, _ := s.KeysGeneration(c); g != last {
 		t.Errorf("reads and usage moved the keys generation from %d to %d", last, g)
+	}
+}
+
+// testKeysChangedSince checks the incremental read replicas poll: every key
+// at first, then exactly the keys each change touched, in order, and
+// nothing after reads and usage.
+func testKeysChangedSince(t *testing.T, s Store) {
+	c := ctx(t)
+	if got, last, err := s.KeysChangedSince(c, -1); err != nil || len(got) != 0 || last != 0 {
+		t.Fatalf("empty store: %d keys, last %d, %v; want none, 0", len(got), last, err)
+	}
+	a, b := mintKey(t, "a", grokgate.RoleUser), mintKey(t, "b", grokgate.RoleAdmin)
+	for _, k := range []grokgate.Key{a, b} {
+		if err := s.CreateKey(c, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, last, err := s.KeysChangedSince(c, -1)
+	if err != nil || len(all) != 2 || !equalKeys(all[0], a) || !equalKeys(all[1], b) || last <= 0 {
+		t.Fatalf("all keys: %+v, last %d, %v", all, last, err)
+	}
+	if got, l, err := s.KeysChangedSince(c, last); err != nil || len(got) != 0 || l != last {
+		t.Fatalf("nothing changed: %d keys, last %d (was %d), %v", len(got), l, last, err)
+	}
+	// Each change brings exactly its key, with the change in it.
+	expect := func(what string, want grokgate.Key) {
+		t.Helper()
+		got, l, err := s.KeysChangedSince(c, last)
+		if err != nil || len(got) != 1 || !equalKeys(got[0], want) || l <= last {
+			t.Fatalf("after %s: %+v, last %d (was %d), %v; want %+v", what, got, l, last, err, want)
+		}
+		last = l
+	}
+	name := "a2"
+	upd, err := s.UpdateKey(c, a.ID, grokgate.KeyUpdate{Name: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect("UpdateKey", upd)
+	if err := s.RevokeKey(c, b.ID, base); err != nil {
+		t.Fatal(err)
+	}
+	b.RevokedAt = base
+	expect("RevokeKey", b)
+	d := mintKey(t, "d", grokgate.RoleUser)
+	if err := s.CreateKey(c, d); err != nil {
+		t.Fatal(err)
+	}
+	expect("CreateKey", d)
+	// Several changes since: each key once, in the order of its last change.
+	mark := last
+	name = "a3"
+	s.UpdateKey(c, a.ID, grokgate.KeyUpdate{Name: &name})
+	s.RevokeKey(c, d.ID, base)
+	name = "a4"
+	s.UpdateKey(c, a.ID, grokgate.KeyUpdate{Name: &name})
+	got, _, err := s.KeysChangedSince(c, mark)
+	if err != nil || len(got) != 2 || got[0].ID != d.ID || got[1].ID != a.ID || got[1].Name != "a4" {
+		t.Fatalf("three changes of two keys: %+v, %v", got, err)
+	}
+	// Reads, failed changes and usage change nothing.
+	_, last, _ = s.KeysChangedSince(c, -1)
+	s.ListKeys(c)
+	s.RevokeKey(c, "key_missing", base)
+	s.InsertUsage(c, []grokgate.Record{record(1, base, a.ID, "grok-4.3")})
+	if got, l, err := s.KeysChangedSince(c, last); err != nil || len(got) != 0 || l != last {
+		t.Errorf("reads and usage: %d keys, last %d (was %d), %v", len(got), l, last, err)
+	}
+}
+
+// testCreateFirstKey checks that of callers racing on an empty store
+// exactly one creates its key, and that none does once a key exists.
+func testCreateFirstKey(t *testing.T, s Store) {
+	c := ctx(t)
+	const n = 8
+	var wg sync.WaitGroup
+	created := make([]bool, n)
+	errs := make([]error, n)
+	cands := make([]grokgate.Key, n)
+	for i := range n {
+		cands[i] = mintKey(t, fmt.Sprint("admin", i), grokgate.RoleAdmin)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			created[i], errs[i] = s.CreateFirstKey(c, cands[i])
+		}()
+	}
+	wg.Wait()
+	winners := 0
+	var won grokgate.Key
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("caller %d: %v", i, errs[i])
+		}
+		if created[i] {
+			winners++
+			won = cands[i]
+		}
+	}
+	list, err := s.ListKeys(c)
+	if winners != 1 || err != nil || len(list) != 1 || !equalKeys(list[0], won) {
+		t.Fatalf("%d callers created the first key; the store holds %+v (%v)", winners, list, err)
+	}
+	if got, _, _ := s.KeysChangedSince(c, 0); len(got) != 1 {
+		t.Errorf("the first key is not a key change: %+v", got)
+	}
+	if ok, err := s.CreateFirstKey(c, mintKey(t, "late", grokgate.RoleAdmin)); ok || err != nil {
+		t.Errorf("CreateFirstKey on a store with a key = %v, %v; want false, nil", ok, err)
 	}
 }
 
@@ -1067,6 +1179,9 @@ func CheckMigrated(t *testing.T, s Store, created time.Time) {
 	if err != nil || k.Name != "old" || len(k.AllowedModels) != 1 || k.AllowedModels[0] != "grok-3" || k.AllowedTools != nil ||
 		k.Limits.RPM != 60 || !k.CreatedAt.Equal(created) {
 		t.Errorf("old key: %+v, %v", k, err)
+	}
+	if all, _, err := s.KeysChangedSince(c, -1); err != nil || len(all) != 1 || all[0].ID != "key_old" {
+		t.Errorf("the first read of the keys changed misses the old key: %+v, %v", all, err)
 	}
 	recs, err := s.UsageRecords(c, time.Time{}, time.Time{})
 	if err != nil || len(recs) != 1 || recs[0].RequestID != "req_old" || recs[0].CostTicks != 500 ||

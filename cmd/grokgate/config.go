@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate/gateway"
+	"github.com/grokgate/grokgate/keys"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -138,6 +139,8 @@ type serveConfig struct {
 	limits              limitConfig
 	prices              priceConfig
 	console             bool
+	storeTimeout        time.Duration
+	keysMaxStaleness    time.Duration
 }
 
 // loopback reports whether addr (HOST:PORT) listens on a loopback address
@@ -185,6 +188,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	limitFlags(s, &c.limits)
 	c.prices.register(s)
 	s.Bool(&c.console, "console", "GROKGATE_CONSOLE", true, "serve the web console at /console")
+	s.Duration(&c.storeTimeout, "store-timeout", "GROKGATE_STORE_TIMEOUT", defaultStoreTimeout, "longest a request waits for the database (then 503); also bounds connecting to PostgreSQL")
+	s.Duration(&c.keysMaxStaleness, "keys-max-staleness", "GROKGATE_KEYS_MAX_STALENESS", keys.DefaultMaxStaleness, "how long known keys keep working while the database does not answer; then every key gets 503 until it does")
 	// The xAI keys are read from the environment only: a flag would show them
 	// in ps. Several keys, comma-separated, are rotated with failover.
 	c.xaiAPIKey = strings.TrimSpace(getenv("XAI_API_KEY"))
@@ -215,6 +220,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.check(c.drainTimeout >= 0, "GROKGATE_DRAIN_TIMEOUT/--drain-timeout must not be negative, got %s", c.drainTimeout)
 	s.check(c.logFlush >= 0, "GROKGATE_LOG_FLUSH_INTERVAL/--log-flush-interval must not be negative, got %s", c.logFlush)
 	s.check(c.gcFloor >= 0, "GROKGATE_GC_FLOOR/--gc-floor must not be negative (0 turns it off), got %d", c.gcFloor)
+	s.check(c.storeTimeout > 0, "GROKGATE_STORE_TIMEOUT/--store-timeout must be positive, got %s", c.storeTimeout)
+	s.check(c.keysMaxStaleness > 0, "GROKGATE_KEYS_MAX_STALENESS/--keys-max-staleness must be positive, got %s", c.keysMaxStaleness)
 	s.check(c.flushTimeout > 0, "GROKGATE_USAGE_FLUSH_TIMEOUT/--usage-flush-timeout must be positive, got %s", c.flushTimeout)
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
 	c.limits.check(s)

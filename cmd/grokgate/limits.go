@@ -54,12 +54,12 @@ func (c *limitConfig) check(s *settings) {
 }
 
 // newLimiter returns the Redis limiter when GROKGATE_REDIS_URL is set, the
-// in-memory one otherwise, and what closes it. The Redis limiter rebuilds
-// lost budget states from ledger and reports its circuit breaker's state
-// as metrics on reg (nil: no metrics).
+// in-memory one otherwise, and what closes it. Both take budgets from
+// ledger where they have none (a restart; Redis lost them); the Redis one
+// reports its circuit breaker's state as metrics on reg (nil: no metrics).
 func newLimiter(ctx context.Context, c limitConfig, log *slog.Logger, ledger redis.Ledger, reg prometheus.Registerer) (gateway.Limiter, func(), error) {
 	if c.redisURL == "" {
-		return ratelimit.New(time.Now, 0), func() {}, nil
+		return ratelimit.New(time.Now, 0).WithLedger(ledger), func() {}, nil
 	}
 	opt := redis.Options{Timeout: c.timeout, Ledger: ledger, Log: log}
 	if reg != nil {

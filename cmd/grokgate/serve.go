@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,10 +19,12 @@ import (
 
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/admin"
+	"github.com/grokgate/grokgate/apierror"
 	"github.com/grokgate/grokgate/console"
 	"github.com/grokgate/grokgate/gateway"
 	"github.com/grokgate/grokgate/gcfloor"
 	"github.com/grokgate/grokgate/keys"
+	"github.com/grokgate/grokgate/postgres"
 	"github.com/grokgate/grokgate/simulator"
 	ledger "github.com/grokgate/grokgate/usage"
 	"github.com/grokgate/grokgate/xai"
@@ -76,6 +79,9 @@ type instance struct {
 	draining *http.Server
 	// closers undo open, the last first, as defers would.
 	closers []func()
+	// storeUp is set once the database first answered and the keys are
+	// loaded; until then the server is not ready.
+	storeUp atomic.Bool
 }
 
 func (in *instance) onClose(f func()) { in.closers = append(in.closers, f) }
@@ -104,13 +110,23 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		in.onClose(gcfloor.Keep(uint64(cfg.gcFloor), 100))
 	}
 
-	store, err := openStore(ctx, cfg.db)
-	if err != nil {
-		return in, err
-	}
+	// Every store call of a request has a deadline; until the database
+	// first answers, every one fails at once (503) while start-up keeps
+	// trying in the background.
+	store := newGuardedStore(cfg.storeTimeout)
 	in.onClose(func() { store.Close() })
-	if in.started.AdminKey, err = firstKey(ctx, store, stdout); err != nil {
-		return in, err
+	cache := keys.NewCacheWith(store, time.Now, log.With("component", "keys"),
+		keys.Options{Timeout: cfg.storeTimeout, MaxStaleness: cfg.keysMaxStaleness})
+	secret, storeErr := in.connectStore(ctx, store, cache, stdout)
+	in.started.AdminKey = secret
+	switch {
+	case storeErr != nil && !postgres.IsDSN(cfg.db):
+		// A SQLite file that cannot be opened is a problem to fix, not
+		// to wait out.
+		return in, storeErr
+	case storeErr != nil:
+		log.Warn("the database does not answer; listening anyway, not ready (/readyz and requests that need it get 503), and trying again",
+			"err", storeErr, "retry_in", firstStoreRetry.String())
 	}
 	// Closed before the store, so whatever way serve ends, the records of
 	// finished requests are written first.
@@ -128,13 +144,6 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		return in, err
 	}
 
-	cache := keys.NewCache(store, time.Now, log)
-	if err := cache.Load(ctx); err != nil {
-		return in, fmt.Errorf("loading keys: %w", err)
-	}
-	go cache.Run(ctx, keysPollInterval)
-	go pruneResponseOwners(ctx, store, time.Now, log)
-
 	limiter, closeLimiter, err := newLimiter(ctx, cfg.limits, log.With("component", "ratelimit"), store, obs.registry)
 	if err != nil {
 		return in, err
@@ -146,7 +155,21 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 	if cfg.console {
 		con = console.New(log.With("component", "console"), store, cache, console.Options{})
 		sessions = con
-		go con.Prune(ctx, time.Hour)
+	}
+	// What runs once the database answers: following key changes and the
+	// hourly clean-ups.
+	whenUp := func() {
+		go cache.Run(ctx, keysPollInterval)
+		go pruneResponseOwners(ctx, store, time.Now, log)
+		if con != nil {
+			go con.Prune(ctx, time.Hour)
+		}
+		in.storeUp.Store(true)
+	}
+	if storeErr == nil {
+		whenUp()
+	} else {
+		go in.retryStore(ctx, store, cache, stdout, whenUp)
 	}
 
 	hardStop, endInFlight := context.WithCancel(context.WithoutCancel(ctx))
@@ -162,7 +185,7 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		Heartbeat:            cfg.heartbeat,
 		Shutdown:             hardStop,
 		BodyReadTimeout:      cfg.bodyTimeout,
-		Ready:                store.Ping,
+		Ready:                in.ready(store),
 		VisionStream:         cfg.visionStream,
 		StreamErrorFormat:    cfg.streamErrors,
 		Usage:                recorder,
@@ -361,19 +384,100 @@ func flushUsage(ctx context.Context, r *ledger.Recorder, timeout time.Duration, 
 	}
 }
 
+// migrateTimeout bounds opening the database at start-up once it answers:
+// migrations of a large ledger may take minutes.
+const migrateTimeout = 10 * time.Minute
+
+// Start-up retries a database that does not answer after firstStoreRetry,
+// doubling the wait up to maxStoreRetry.
+const (
+	firstStoreRetry = 250 * time.Millisecond
+	maxStoreRetry   = 15 * time.Second
+)
+
+// connectStore makes one attempt at what a server needs of its database
+// before it is ready: open it (connect and migrate) unless an earlier
+// attempt did, mint the first admin key on an empty store, and load the
+// keys. It returns the admin key it minted, even when a later step failed.
+func (in *instance) connectStore(ctx context.Context, g *guardedStore, cache *keys.Cache, stdout io.Writer) (string, error) {
+	if !g.opened() {
+		octx, cancel := context.WithTimeout(ctx, migrateTimeout)
+		st, err := openStoreWith(octx, in.cfg.db, in.cfg.storeTimeout)
+		cancel()
+		if err != nil {
+			return "", err
+		}
+		g.set(st)
+	}
+	secret, err := firstKey(ctx, g, stdout)
+	if err != nil {
+		return secret, fmt.Errorf("minting the first admin key: %w", err)
+	}
+	if err := cache.Load(ctx); err != nil {
+		return secret, fmt.Errorf("loading keys: %w", err)
+	}
+	return secret, nil
+}
+
+// retryStore runs connectStore with backoff until it succeeds, then calls
+// up; it gives up only when ctx ends.
+func (in *instance) retryStore(ctx context.Context, g *guardedStore, cache *keys.Cache, stdout io.Writer, up func()) {
+	start, wait := time.Now(), firstStoreRetry
+	for attempt := 2; ; attempt++ {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		_, err := in.connectStore(ctx, g, cache, stdout)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			in.log.Info("the database answers; grokgate is ready", "attempts", attempt, "waited", time.Since(start).Round(time.Millisecond).String())
+			up()
+			return
+		}
+		wait = min(2*wait, maxStoreRetry)
+		in.log.Warn("the database still does not answer; not ready, trying again", "attempt", attempt, "retry_in", wait.String(), "err", err)
+	}
+}
+
+// Readiness errors: /readyz answers 503 with their message.
+var (
+	errNotReadyStarting = &apierror.Error{Status: http.StatusServiceUnavailable, Type: apierror.TypeAPI, Code: "not_ready",
+		Message: "grokgate is not ready: its database has not answered since it started; it keeps trying"}
+	errNotReadyStore = &apierror.Error{Status: http.StatusServiceUnavailable, Type: apierror.TypeAPI, Code: "not_ready",
+		Message: "grokgate is not ready: its database does not answer"}
+)
+
+// ready is /readyz's check: the database answered at start-up and answers
+// now.
+func (in *instance) ready(g *guardedStore) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if !in.storeUp.Load() {
+			return errNotReadyStarting
+		}
+		if err := g.Ping(ctx); err != nil {
+			return fmt.Errorf("%w: %w", errNotReadyStore, err)
+		}
+		return nil
+	}
+}
+
 // firstKey mints an admin key when the store has none, so a newcomer can call
 // the API straight away. It is printed once and never again; firstKey
 // returns it for onStart, "" when the store had keys.
 func firstKey(ctx context.Context, store store, stdout io.Writer) (string, error) {
-	list, err := store.ListKeys(ctx)
-	if err != nil || len(list) > 0 {
-		return "", err
-	}
 	k, secret, err := keys.Mint(keys.Random(), "admin", grokgate.RoleAdmin, time.Now())
 	if err != nil {
 		return "", err
 	}
-	if err := store.CreateKey(ctx, k); err != nil {
+	// Atomic in the store: of servers starting together on an empty
+	// database, exactly one creates the key and prints it.
+	if created, err := store.CreateFirstKey(ctx, k); err != nil || !created {
 		return "", err
 	}
 	fmt.Fprintf(stdout, "No gateway keys yet, so here is an admin key (%s). It is shown only this once; keep it:\n\n    %s\n\nMore keys: grokgate keys create --name NAME\n\n", k.ID, secret)

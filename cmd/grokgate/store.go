@@ -14,12 +14,14 @@ import (
 // and the PostgreSQL store provide it.
 type store interface {
 	CreateKey(ctx context.Context, k grokgate.Key) error
+	CreateFirstKey(ctx context.Context, k grokgate.Key) (bool, error)
 	KeyByID(ctx context.Context, id string) (grokgate.Key, error)
 	KeyByHash(ctx context.Context, h [32]byte) (grokgate.Key, error)
 	ListKeys(ctx context.Context) ([]grokgate.Key, error)
 	UpdateKey(ctx context.Context, id string, u grokgate.KeyUpdate) (grokgate.Key, error)
 	RevokeKey(ctx context.Context, id string, at time.Time) error
 	KeysGeneration(ctx context.Context) (int64, error)
+	KeysChangedSince(ctx context.Context, after int64) ([]grokgate.Key, int64, error)
 	InsertUsage(ctx context.Context, recs []grokgate.Record) error
 	UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgate.UsageTotals, error)
 	RecordResponseOwner(ctx context.Context, o grokgate.ResponseOwner) error
@@ -38,11 +40,21 @@ type store interface {
 
 const dbHelp = "SQLite database file, or a postgres:// URL for PostgreSQL"
 
+// defaultStoreTimeout bounds each store call on a request path
+// (GROKGATE_STORE_TIMEOUT) and the connection to PostgreSQL.
+const defaultStoreTimeout = 5 * time.Second
+
 // openStore opens PostgreSQL for a postgres:// or postgresql:// URL and a
 // SQLite file for anything else.
 func openStore(ctx context.Context, db string) (store, error) {
+	return openStoreWith(ctx, db, defaultStoreTimeout)
+}
+
+// openStoreWith is openStore giving a PostgreSQL server timeout to take a
+// connection and answer a first query.
+func openStoreWith(ctx context.Context, db string, timeout time.Duration) (store, error) {
 	if postgres.IsDSN(db) {
-		return postgres.Open(ctx, db)
+		return postgres.OpenWith(ctx, db, postgres.Options{Timeout: timeout})
 	}
 	return sqlite.Open(ctx, db)
 }

@@ -95,3 +95,27 @@ func errText(err error, dsn string) string {
 	}
 	return msg
 }
+
+// Exec runs sql on the database dsn names (its search_path included), for
+// tests that set up data the store's API has no quick way to write, such
+// as 100,000 keys in one statement.
+func Exec(t testing.TB, dsn, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", errText(err, dsn))
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+}
+
+// BulkKeysSQL inserts $1 user keys with ids key_bulk00000001 onwards, made
+// up hashes and no secrets, into a migrated grokgate schema: the key
+// tables of large deployments, for tests and benchmarks of following them.
+const BulkKeysSQL = `INSERT INTO keys (id, name, prefix, hash, role, created_at)
+	SELECT 'key_bulk' || lpad(i::text, 8, '0'), 'bulk ' || i, 'gg-bulk', sha256(('bulk' || i)::bytea), 'user', now()
+	FROM generate_series(1, $1::int) AS i`
