@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grokgate/grokgate/pricing"
@@ -37,16 +38,17 @@ type modelCatalog struct {
 	// sem admits one fetch at a time; others wait for its result, or for
 	// their own client to give up.
 	sem chan struct{}
-
-	mu   sync.Mutex
-	byID map[string]modelMeta // ids and aliases
 	// book holds the prices: the last list fetched over the fallback
-	// table, or the table alone until a fetch succeeds.
-	book      *pricing.Book
-	fallback  *pricing.Book
-	fetchedAt time.Time // last successful fetch; zero if none
-	triedAt   time.Time // end of the last fetch, successful or not
-	fetching  bool      // a fetch is in flight
+	// table, or the table alone until a fetch succeeds. Every admission
+	// reads it, so it is swapped whole rather than locked.
+	book     atomic.Pointer[pricing.Book]
+	fallback *pricing.Book
+
+	mu        sync.Mutex
+	byID      map[string]modelMeta // ids and aliases
+	fetchedAt time.Time            // last successful fetch; zero if none
+	triedAt   time.Time            // end of the last fetch, successful or not
+	fetching  bool                 // a fetch is in flight
 }
 
 type modelMeta struct {
@@ -55,16 +57,13 @@ type modelMeta struct {
 }
 
 func newModelCatalog(up Upstream, ttl time.Duration, now func() time.Time, log *slog.Logger) *modelCatalog {
-	fb := pricing.Fallback()
-	return &modelCatalog{up: up, ttl: ttl, now: now, log: log, sem: make(chan struct{}, 1), book: fb, fallback: fb}
+	c := &modelCatalog{up: up, ttl: ttl, now: now, log: log, sem: make(chan struct{}, 1), fallback: pricing.Fallback()}
+	c.book.Store(c.fallback)
+	return c
 }
 
 // prices returns the current price book; it never waits for a fetch.
-func (c *modelCatalog) prices() *pricing.Book {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.book
-}
+func (c *modelCatalog) prices() *pricing.Book { return c.book.Load() }
 
 // refresh keeps the list fresh until ctx ends: it fetches whenever the last
 // successful fetch is a TTL old (at once if there was none), and
@@ -187,7 +186,7 @@ func (c *modelCatalog) fetch(ctx context.Context) {
 	if err == nil {
 		c.byID, c.fetchedAt = byID, c.triedAt
 		if book != nil {
-			c.book = book.Under(c.fallback)
+			c.book.Store(book.Under(c.fallback))
 		}
 	}
 	c.mu.Unlock()
