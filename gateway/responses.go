@@ -105,7 +105,12 @@ func (s *Server) admitResponses(w http.ResponseWriter, r *http.Request, body []b
 		s.fail(w, r, e, nil)
 		return nil, false, false
 	}
-	if !s.admit(w, r, req.stream, func() int64 { return req.promptTokens + outputReservation(req.maxOutput) }) {
+	pm := s.modelPrices(req.model)
+	if e := outputTooLarge(pm, req.model, "max_output_tokens", req.maxOutput); e != nil {
+		s.fail(w, r, e, nil)
+		return nil, false, false
+	}
+	if !s.admit(w, r, req.stream, func() (int64, int64) { return responsesNeed(pm, s.cfg.ToolPrices, req, s.cfg.ReasoningTokens) }) {
 		return nil, false, false
 	}
 	m := meterFrom(r.Context())
@@ -126,16 +131,6 @@ func (s *Server) admitResponses(w http.ResponseWriter, r *http.Request, body []b
 		stream = false
 	}
 	return body, stream, true
-}
-
-// outputReservation is what a request reserves against a tokens-per-minute
-// limit for its answer: max_output_tokens (which includes reasoning), or
-// the default when it has none.
-func outputReservation(maxOutput int64) int64 {
-	if maxOutput <= 0 {
-		return DefaultMaxTokens
-	}
-	return maxOutput
 }
 
 // toolsNotAllowed returns the 403 for the first server-side tool the key

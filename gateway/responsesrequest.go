@@ -22,6 +22,7 @@ type responsesRequest struct {
 	Stream             *bool           `json:"stream"`
 	PreviousResponseID *string         `json:"previous_response_id"`
 	MaxOutputTokens    *int64          `json:"max_output_tokens"`
+	MaxTurns           *int64          `json:"max_turns"`
 	Tools              []responsesTool `json:"tools"`
 	Instructions       *usage.PartText `json:"instructions"`
 	Background         *bool           `json:"background"`
@@ -49,6 +50,7 @@ type parsedResponses struct {
 	stream       bool
 	hasImage     bool
 	maxOutput    int64    // 0 when absent; for the token reservation
+	maxTurns     int64    // 0 when absent; bounds the server-side tool calls reserved
 	previous     string   // previous_response_id, "" when absent
 	referenced   []string // response ids embedded in input item ids (msg_<id>, rs_<id>, ...)
 	serverTools  []string // the types of the tools xAI runs itself
@@ -92,6 +94,12 @@ func parseResponses(body []byte) (parsedResponses, *apierror.Error) {
 			return p, apierror.Invalid("max_output_tokens", fmt.Sprintf("Invalid value for 'max_output_tokens': %d; expected a positive integer.", *req.MaxOutputTokens))
 		}
 		p.maxOutput = *req.MaxOutputTokens
+	}
+	if req.MaxTurns != nil {
+		if *req.MaxTurns < 1 {
+			return p, apierror.Invalid("max_turns", fmt.Sprintf("Invalid value for 'max_turns': %d; expected a positive integer.", *req.MaxTurns))
+		}
+		p.maxTurns = *req.MaxTurns
 	}
 	if req.Background != nil && *req.Background {
 		return p, apierror.Invalid("background", "'background' is not supported: xAI has no background mode. Send the request without it (stream it to see the answer as it is made).")

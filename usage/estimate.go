@@ -7,8 +7,6 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
-
-	"github.com/grokgate/grokgate"
 )
 
 // The estimates below stand in for xAI's figures only when its usage object
@@ -210,11 +208,4 @@ func getu4(s []byte) rune {
 		r = r*16 + rune(c)
 	}
 	return r
-}
-
-// EstimateCost is the cost in ticks of an estimated record (xAI's usage
-// never came), from its model and tokens. It returns 0 until the gateway
-// knows model prices; records it prices are marked Estimated either way.
-func EstimateCost(rec grokgate.Record) int64 {
-	return 0
 }

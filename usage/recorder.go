@@ -427,6 +427,14 @@ func errString(err error) string {
 	return err.Error()
 }
 
+// ReplaySpool has the replay loop look at the spool again: records were
+// added to it from elsewhere (those an earlier run left in its journal).
+func (r *Recorder) ReplaySpool() {
+	if r.replayKick != nil {
+		r.wakeReplay()
+	}
+}
+
 func (r *Recorder) wakeReplay() {
 	select {
 	case r.replayKick <- struct{}{}:

@@ -137,6 +137,7 @@ type serveConfig struct {
 	bodyBytesInFlight   int64
 	obs                 obsConfig
 	limits              limitConfig
+	prices              priceConfig
 	console             bool
 	spoolDir            string
 	storeTimeout        time.Duration
@@ -187,6 +188,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Int64(&c.bodyBytesInFlight, "max-body-bytes-in-flight", "GROKGATE_MAX_BODY_BYTES_IN_FLIGHT", 0, "bytes of large request bodies (64 KiB or more) held at once; over it requests wait up to 2s, then get 503 (0: 8 times --max-body-bytes)")
 	parseObs(s, &c.obs)
 	limitFlags(s, &c.limits)
+	c.prices.register(s)
 	s.Bool(&c.console, "console", "GROKGATE_CONSOLE", true, "serve the web console at /console")
 	s.Duration(&c.storeTimeout, "store-timeout", "GROKGATE_STORE_TIMEOUT", defaultStoreTimeout, "longest a request waits for the database (then 503); also bounds connecting to PostgreSQL")
 	s.Duration(&c.keysMaxStaleness, "keys-max-staleness", "GROKGATE_KEYS_MAX_STALENESS", keys.DefaultMaxStaleness, "how long known keys keep working while the database does not answer; then every key gets 503 until it does")
@@ -225,6 +227,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.check(c.flushTimeout > 0, "GROKGATE_USAGE_FLUSH_TIMEOUT/--usage-flush-timeout must be positive, got %s", c.flushTimeout)
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
 	c.limits.check(s)
+	c.prices.check(s)
 	var err error
 	c.visionStream, c.visionStreamRenamed, err = gateway.ParseVisionStream(visionStream)
 	s.check(err == nil, "GROKGATE_VISION_STREAM/--vision-stream must be emulate, json or native, got %q", visionStream)

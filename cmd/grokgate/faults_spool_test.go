@@ -287,8 +287,8 @@ func TestFaultSIGTERMWhileStoreRefuses(t *testing.T) {
 }
 
 // TestFaultSIGKILLWithStreamsInFlight: a process killed with 20 streams in
-// flight leaves, at the next start, 20 records with outcome interrupted
-// and estimated tokens, and the records of the requests it had already
+// flight leaves, at the next start, 20 records with outcome interrupted,
+// estimated tokens and their cost, and the records of the requests it had already
 // answered, exactly.
 func TestFaultSIGKILLWithStreamsInFlight(t *testing.T) {
 	db := newFaultDB(t)
@@ -346,7 +346,7 @@ func TestFaultSIGKILLWithStreamsInFlight(t *testing.T) {
 	l := waitLedger(t, db.direct, append(append([]string{}, streams...), answered...), 20*time.Second)
 	for _, id := range streams {
 		r := l[id]
-		if r.Outcome != grokgate.OutcomeInterrupted || !r.Estimated || r.CompletionTokens == 0 || r.PromptTokens == 0 || r.KeyID == "" || !r.Stream {
+		if r.Outcome != grokgate.OutcomeInterrupted || !r.Estimated || r.CompletionTokens == 0 || r.PromptTokens == 0 || r.CostTicks <= 0 || r.KeyID == "" || !r.Stream {
 			t.Fatalf("stream %s recorded as %+v", id, r)
 		}
 	}
@@ -501,7 +501,7 @@ func TestFaultDrainDeadlineOutcome(t *testing.T) {
 		t.Fatalf("exit: %v", err)
 	}
 	r := ledgerOf(t, db.direct)[id]
-	if r.Outcome != grokgate.OutcomeShutdown || !r.Estimated || r.CompletionTokens == 0 {
+	if r.Outcome != grokgate.OutcomeShutdown || !r.Estimated || r.CompletionTokens == 0 || r.CostTicks <= 0 {
 		t.Fatalf("record %+v", r)
 	}
 }

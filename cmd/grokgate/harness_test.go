@@ -271,3 +271,16 @@ func startSimulatorForTest(t *testing.T, apiKey string) string {
 	}
 	return ""
 }
+
+// chatOnly is a fake xAI that answers its chat route with h and, like an
+// xAI without a model list, GET /language-models (which grokgate fetches at
+// start for prices) with 404, so h sees only the requests under test.
+func chatOnly(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/language-models") {
+			http.Error(w, `{"code":"Some requested entity was not found","error":"not found"}`, http.StatusNotFound)
+			return
+		}
+		h(w, r)
+	})
+}

@@ -52,6 +52,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return in.run(ctx, stdout, onStart)
 }
 
+// modelListStartTimeout bounds the model-list fetch that start-up waits for.
+const modelListStartTimeout = 3 * time.Second
+
 // started is what a serve tells onStart (tests) once it listens; stdout says
 // the same to people.
 type started struct {
@@ -127,7 +130,7 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 	}
 	// The spool and the journal keep on disk what the store has not taken
 	// (spool.go); closed after the recorder, before the store.
-	sp, journal, err := in.openSpool(cfg.db, cfg.spoolDir)
+	sp, journal, recovered, err := in.openSpool(cfg.db, cfg.spoolDir)
 	if err != nil {
 		return in, err
 	}
@@ -202,7 +205,28 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		Limiter:              limiter,
 		DefaultLimits:        cfg.limits.defaults,
 		LimitOnError:         gateway.LimitPolicy(cfg.limits.onError),
+		ImagePrices:          cfg.prices.images,
+		ToolPrices:           cfg.prices.tools,
+		ReasoningTokens:      cfg.prices.reasoning,
 	}, cache, upstream)
+	// Prices and context windows from xAI's model list, fetched before
+	// listening (for a few seconds at most: the built-in table stands in
+	// until xAI answers) and kept fresh. The refresh is stopped, and waited
+	// for, before the upstream closes.
+	first, cancelFirst := context.WithTimeout(ctx, modelListStartTimeout)
+	if err := gw.FetchModels(first); err != nil {
+		log.Warn("starting with the built-in price table: xAI's model list could not be fetched yet; retrying in the background")
+	}
+	cancelFirst()
+	refreshCtx, stopRefresh := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	go func() { gw.RefreshModels(refreshCtx); close(refreshed) }()
+	in.onClose(func() { stopRefresh(); <-refreshed })
+	// What the last run left in flight is recorded, priced, once prices
+	// are known.
+	if err := in.keepRecovered(recovered, sp, recorder, gw.EstimateCost); err != nil {
+		return in, err
+	}
 	// Runs before flushUsage (closers run last first), after the drain:
 	// the refusals counted this minute reach the ledger.
 	in.onClose(gw.FlushRefusals)

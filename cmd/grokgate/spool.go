@@ -8,6 +8,7 @@ import (
 
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/postgres"
+	"github.com/grokgate/grokgate/pricing"
 	"github.com/grokgate/grokgate/spool"
 	ledger "github.com/grokgate/grokgate/usage"
 )
@@ -39,10 +40,9 @@ func spoolDirs(db, dir string) []string {
 }
 
 // openSpool opens the usage spool and the in-flight journal in the first
-// free spool directory. The journal an earlier process left there is
-// recovered first: its unfinished requests become records in the spool,
-// which the recorder replays.
-func (in *instance) openSpool(db, dir string) (*spool.Spool, *spool.Journal, error) {
+// free spool directory. What the journals of earlier processes left
+// unfinished is returned, for keepRecovered once prices are known.
+func (in *instance) openSpool(db, dir string) (*spool.Spool, *spool.Journal, *spool.Recovered, error) {
 	log := in.log.With("component", "usage")
 	var sp *spool.Spool
 	var err error
@@ -52,25 +52,41 @@ func (in *instance) openSpool(db, dir string) (*spool.Spool, *spool.Journal, err
 		}
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	in.onClose(func() { sp.Close() })
-	journal, recovered, err := sp.OpenJournal(spool.JournalOptions{}, interrupted)
+	journal, recovered, err := sp.OpenJournal(spool.JournalOptions{})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	in.onClose(func() { journal.Close() })
 	abs, _ := filepath.Abs(sp.Dir())
-	switch {
-	case recovered > 0:
-		log.Warn("the last run ended with requests in flight or records not yet written; recorded from its journal", "records", recovered, "spool_dir", abs)
-	case sp.Pending() > 0:
-		log.Warn("usage records of an earlier run wait in the spool; replaying them", "records", sp.Pending(), "spool_dir", abs)
+	if n := sp.Pending(); n > 0 {
+		log.Warn("usage records of an earlier run wait in the spool; replaying them", "records", n, "spool_dir", abs)
 	}
 	if n := sp.DeadLetters(); n > 0 {
 		log.Warn("the usage dead-letter file holds records the database refused", "records", n, "file", filepath.Join(abs, "dead-letter.jsonl"))
 	}
-	return sp, journal, nil
+	return sp, journal, recovered, nil
+}
+
+// keepRecovered spools a record for each request the last run left
+// unfinished, those in flight priced by cost, and has the recorder replay
+// them.
+func (in *instance) keepRecovered(rec *spool.Recovered, sp *spool.Spool, r *ledger.Recorder, cost func(string, pricing.Tokens) int64) error {
+	if rec.Len() == 0 {
+		_, err := rec.Keep(nil)
+		return err
+	}
+	n, err := rec.Keep(func(u spool.Unfinished) grokgate.Record { return interrupted(u, cost) })
+	if err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(sp.Dir())
+	in.log.Warn("the last run ended with requests in flight or records not yet written; recorded from its journal",
+		"component", "usage", "records", n, "spool_dir", abs)
+	r.ReplaySpool()
+	return nil
 }
 
 // spoolCounts adds up what waits in the spool directories a server on db
@@ -91,8 +107,8 @@ func spoolCounts(db, dir string) (pending, dead int64, dirs []string, err error)
 
 // interrupted is the record of a request a process that died had in
 // flight: outcome interrupted, its tokens estimated from what it had
-// relayed, and a cost estimated from them.
-func interrupted(u spool.Unfinished) grokgate.Record {
+// relayed, and its cost from those at the model's prices.
+func interrupted(u spool.Unfinished, cost func(string, pricing.Tokens) int64) grokgate.Record {
 	rec := u.Begun
 	rec.Outcome, rec.Estimated = grokgate.OutcomeInterrupted, true
 	rec.CompletionTokens = ledger.TokensForBytes(u.Content)
@@ -100,6 +116,6 @@ func interrupted(u spool.Unfinished) grokgate.Record {
 	if d := u.Seen.Sub(rec.Time); d > 0 {
 		rec.Latency = d
 	}
-	rec.CostTicks = ledger.EstimateCost(rec)
+	rec.CostTicks = cost(rec.RequestedModel, pricing.Tokens{Prompt: rec.PromptTokens, Completion: rec.CompletionTokens, Reasoning: rec.ReasoningTokens})
 	return rec
 }
