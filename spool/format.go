@@ -15,7 +15,6 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -95,29 +94,4 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
-}
-
-// writeFileSync writes data to path through a temporary file, fsynced and
-// renamed into place, so path holds either its old or its new content.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }

@@ -58,6 +58,7 @@ type Journal struct {
 	size     int64
 	live     map[string]*journalEntry
 	unsynced bool
+	renamed  bool   // rewrite replaced the file: the directory needs an fsync
 	werr     error  // the first write error, logged once
 	pend     []byte // lines queued for the writer goroutine
 	spare    []byte // the buffer the writer wrote last, for reuse
@@ -439,20 +440,32 @@ func (j *Journal) tick() {
 	j.mu.Unlock()
 	j.flushLocked()
 	j.mu.Lock()
-	f, sync := j.f, j.unsynced
-	j.unsynced = false
+	f, sync, renamed := j.f, j.unsynced, j.renamed
+	j.unsynced, j.renamed = false, false
 	j.mu.Unlock()
 	j.wmu.Unlock()
+	// Outside the locks: requests and the writer go on meanwhile.
 	if sync && f != nil {
-		f.Sync() // outside the locks: requests and the writer go on meanwhile
+		f.Sync()
+	}
+	if renamed {
+		syncDir(j.dir)
 	}
 }
 
-// rewrite replaces the journal with one holding only the open requests;
-// j.mu is held, and it runs on the writer goroutine.
+// rewrite replaces the journal with one holding only the open requests,
+// oldest first; j.mu is held, and it runs on the writer goroutine. It only
+// writes and renames (page cache and a metadata change): tick fsyncs the
+// file and the directory after it, outside the lock, so requests never wait
+// on the disk.
 func (j *Journal) rewrite() {
+	entries := make([]*journalEntry, 0, len(j.live))
+	for _, e := range j.live {
+		entries = append(entries, e)
+	}
+	slices.SortFunc(entries, func(a, b *journalEntry) int { return a.rec.Time.Compare(b.rec.Time) })
 	var buf []byte
-	for id, e := range j.live {
+	for _, e := range entries {
 		var l journalLine
 		if e.final {
 			l.Final = &e.rec
@@ -463,23 +476,28 @@ func (j *Journal) rewrite() {
 			buf = appendLine(buf, p)
 		}
 		if !e.final && (e.c > 0 || e.r > 0) {
-			if p, err := json.Marshal(journalLine{Progress: id, Content: e.c, Reason: e.r, Time: e.t}); err == nil {
+			if p, err := json.Marshal(journalLine{Progress: e.rec.RequestID, Content: e.c, Reason: e.r, Time: e.t}); err == nil {
 				buf = appendLine(buf, p)
 			}
 		}
 	}
 	path := filepath.Join(j.dir, journalName)
-	if err := writeFileSync(path, buf); err != nil {
-		j.spol.log.Error("usage journal: rewriting failed; it keeps growing", "err", err)
-		return
+	f, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err == nil {
+		if _, err = f.Write(buf); err == nil {
+			err = os.Rename(path+".tmp", path)
+		}
+		if err != nil {
+			f.Close()
+		}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		j.spol.log.Error("usage journal: reopening failed", "err", err)
+		j.spol.log.Error("usage journal: rewriting failed; it keeps growing", "err", err)
 		return
 	}
 	j.f.Close()
 	j.f, j.size = f, int64(len(buf))
+	j.unsynced, j.renamed = true, true
 	j.pend = j.pend[:0] // the open requests' state, which the rewrite holds
 }
 
