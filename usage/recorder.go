@@ -68,8 +68,9 @@ type Options struct {
 	Attempts   int
 	Backoff    time.Duration
 	MaxBackoff time.Duration
-	// WriteTimeout bounds one insert (default 10s; 5s with a Spool, which
-	// takes the batch then).
+	// WriteTimeout bounds one insert (default 10s; 2s with a Spool, which
+	// takes the batch then, so a hanging database holds the queue no
+	// longer).
 	WriteTimeout time.Duration
 }
 
@@ -98,7 +99,8 @@ type Stats struct {
 //
 // Backpressure: Record never waits on the database. It enqueues; when the
 // queue is full (the database is slower than the traffic, or down) it waits
-// up to MaxBlock for room, then drops the record. A record that is dropped,
+// up to MaxBlock for room, then spools the record itself, or without a
+// Spool drops it. A record that is dropped,
 // or that could not be written after every attempt, is logged at error level
 // with all its fields, so the log holds what the ledger misses, and counted.
 type Recorder struct {
@@ -158,7 +160,7 @@ func NewRecorder(sink Sink, log *slog.Logger, opts Options) *Recorder {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
 		if opts.Spool != nil {
-			opts.WriteTimeout = 5 * time.Second
+			opts.WriteTimeout = 2 * time.Second
 		}
 	}
 	r := &Recorder{sink: sink, log: log, opts: opts,
@@ -183,7 +185,7 @@ func (r *Recorder) Record(rec grokgate.Record) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
-		r.drop(rec, "the recorder is closed (the server is stopping)")
+		r.overflow(rec, "the recorder is closed (the server is stopping)")
 		return
 	}
 	select {
@@ -201,8 +203,28 @@ func (r *Recorder) Record(rec grokgate.Record) {
 	select {
 	case r.queue <- rec:
 	case <-t.C:
-		r.drop(rec, "the usage queue is full: the database is not keeping up")
+		r.overflow(rec, "the usage queue is full: the database is not keeping up")
 	}
+}
+
+// overflow keeps a record the queue cannot take: in the spool, on the
+// request's goroutine (a write and an fsync: a full queue is rare, and the
+// record is worth more), or dropped and logged without one.
+func (r *Recorder) overflow(rec grokgate.Record, why string) {
+	if sp := r.opts.Spool; sp != nil {
+		batch := []grokgate.Record{rec}
+		if err := sp.Append(batch); err == nil {
+			r.spooled.Add(1)
+			if r.opts.Journal != nil {
+				r.opts.Journal.Durable(batch)
+			}
+			if !r.closed {
+				r.wakeReplay()
+			}
+			return
+		}
+	}
+	r.drop(rec, why)
 }
 
 // wake ends the writer's linger, if it is in one.

@@ -248,3 +248,26 @@ func TestSanitize(t *testing.T) {
 		t.Fatalf("%v allocations for a clean record", n)
 	}
 }
+
+// TestRecorderSpoolsWhatTheQueueCannotTake: with the queue full, a record
+// goes to the spool instead of being dropped, and reaches the store with
+// the others once it answers.
+func TestRecorderSpoolsWhatTheQueueCannotTake(t *testing.T) {
+	sink := &flakySink{}
+	sink.set(nil, true)
+	sp := openSpool(t, t.TempDir())
+	log, _ := newLog()
+	r := NewRecorder(sink, log, Options{Spool: sp, QueueSize: 2, BatchSize: 1, MaxBlock: 5 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, Backoff: time.Millisecond})
+	for i := range 20 {
+		r.Record(seqRec(i))
+	}
+	if st := r.Stats(); st.Dropped != 0 || st.Spooled < 15 {
+		t.Fatalf("stats with a full queue: %+v", st)
+	}
+	sink.set(nil, false) // the insert in progress times out and is spooled; the replay writes them all
+	waitFor(t, "every record stored", func() bool { return len(sink.stored()) == 20 })
+	r.Close(context.Background())
+	if st := r.Stats(); st.Dropped != 0 || st.Failed != 0 || st.SpoolPending != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
