@@ -30,6 +30,10 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, e, nil)
 		return
 	}
+	if req.stream && s.cfg.Streams != nil && wantsResumable(r) {
+		s.serveResumableChat(w, r, body, &req)
+		return
+	}
 	s.serveChat(w, r, body, &req)
 }
 

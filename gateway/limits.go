@@ -36,6 +36,7 @@ const (
 // by the meter's settle.
 type limitState struct {
 	admitted bool
+	detached bool // a runner releases it when its generation ends (runner.go)
 	adm      grokgate.Admission
 	used     grokgate.Settlement
 }
@@ -157,6 +158,13 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, stream bool, need
 // release settles an admitted request. It runs after the handler, on every
 // path: done, upstream error, client gone, panic.
 func (s *Server) release(r *http.Request, st *limitState) {
+	if !st.detached {
+		s.releaseAdmitted(r, st)
+	}
+}
+
+// releaseAdmitted is release, also for a detached request's runner.
+func (s *Server) releaseAdmitted(r *http.Request, st *limitState) {
 	if !st.admitted {
 		return
 	}

@@ -257,7 +257,9 @@ func (k *keyedRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k.h(s, w, r)
-	m.returned = true
+	if !m.detached { // else the runner's now
+		m.returned = true
+	}
 }
 
 var errMalformedAuth = errors.New("malformed Authorization header")

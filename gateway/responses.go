@@ -18,8 +18,9 @@ import (
 // for 30 days and does not tell grokgate's keys apart: without this, anyone
 // holding an id could read, continue or delete another key's conversation.
 type ResponseOwners interface {
-	// RecordResponseOwner is idempotent, and an id keeps its first owner.
-	RecordResponseOwner(ctx context.Context, o grokgate.ResponseOwner) error
+	// RecordResponseOwner records owners in one write; it is idempotent,
+	// and an id keeps its first owner.
+	RecordResponseOwner(ctx context.Context, owners ...grokgate.ResponseOwner) error
 	// ResponseOwner returns grokgate.ErrNotFound for an unknown or expired id.
 	ResponseOwner(ctx context.Context, id string, now time.Time) (grokgate.ResponseOwner, error)
 	ForgetResponse(ctx context.Context, id string) error
@@ -44,6 +45,10 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveResponses(w http.ResponseWriter, r *http.Request, body []byte, req *parsedResponses) {
+	if req.background {
+		s.serveBackground(w, r, body, req)
+		return
+	}
 	body, stream, ok := s.admitResponses(w, r, body, req)
 	if !ok {
 		return
@@ -110,7 +115,8 @@ func (s *Server) admitResponses(w http.ResponseWriter, r *http.Request, body []b
 		s.fail(w, r, e, nil)
 		return nil, false, false
 	}
-	if !s.admit(w, r, req.stream, func() (int64, int64) { return responsesNeed(pm, s.cfg.ToolPrices, req, s.cfg.ReasoningTokens) }) {
+	// A background generation holds a stream slot until it ends, read or not.
+	if !s.admit(w, r, req.stream || req.background, func() (int64, int64) { return responsesNeed(pm, s.cfg.ToolPrices, req, s.cfg.ReasoningTokens) }) {
 		return nil, false, false
 	}
 	m := meterFrom(r.Context())
@@ -221,12 +227,15 @@ func (s *Server) handleDeleteResponse(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) storedResponse(w http.ResponseWriter, r *http.Request, method string) {
 	id := r.PathValue("id")
-	if r.URL.RawQuery != "" && r.URL.Query().Get("stream") == "true" {
-		s.fail(w, r, apierror.Invalid("stream", "Streaming a stored response is not supported: xAI keeps no events to replay. Retrieve it without 'stream'."), nil)
+	if method == http.MethodGet && s.cfg.Streams != nil && s.backgroundResponse(w, r, id) {
 		return
 	}
 	if e := s.ownedBy(r, id, "response_id"); e != nil {
 		s.fail(w, r, e, nil)
+		return
+	}
+	if r.URL.RawQuery != "" && r.URL.Query().Get("stream") == "true" {
+		s.fail(w, r, apierror.Invalid("stream", "Only a background response (created with \"background\": true) can be streamed again, until GROKGATE_RESUME_WINDOW after it ended; xAI keeps no events to replay. Retrieve this one without 'stream'."), nil)
 		return
 	}
 	ctx, cancel, _ := s.upstreamContext(r)
@@ -353,7 +362,7 @@ func (o *ownerRecorder) record(id string) {
 		defer close(o.done)
 		ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		defer cancel()
-		if err := o.s.cfg.Responses.RecordResponseOwner(ctx, rec); err != nil {
+		if err := o.s.owners.record(ctx, rec); err != nil {
 			o.s.log.Error("recording a response's owner failed; its owner cannot retrieve or continue it",
 				"request_id", infoFrom(o.r.Context()).id, "response_id", id, "err", err)
 		}

@@ -48,6 +48,7 @@ type responsesItem struct {
 type parsedResponses struct {
 	model        string
 	stream       bool
+	background   bool // run detached from the client, readable and resumable by id (background.go)
 	hasImage     bool
 	maxOutput    int64    // 0 when absent; for the token reservation
 	maxTurns     int64    // 0 when absent; bounds the server-side tool calls reserved
@@ -101,8 +102,8 @@ func parseResponses(body []byte) (parsedResponses, *apierror.Error) {
 		}
 		p.maxTurns = *req.MaxTurns
 	}
-	if req.Background != nil && *req.Background {
-		return p, apierror.Invalid("background", "'background' is not supported: xAI has no background mode. Send the request without it (stream it to see the answer as it is made).")
+	if req.Background != nil {
+		p.background = *req.Background
 	}
 	for i, t := range req.Tools {
 		if t.Type == nil || *t.Type == "" {

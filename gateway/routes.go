@@ -14,6 +14,8 @@ func (s *Server) routes() {
 		// keyed (middleware.go): key check, limits (admitAfterBody: once
 		// the body is parsed), usage metering under the route's name.
 		s.Handle(http.MethodPost, base+"/chat/completions", s.keyed(admitAfterBody, "/chat/completions", (*Server).handleChat))
+		// A resumable chat stream, picked up again (follow.go).
+		s.Handle(http.MethodGet, base+"/chat/completions/{id}/stream", s.keyed(admitOnKey, "", (*Server).handleResumeChat))
 		s.Handle(http.MethodGet, base+"/models", s.keyed(admitOnKey, "", (*Server).handleModels))
 		// OpenAI's SDKs post to /images/generations; /images/generate is ours.
 		// Images are admitted once the body says how many and of which
@@ -32,6 +34,7 @@ func (s *Server) routes() {
 			// Not handle: a catch-all 405 on this path would overlap the
 			// one of /responses/{id}; the methods that one serves get the
 			// 405 here instead.
+			s.Handle(http.MethodPost, base+"/responses/{id}/cancel", s.keyed(admitOnKey, "/responses", (*Server).handleCancelResponse))
 			s.mux.Handle("POST "+base+"/responses/compact", s.keyed(admitAfterBody, "/responses", (*Server).handleCompactResponse))
 			s.mux.Handle("GET "+base+"/responses/compact", s.methodNotAllowed(http.MethodPost))
 			s.mux.Handle("DELETE "+base+"/responses/compact", s.methodNotAllowed(http.MethodPost))

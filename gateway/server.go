@@ -121,6 +121,18 @@ type Config struct {
 	// ReasoningTokens is what a request to a reasoning model reserves for
 	// its thinking beyond max_tokens; 0 means DefaultReasoningTokens.
 	ReasoningTokens int64
+	// Streams keeps the events of background responses and resumable chat
+	// streams (streamlog.go); nil refuses background and ignores
+	// X-Grokgate-Resumable.
+	Streams StreamLog
+	// ResumeWindow is how long a detached generation runs without any
+	// reader before it is stopped (GROKGATE_RESUME_WINDOW); 0 means
+	// DefaultResumeWindow. The log keeps its events as long after its end.
+	ResumeWindow time.Duration
+	// StreamLease is how long a detached generation's runner may go
+	// without renewing its lease before readers take its replica for dead;
+	// 0 means DefaultStreamLease. It renews four times per lease.
+	StreamLease time.Duration
 }
 
 // What Config's zero values mean; cmd/grokgate's flags start from them.
@@ -149,6 +161,8 @@ type Server struct {
 	mux  *http.ServeMux
 	// models caches upstream's model metadata for the vision checks.
 	models *modelCatalog
+	// owners writes the owners of new responses, concurrent ones together.
+	owners ownerBatcher
 	// bufs recycles SSE read buffers across streams; steady-state relaying
 	// then allocates nothing per event. They start at 1 KiB, a few chat
 	// chunks, because an open stream holds its buffer while it waits for
@@ -164,6 +178,16 @@ type Server struct {
 	refused refusals
 	// bodies bounds the large request bodies held at once (bodybudget.go).
 	bodies byteBudget
+	// runners counts the detached generations in flight (runner.go), for
+	// Drain.
+	runners sync.WaitGroup
+	// local maps the stream log ids of this replica's runners to them, so
+	// a cancel arriving here stops its generation at once instead of at
+	// the runner's next lease renewal.
+	local sync.Map
+	// teeBuffer is the events a runner hands its first client ahead
+	// (runner.go); tests make it small to make the client fall behind.
+	teeBuffer int
 }
 
 // NewServer returns the gateway with its API routes; other packages' routes
@@ -202,6 +226,12 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *S
 	if cfg.LimitOnError != LimitDeny {
 		cfg.LimitOnError = LimitAllow
 	}
+	if cfg.ResumeWindow <= 0 {
+		cfg.ResumeWindow = DefaultResumeWindow
+	}
+	if cfg.StreamLease <= 0 {
+		cfg.StreamLease = DefaultStreamLease
+	}
 	if cfg.ModelInfoTTL <= 0 {
 		cfg.ModelInfoTTL = DefaultModelInfoTTL
 	}
@@ -214,9 +244,10 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *S
 	if cfg.ReasoningTokens <= 0 {
 		cfg.ReasoningTokens = DefaultReasoningTokens
 	}
-	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux()}
+	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux(), teeBuffer: defaultTeeBuffer}
 	s.refused.now, s.refused.write = cfg.Now, s.record
 	s.models = newModelCatalog(up, cfg.ModelInfoTTL, cfg.Now, log)
+	s.owners.store = cfg.Responses
 	s.up = observedUpstream{s: s, up: up} // after the catalog, whose fetches belong to no one request
 	s.bufs.New = func() any { b := make([]byte, 1<<10); return &b }
 	s.logAttrs.New = func() any { a := make([]slog.Attr, 0, 28); return &a }

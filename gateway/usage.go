@@ -38,7 +38,10 @@ type meter struct {
 	refused     bool  // xAI answered with an error: nothing billed
 	completed   bool  // the whole answer reached the client
 	fallback    bool
-	firstByte   time.Time
+	// detached: a runner took the request over (runner.go) and settles it
+	// when its generation ends; the handler's deferred settle leaves it.
+	detached  bool
+	firstByte time.Time
 	// d is the request's dialect (dialect.go), pointing at one of the two
 	// below, which live here so that a request allocates neither.
 	d            dialect
@@ -194,6 +197,13 @@ func (m *meter) started(now time.Time) {
 
 // settle builds the request's record and hands it to the recorder, if any.
 func (s *Server) settle(w http.ResponseWriter, r *http.Request, m *meter) {
+	if !m.detached {
+		s.settleMeter(w, r, m)
+	}
+}
+
+// settleMeter is settle, also for a detached request's runner.
+func (s *Server) settleMeter(w http.ResponseWriter, r *http.Request, m *meter) {
 	panicked := !m.returned
 	lim := limitFrom(r.Context())
 	info := infoFrom(r.Context())

@@ -10,16 +10,24 @@ import (
 	"github.com/grokgate/grokgate"
 )
 
-// RecordResponseOwner remembers that o.KeyID created response o.ResponseID.
-// Recording an id again changes nothing: its first owner keeps it, so no
-// other key can take over a response by claiming its id, whichever replica
-// claims it.
-func (s *DB) RecordResponseOwner(ctx context.Context, o grokgate.ResponseOwner) error {
-	if o.ResponseID == "" || o.KeyID == "" {
-		return errors.New("a response owner needs a response id and a key id")
+// RecordResponseOwner remembers that each o.KeyID created response
+// o.ResponseID, all in one statement, so concurrent streams share one
+// commit. Recording an id again changes nothing: its first owner keeps it,
+// so no other key can take over a response by claiming its id, whichever
+// replica claims it.
+func (s *DB) RecordResponseOwner(ctx context.Context, owners ...grokgate.ResponseOwner) error {
+	if len(owners) == 0 {
+		return nil
+	}
+	ids, keys, at := make([]string, len(owners)), make([]string, len(owners)), make([]time.Time, len(owners))
+	for i, o := range owners {
+		if o.ResponseID == "" || o.KeyID == "" {
+			return errors.New("a response owner needs a response id and a key id")
+		}
+		ids[i], keys[i], at[i] = o.ResponseID, o.KeyID, ts(o.CreatedAt)
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO response_owners (response_id, key_id, created_at)
-		VALUES ($1, $2, $3) ON CONFLICT (response_id) DO NOTHING`, o.ResponseID, o.KeyID, ts(o.CreatedAt))
+		SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) ON CONFLICT (response_id) DO NOTHING`, ids, keys, at)
 	return err
 }
 

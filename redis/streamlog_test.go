@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -320,10 +321,18 @@ func TestStreamLogRedisHangs(t *testing.T) {
 	}
 	evs, _, err := l.Read(ctx, id, 0, 0, 0)
 	must(t, err)
-	// The hung Append may or may not have reached Redis; nothing else was
-	// lost or doubled.
-	if n := len(evs); n < 1 || n > 2 || !bytes.Equal(evs[n-1].Data, []byte("y")) {
-		t.Fatalf("events after recovery: %+v", evs)
+	// The hung Append may or may not have reached Redis, and if it did, it
+	// may have landed after the later one: the bytes it sent were held on
+	// the path, as a stalled network holds them, and delivered when it
+	// cleared. Nothing else was lost or doubled.
+	var got []string
+	for _, e := range evs {
+		got = append(got, string(e.Data))
+	}
+	switch strings.Join(got, ",") {
+	case "y", "x,y", "y,x":
+	default:
+		t.Fatalf("events after recovery: %q", got)
 	}
 }
 

@@ -9,15 +9,29 @@ import (
 	"github.com/grokgate/grokgate"
 )
 
-// RecordResponseOwner remembers that o.KeyID created response o.ResponseID.
-// Recording an id again changes nothing: its first owner keeps it, so no
-// other key can take over a response by claiming its id.
-func (s *DB) RecordResponseOwner(ctx context.Context, o grokgate.ResponseOwner) error {
-	if o.ResponseID == "" || o.KeyID == "" {
-		return errors.New("a response owner needs a response id and a key id")
+// RecordResponseOwner remembers that each o.KeyID created response
+// o.ResponseID, all in one statement, so concurrent streams share one
+// commit. Recording an id again changes nothing: its first owner keeps it,
+// so no other key can take over a response by claiming its id.
+func (s *DB) RecordResponseOwner(ctx context.Context, owners ...grokgate.ResponseOwner) error {
+	if len(owners) == 0 {
+		return nil
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO response_owners (response_id, key_id, created_at)
-		VALUES (?, ?, ?) ON CONFLICT (response_id) DO NOTHING`, o.ResponseID, o.KeyID, o.CreatedAt.UnixMicro())
+	q := make([]byte, 0, 80+10*len(owners))
+	q = append(q, "INSERT INTO response_owners (response_id, key_id, created_at) VALUES "...)
+	args := make([]any, 0, 3*len(owners))
+	for i, o := range owners {
+		if o.ResponseID == "" || o.KeyID == "" {
+			return errors.New("a response owner needs a response id and a key id")
+		}
+		if i > 0 {
+			q = append(q, ',')
+		}
+		q = append(q, "(?, ?, ?)"...)
+		args = append(args, o.ResponseID, o.KeyID, o.CreatedAt.UnixMicro())
+	}
+	q = append(q, " ON CONFLICT (response_id) DO NOTHING"...)
+	_, err := s.db.ExecContext(ctx, string(q), args...)
 	return err
 }
 

@@ -33,7 +33,7 @@ type Store interface {
 	InsertUsage(ctx context.Context, recs []grokgate.Record) error
 	UsageRecords(ctx context.Context, from, to time.Time) ([]grokgate.Record, error)
 	UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgate.UsageTotals, error)
-	RecordResponseOwner(ctx context.Context, o grokgate.ResponseOwner) error
+	RecordResponseOwner(ctx context.Context, owners ...grokgate.ResponseOwner) error
 	ResponseOwner(ctx context.Context, id string, now time.Time) (grokgate.ResponseOwner, error)
 	ForgetResponse(ctx context.Context, id string) error
 	PruneResponseOwners(ctx context.Context, before time.Time) (int64, error)
@@ -85,6 +85,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Spent", testSpent},
 		{"ResponseOwnerRoundTrip", testResponseOwnerRoundTrip},
 		{"ResponseOwnerFirstWins", testResponseOwnerFirstWins},
+		{"ResponseOwnerBatch", testResponseOwnerBatch},
 		{"ResponseOwnerConcurrentClaims", testResponseOwnerConcurrentClaims},
 		{"ResponseOwnerExpiry", testResponseOwnerExpiry},
 		{"ForgetResponse", testForgetResponse},
@@ -1096,6 +1097,32 @@ func testResponseOwnerFirstWins(t *testing.T, s Store) {
 		}
 		checkOwner(t, s, first, base.Add(time.Hour))
 	}
+}
+
+// testResponseOwnerBatch: owners recorded together are each recorded as
+// alone would be (an id already owned keeps its owner, the first of two
+// claims in one batch wins), and a batch with an invalid owner writes none.
+func testResponseOwnerBatch(t *testing.T, s Store) {
+	c := ctx(t)
+	held := owner("resp-held", "key_a", 0)
+	if err := s.RecordResponseOwner(c, held); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordResponseOwner(c); err != nil {
+		t.Errorf("an empty batch: %v", err)
+	}
+	x, y := owner("resp-x", "key_b", time.Minute), owner("resp-y", "key_a", 2*time.Minute)
+	if err := s.RecordResponseOwner(c, x, owner("resp-held", "key_b", 0), y, owner("resp-x", "key_a", 0)); err != nil {
+		t.Fatal(err)
+	}
+	now := base.Add(time.Hour)
+	for _, want := range []grokgate.ResponseOwner{held, x, y} {
+		checkOwner(t, s, want, now)
+	}
+	if err := s.RecordResponseOwner(c, owner("resp-z", "key_a", 0), grokgate.ResponseOwner{ResponseID: "resp-w", CreatedAt: base}); err == nil {
+		t.Error("a batch with an owner without a key id was accepted")
+	}
+	checkNoOwner(t, s, "resp-z", now)
 }
 
 // testResponseOwnerConcurrentClaims: two keys claiming the same ids at once

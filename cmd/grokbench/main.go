@@ -5,6 +5,7 @@
 //
 //	go run ./cmd/grokbench [flags]       the full run (a few minutes)
 //	go run ./cmd/grokbench --quick       a smoke run, under a minute
+//	go run ./cmd/grokbench resume        a resumable stream's cost against a plain one
 //
 // It builds grokgate from this module, starts every server as its own
 // process (so /proc gives each one's CPU and RSS, apart from the load
@@ -53,6 +54,8 @@ func run(ctx context.Context, args, self, selfEnv []string, stdout, stderr io.Wr
 			return hopMain(ctx, args[1:], stdout, stderr)
 		case "front":
 			return frontMain(ctx, args[1:], stdout, stderr)
+		case "resume":
+			return resumeMain(ctx, args[1:], stdout, stderr)
 		}
 	}
 	cfg, err := parseFlags(args, stderr)

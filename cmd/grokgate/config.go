@@ -138,6 +138,7 @@ type serveConfig struct {
 	obs                 obsConfig
 	limits              limitConfig
 	prices              priceConfig
+	resume              resumeConfig
 	console             bool
 	spoolDir            string
 	storeTimeout        time.Duration
@@ -189,6 +190,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	parseObs(s, &c.obs)
 	limitFlags(s, &c.limits)
 	c.prices.register(s)
+	resumeFlags(s, &c.resume)
 	s.Bool(&c.console, "console", "GROKGATE_CONSOLE", true, "serve the web console at /console")
 	s.Duration(&c.storeTimeout, "store-timeout", "GROKGATE_STORE_TIMEOUT", defaultStoreTimeout, "longest a request waits for the database (then 503); also bounds connecting to PostgreSQL")
 	s.Duration(&c.keysMaxStaleness, "keys-max-staleness", "GROKGATE_KEYS_MAX_STALENESS", keys.DefaultMaxStaleness, "how long known keys keep working while the database does not answer; then every key gets 503 until it does")
@@ -228,6 +230,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
 	c.limits.check(s)
 	c.prices.check(s)
+	c.resume.check(s)
 	var err error
 	c.visionStream, c.visionStreamRenamed, err = gateway.ParseVisionStream(visionStream)
 	s.check(err == nil, "GROKGATE_VISION_STREAM/--vision-stream must be emulate, json or native, got %q", visionStream)

@@ -21,8 +21,11 @@ import (
 type limitConfig struct {
 	defaults grokgate.Limits
 	redisURL string
-	timeout  time.Duration
-	onError  string
+	// redisPrefix starts every Redis key grokgate writes (GROKGATE_REDIS_PREFIX);
+	// replicas that share limits and streams share it.
+	redisPrefix string
+	timeout     time.Duration
+	onError     string
 }
 
 // limitFlags binds the server-wide defaults (GROKGATE_DEFAULT_RPM, ...),
@@ -35,6 +38,8 @@ func limitFlags(s *settings, c *limitConfig) {
 	}
 	// The URL may carry a password: env only, like XAI_API_KEY.
 	c.redisURL = strings.TrimSpace(s.getenv("GROKGATE_REDIS_URL"))
+	s.String(&c.redisPrefix, "redis-prefix", "GROKGATE_REDIS_PREFIX", "grokgate:",
+		"start of every Redis key grokgate writes; replicas that share limits and streams use the same")
 	s.Duration(&c.timeout, "redis-timeout", "GROKGATE_REDIS_TIMEOUT", time.Second,
 		"longest one limiter call to Redis may take before GROKGATE_RATELIMIT_ON_ERROR decides")
 	s.String(&c.onError, "ratelimit-on-error", "GROKGATE_RATELIMIT_ON_ERROR", string(gateway.LimitAllow),
@@ -61,7 +66,7 @@ func newLimiter(ctx context.Context, c limitConfig, log *slog.Logger, ledger red
 	if c.redisURL == "" {
 		return ratelimit.New(time.Now, 0).WithLedger(ledger), func() {}, nil
 	}
-	opt := redis.Options{Timeout: c.timeout, Ledger: ledger, Log: log}
+	opt := redis.Options{Prefix: c.redisPrefix + "rl:", Timeout: c.timeout, Ledger: ledger, Log: log}
 	if reg != nil {
 		m, err := metrics.NewLimiter(reg)
 		if err != nil {

@@ -77,6 +77,8 @@ type instance struct {
 	endInFlight context.CancelFunc
 	// draining is the server run stopped on a signal, for close to drain.
 	draining *http.Server
+	// gw runs the detached generations close drains with the requests.
+	gw *gateway.Server
 	// closers undo open, the last first, as defers would.
 	closers []func()
 	// storeUp is set once the database first answered and the keys are
@@ -156,6 +158,12 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 	}
 	in.onClose(closeLimiter)
 
+	streams, closeStreams, err := newStreamLog(cfg.resume, cfg.limits)
+	if err != nil {
+		return in, err
+	}
+	in.onClose(closeStreams)
+
 	var con *console.Console
 	var sessions gateway.SessionAuthenticator
 	if cfg.console {
@@ -208,7 +216,11 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		ImagePrices:          cfg.prices.images,
 		ToolPrices:           cfg.prices.tools,
 		ReasoningTokens:      cfg.prices.reasoning,
+		Streams:              streams,
+		ResumeWindow:         cfg.resume.window,
+		StreamLease:          cfg.resume.lease,
 	}, cache, upstream)
+	in.gw = gw
 	// Prices and context windows from xAI's model list, fetched before
 	// listening (for a few seconds at most: the built-in table stands in
 	// until xAI answers) and kept fresh. The refresh is stopped, and waited
@@ -360,7 +372,9 @@ func (in *instance) close(ctx context.Context) {
 	if srv := in.draining; srv != nil {
 		in.log.Info("stopping: draining requests in flight", "drain_timeout", in.cfg.drainTimeout.String())
 		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.drainTimeout)
-		if err := srv.Shutdown(dctx); err != nil {
+		// Background and resumable generations, which no handler waits
+		// for once their client left, get the same deadline.
+		if err := srv.Shutdown(dctx); err != nil || in.gw.Drain(dctx) != nil {
 			in.log.Warn("drain deadline passed; ending the requests still in flight")
 			in.endInFlight()
 			// The handlers now write their error events and return; give
@@ -369,6 +383,7 @@ func (in *instance) close(ctx context.Context) {
 			if err := srv.Shutdown(ectx); err != nil {
 				srv.Close()
 			}
+			in.gw.Drain(ectx)
 			ecancel()
 		}
 		dcancel()

@@ -24,7 +24,7 @@ type store interface {
 	KeysChangedSince(ctx context.Context, after int64) ([]grokgate.Key, int64, error)
 	InsertUsage(ctx context.Context, recs []grokgate.Record) error
 	UsageSummary(ctx context.Context, q grokgate.UsageQuery) ([]grokgate.UsageTotals, error)
-	RecordResponseOwner(ctx context.Context, o grokgate.ResponseOwner) error
+	RecordResponseOwner(ctx context.Context, owners ...grokgate.ResponseOwner) error
 	ResponseOwner(ctx context.Context, id string, now time.Time) (grokgate.ResponseOwner, error)
 	ForgetResponse(ctx context.Context, id string) error
 	PruneResponseOwners(ctx context.Context, before time.Time) (int64, error)

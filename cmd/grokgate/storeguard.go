@@ -159,8 +159,8 @@ func (g *guardedStore) UsageSummary(ctx context.Context, q grokgate.UsageQuery) 
 	return guarded(g, ctx, g.timeout, func(st store, ctx context.Context) ([]grokgate.UsageTotals, error) { return st.UsageSummary(ctx, q) })
 }
 
-func (g *guardedStore) RecordResponseOwner(ctx context.Context, o grokgate.ResponseOwner) error {
-	return guarded0(g, ctx, func(st store, ctx context.Context) error { return st.RecordResponseOwner(ctx, o) })
+func (g *guardedStore) RecordResponseOwner(ctx context.Context, owners ...grokgate.ResponseOwner) error {
+	return guarded0(g, ctx, func(st store, ctx context.Context) error { return st.RecordResponseOwner(ctx, owners...) })
 }
 
 func (g *guardedStore) ResponseOwner(ctx context.Context, id string, now time.Time) (grokgate.ResponseOwner, error) {
