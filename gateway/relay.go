@@ -94,14 +94,8 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	s.relayEnded(ctx, w, r, out, sc.Err())
 }
 
-// publish gives the journal, which asked, the stream's running counts. Out
-// of line: it runs about once a second, the check before it per event.
-//
-//go:noinline
-func (o *sseOut) publish() {
-	c, r := o.d.generated()
-	o.m.progress.Publish(c, r)
-}
+// publish gives the journal, which asked, the stream's running counts.
+func (o *sseOut) publish() { o.m.publish(o.d) }
 
 // relayErrorEvent ends the stream on xAI's error event: with its HTTP error
 // if nothing was sent yet, else with the dialect's error event.

@@ -120,6 +120,16 @@ func (m *meter) askStreamUsage(s *Server, body []byte, req *parsedChat) []byte {
 	return body
 }
 
+// publish gives the journal, which asked, the running counts of d, the
+// request's dialect. Out of line: it runs about once a second, the check
+// before it once per event.
+//
+//go:noinline
+func (m *meter) publish(d dialect) {
+	c, r := d.generated()
+	m.progress.Publish(c, r)
+}
+
 // journal notes a request about to be sent upstream in the Journal: from
 // here on a process that dies owes it a record. Called once per request,
 // once m.upstream and m.prompt are set.
