@@ -125,6 +125,13 @@ const (
 	OutcomeRejected Outcome = "rejected"
 	// OutcomeInternalError: the gateway itself failed.
 	OutcomeInternalError Outcome = "internal_error"
+	// OutcomeShutdown: the gateway was stopping and its drain deadline
+	// ended the request before it was complete.
+	OutcomeShutdown Outcome = "shutdown"
+	// OutcomeInterrupted: the gateway process died while the request was
+	// in flight; the next start recorded it from the in-flight journal,
+	// its tokens estimated from what had been relayed.
+	OutcomeInterrupted Outcome = "interrupted"
 )
 
 // Record is one line of the usage ledger: one per metered request,

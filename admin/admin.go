@@ -53,10 +53,11 @@ type API struct {
 	store Store
 	now   func() time.Time
 	gw    Gateway
+	spool func() (pending, dead int64)
 }
 
 // Register puts the admin API's routes on gw.
-func Register(gw Gateway, store Store, now func() time.Time) {
+func Register(gw Gateway, store Store, now func() time.Time) *API {
 	a := &API{store: store, now: now, gw: gw}
 	gw.HandleMethods("/admin/v1/keys", map[string]http.Handler{
 		http.MethodGet: gw.RequireAdmin(a.handleListKeys), http.MethodPost: gw.RequireAdmin(a.handleCreateKey)})
@@ -71,6 +72,14 @@ func Register(gw Gateway, store Store, now func() time.Time) {
 		gw.Handle(http.MethodGet, base+"/me/usage", gw.RequireKey(a.handleMyUsage))
 		gw.Handle(http.MethodGet, base+"/me/requests", gw.RequireKey(a.handleMyRequests))
 	}
+	return a
+}
+
+// ShowSpool makes GET /admin/v1/usage say how many usage records wait in
+// the local spool for the database, and how many it refused (dead
+// letters), as counts reports them. Call it before serving.
+func (a *API) ShowSpool(counts func() (pending, dead int64)) {
+	a.spool = counts
 }
 
 // maxAdminBody bounds an admin request body; they are a few fields.
@@ -358,5 +367,10 @@ func (a *API) serveUsage(w http.ResponseWriter, r *http.Request, own *grokgate.K
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	w.Write(EncodeUsage(uq, rows, names))
+	var sp *SpoolCounts
+	if a.spool != nil && own == nil {
+		sp = new(SpoolCounts)
+		sp.Pending, sp.DeadLetters = a.spool()
+	}
+	w.Write(EncodeUsage(uq, rows, names, sp))
 }

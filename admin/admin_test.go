@@ -328,3 +328,24 @@ func TestAdminKeyAllowedTools(t *testing.T) {
 		t.Errorf("refused updates changed the tools: %q, want %q", after.AllowedTools, before.AllowedTools)
 	}
 }
+
+// TestUsageShowsSpool: /admin/v1/usage says how many records wait in the
+// spool and how many are dead letters; a key's own usage does not.
+func TestUsageShowsSpool(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	resp, body := h.do(t, ctx, "GET", "/admin/v1/usage", h.admin, "")
+	if resp.StatusCode != 200 || strings.Contains(string(body), `"spool"`) {
+		t.Fatalf("without a spool: %d %s", resp.StatusCode, body)
+	}
+	h.api.ShowSpool(func() (int64, int64) { return 3, 1 })
+	resp, body = h.do(t, ctx, "GET", "/admin/v1/usage", h.admin, "")
+	v := decode[map[string]any](t, body)
+	if sp, _ := v["spool"].(map[string]any); resp.StatusCode != 200 || sp["pending_records"] != 3.0 || sp["dead_letters"] != 1.0 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	resp, body = h.do(t, ctx, "GET", "/api/v1/me/usage", h.user, "")
+	if resp.StatusCode != 200 || strings.Contains(string(body), `"spool"`) {
+		t.Fatalf("a user key's usage: %d %s", resp.StatusCode, body)
+	}
+}

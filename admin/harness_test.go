@@ -28,6 +28,7 @@ type harness struct {
 	store *sqlite.DB
 	user  string // secret of a user key
 	admin string // secret of an admin key
+	api   *API
 }
 
 func newHarness(t *testing.T) *harness { return newHarnessConfig(t, gateway.Config{}) }
@@ -55,7 +56,7 @@ func newHarnessConfig(t *testing.T, cfg gateway.Config) *harness {
 	go cache.Run(cctx, 50*time.Millisecond)
 	srv := gateway.NewServer(log, cfg,
 		cache, xai.NewClient(up.URL+"/v1", "sim-key", up.Client().Transport, xai.Retry{MaxAttempts: 1}, log, time.Now))
-	Register(srv, store, time.Now)
+	h.api = Register(srv, store, time.Now)
 	h.gw = httptest.NewServer(srv)
 	t.Cleanup(h.gw.Close)
 	return h

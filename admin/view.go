@@ -112,12 +112,17 @@ func KeyNames(list []grokgate.Key) map[string]string {
 // {"object":"list","group_by":...,"from":...,"to":...,"data":[{<group field>,
 // "requests", ..., "tool_calls", "tool_call_details":{...}}]}. The group
 // field comes first; it is key_id, model or day. names, if not nil, adds
-// key_name to rows grouped by key.
-func EncodeUsage(q grokgate.UsageQuery, rows []grokgate.UsageTotals, names map[string]string) []byte {
+// key_name to rows grouped by key; sp, if not nil, adds
+// "spool":{"pending_records","dead_letters"}.
+func EncodeUsage(q grokgate.UsageQuery, rows []grokgate.UsageTotals, names map[string]string, sp *SpoolCounts) []byte {
 	b := []byte(`{"object":"list","group_by":`)
 	b = strconv.AppendQuote(b, string(q.GroupBy))
 	b = appendTime(append(b, `,"from":`...), q.From)
 	b = appendTime(append(b, `,"to":`...), q.To)
+	if sp != nil {
+		b = appendInt(append(b, `,"spool":{`...), "pending_records", sp.Pending)
+		b = append(appendInt(append(b, ','), "dead_letters", sp.DeadLetters), '}')
+	}
 	b = append(b, `,"data":[`...)
 	for i, u := range rows {
 		if i > 0 {
@@ -151,6 +156,14 @@ func EncodeUsage(q grokgate.UsageQuery, rows []grokgate.UsageTotals, names map[s
 		b = append(b, "}}"...)
 	}
 	return append(b, "]}\n"...)
+}
+
+// SpoolCounts is what waits in a server's local usage spool: records the
+// database has not taken yet (they are replayed when it does), and records
+// it refused as invalid (the dead letters, kept in a file for an operator).
+// The usage figures do not include them.
+type SpoolCounts struct {
+	Pending, DeadLetters int64
 }
 
 // ToolCallCount is the number of server-side tool calls of one kind, named

@@ -95,6 +95,7 @@ func (s *Server) admitChatBody(w http.ResponseWriter, r *http.Request, body []by
 		return nil, false, false
 	}
 	body = meterFrom(r.Context()).askStreamUsage(s, body, req)
+	s.journal(r, meterFrom(r.Context()))
 	stream, body, e := s.visionStreaming(w, *req, body)
 	if e != nil {
 		s.fail(w, r, e, nil)

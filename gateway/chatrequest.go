@@ -56,7 +56,8 @@ type parsedChat struct {
 	stream       bool
 	includeUsage bool
 	hasImage     bool
-	n, maxTokens int64 // 0 when absent; for the token reservation
+	n, maxTokens int64  // 0 when absent; for the token reservation
+	maxParam     string // the field maxTokens came from, for errors
 	// promptTokens is usage.EstimatePromptTokens of the body, added up
 	// while validating so the body is not decoded a second time.
 	promptTokens int64
@@ -81,6 +82,9 @@ func parseChat(body []byte) (parsedChat, *apierror.Error) {
 		return p, apierror.Invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
 	}
 	p.model = *req.Model
+	if e := checkModelName(p.model); e != nil {
+		return p, e
+	}
 	if req.Messages == nil {
 		return p, apierror.Invalid("messages", "Missing required parameter: 'messages' (a non-empty array of message objects).")
 	}
@@ -123,9 +127,12 @@ func parseChat(body []byte) (parsedChat, *apierror.Error) {
 	if req.N != nil {
 		p.n = *req.N
 	}
-	for _, v := range []*int64{req.MaxTokens, req.MaxCompletionTokens} {
-		if v != nil {
-			p.maxTokens = max(p.maxTokens, *v)
+	for _, f := range []struct {
+		name string
+		v    *int64
+	}{{"max_tokens", req.MaxTokens}, {"max_completion_tokens", req.MaxCompletionTokens}} {
+		if f.v != nil && *f.v > p.maxTokens {
+			p.maxTokens, p.maxParam = *f.v, f.name
 		}
 	}
 	if req.Temperature != nil && (*req.Temperature < 0 || *req.Temperature > 2) {

@@ -31,6 +31,9 @@ type dialect interface {
 	appendError(b []byte, e *apierror.Error, f StreamErrorFormat) []byte
 	// result is what the stream reported, for the usage record.
 	result() streamResult
+	// generated is the bytes of text and of reasoning relayed so far, for
+	// the journal's running count; it must not allocate.
+	generated() (content, reasoning int64)
 }
 
 // eventAction is what the relay does with one upstream event.
@@ -101,6 +104,8 @@ func (d *chatDialect) appendError(b []byte, e *apierror.Error, f StreamErrorForm
 	}
 	return append(append(append(b, "data: "...), ev...), "\n\n"...)
 }
+
+func (d *chatDialect) generated() (int64, int64) { return d.m.ContentBytes, d.m.ReasoningBytes }
 
 func (d *chatDialect) result() streamResult {
 	return streamResult{id: d.m.ID, model: d.m.Model, usage: d.m.Usage, haveUsage: d.m.HaveUsage,
@@ -181,6 +186,8 @@ func (d *responsesDialect) appendError(b []byte, e *apierror.Error, _ StreamErro
 	b = append(b, "data: "...)
 	return append(append(b, ev...), "\n\n"...)
 }
+
+func (d *responsesDialect) generated() (int64, int64) { return d.m.ContentBytes, d.m.ReasoningBytes }
 
 func (d *responsesDialect) result() streamResult {
 	return streamResult{id: d.m.ID, model: d.m.Model, usage: d.m.Usage, tools: d.m.Tools, haveUsage: d.m.HaveUsage,

@@ -33,43 +33,56 @@ type imageRequest struct {
 	Stream         *bool   `json:"stream"`
 }
 
+// parsedImages is what the handler needs to know about a valid image
+// generation request.
+type parsedImages struct {
+	up     []byte // the body to send to xAI
+	model  string
+	stream bool
+	n      int64 // images asked for
+	hd     bool  // resolution 2k, which costs twice as much
+}
+
 // parseImages validates an image generation body and returns the body to
 // send to xAI: OpenAI's size turned into aspect_ratio (xAI rejects size),
 // stream removed (images never stream), the default model filled in.
-func parseImages(body []byte) (up []byte, model string, stream bool, e *apierror.Error) {
+func parseImages(body []byte) (p parsedImages, e *apierror.Error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
-		return nil, "", false, apierror.Invalid("", "Request body is empty; send a JSON object with a \"prompt\".")
+		return p, apierror.Invalid("", "Request body is empty; send a JSON object with a \"prompt\".")
 	}
 	if trimmed[0] != '{' {
-		return nil, "", false, apierror.Invalid("", "Request body must be a JSON object.")
+		return p, apierror.Invalid("", "Request body must be a JSON object.")
 	}
 	var req imageRequest
 	if e := decodeBody(body, &req); e != nil {
-		return nil, "", false, e
+		return p, e
 	}
 	if req.Prompt == nil || strings.TrimSpace(*req.Prompt) == "" {
-		return nil, "", false, apierror.Invalid("prompt", "Missing required parameter: 'prompt' (a non-empty description of the image to generate).")
+		return p, apierror.Invalid("prompt", "Missing required parameter: 'prompt' (a non-empty description of the image to generate).")
 	}
 	var add []field
-	model = defaultImageModel
+	p.model = defaultImageModel
 	if req.Model != nil && *req.Model != "" {
-		model = *req.Model
+		p.model = *req.Model
+		if e := checkModelName(p.model); e != nil {
+			return p, e
+		}
 	} else {
-		add = append(add, field{"model", jsonString(model)})
+		add = append(add, field{"model", jsonString(p.model)})
 	}
 	if req.N != nil && (*req.N < 1 || *req.N > 10) {
-		return nil, "", false, apierror.Invalid("n", fmt.Sprintf("Invalid value for 'n': %d; expected an integer from 1 to 10.", *req.N))
+		return p, apierror.Invalid("n", fmt.Sprintf("Invalid value for 'n': %d; expected an integer from 1 to 10.", *req.N))
 	}
 	if f := req.ResponseFormat; f != nil && *f != "url" && *f != "b64_json" {
-		return nil, "", false, apierror.Invalid("response_format", fmt.Sprintf("Invalid value for 'response_format': %q; expected \"url\" or \"b64_json\".", *f))
+		return p, apierror.Invalid("response_format", fmt.Sprintf("Invalid value for 'response_format': %q; expected \"url\" or \"b64_json\".", *f))
 	}
 	if v := req.Resolution; v != nil && *v != "1k" && *v != "2k" {
-		return nil, "", false, apierror.Invalid("resolution", fmt.Sprintf("Invalid value for 'resolution': %q; expected \"1k\" or \"2k\".", *v))
+		return p, apierror.Invalid("resolution", fmt.Sprintf("Invalid value for 'resolution': %q; expected \"1k\" or \"2k\".", *v))
 	}
 	if v := req.AspectRatio; v != nil {
 		if _, _, ok := parseRatio(*v, ":"); !ok && *v != "auto" {
-			return nil, "", false, apierror.Invalid("aspect_ratio", fmt.Sprintf("Invalid value for 'aspect_ratio': %q; expected \"auto\" or WIDTH:HEIGHT such as \"16:9\" (one of %s).", *v, strings.ReplaceAll(xaiAspectRatios, " ", ", ")))
+			return p, apierror.Invalid("aspect_ratio", fmt.Sprintf("Invalid value for 'aspect_ratio': %q; expected \"auto\" or WIDTH:HEIGHT such as \"16:9\" (one of %s).", *v, strings.ReplaceAll(xaiAspectRatios, " ", ", ")))
 		}
 	}
 	if v := req.Size; v != nil {
@@ -77,7 +90,7 @@ func parseImages(body []byte) (up []byte, model string, stream bool, e *apierror
 		if *v != "auto" {
 			w, h, ok := parseRatio(*v, "x")
 			if !ok {
-				return nil, "", false, apierror.Invalid("size", fmt.Sprintf("Invalid value for 'size': %q; expected WIDTHxHEIGHT such as \"1024x1024\" or \"1792x1024\", or \"auto\" (grokgate maps it to the nearest aspect_ratio), or send aspect_ratio instead.", *v))
+				return p, apierror.Invalid("size", fmt.Sprintf("Invalid value for 'size': %q; expected WIDTHxHEIGHT such as \"1024x1024\" or \"1792x1024\", or \"auto\" (grokgate maps it to the nearest aspect_ratio), or send aspect_ratio instead.", *v))
 			}
 			ratio = nearestAspectRatio(w, h)
 		}
@@ -86,13 +99,19 @@ func parseImages(body []byte) (up []byte, model string, stream bool, e *apierror
 		}
 	}
 	if req.Stream != nil {
-		stream = *req.Stream
+		p.stream = *req.Stream
 	}
+	p.n = 1
+	if req.N != nil {
+		p.n = *req.N
+	}
+	p.hd = req.Resolution != nil && *req.Resolution == "2k"
 	up, err := editObject(body, []string{"size", "stream"}, add...)
 	if err != nil {
-		return nil, "", false, apierror.Invalid("", "Request body must be a JSON object.")
+		return p, apierror.Invalid("", "Request body must be a JSON object.")
 	}
-	return up, model, stream, nil
+	p.up = up
+	return p, nil
 }
 
 // parseRatio parses "W<sep>H" with positive numbers.
@@ -156,18 +175,22 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, e, nil)
 		return
 	}
-	up, model, stream, e := parseImages(body)
+	req, e := parseImages(body)
 	if e != nil {
 		s.fail(w, r, e, nil)
 		return
 	}
 	info := infoFrom(r.Context())
-	info.model, info.stream = model, stream
-	if e := modelNotAllowed(info.key, model); e != nil {
+	info.model, info.stream = req.model, req.stream
+	if e := modelNotAllowed(info.key, req.model); e != nil {
 		s.fail(w, r, e, nil)
 		return
 	}
-	if stream {
+	cost := s.imagesCost(req)
+	if !s.admit(w, r, false, func() (int64, int64) { return 0, cost }) {
+		return
+	}
+	if req.stream {
 		// Images never stream here: the complete result is the answer.
 		w.Header().Set(headerStreamFallback, "true")
 	}
@@ -178,7 +201,8 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	if m != nil {
 		m.upstream = true // a prompt for images is billed by cost, not estimated in tokens
 	}
-	resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/images/generations", Body: up})
+	s.journal(r, m)
+	resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/images/generations", Body: req.up})
 	if !ok {
 		return
 	}
@@ -189,9 +213,12 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if m != nil {
-		// xAI bills images by cost alone; with no usage in the answer there
-		// are no tokens to estimate either, so the record holds zeros.
+		// xAI bills images by cost alone; with no cost in the answer the
+		// record is charged the images' listed price (estimated).
 		m.completion(answer)
+		if !m.hasBodyUsage || m.bodyUsage.CostTicks <= 0 {
+			m.bodyUsage.CostTicks, m.bodyEstimated = cost, true
+		}
 		m.hasBodyUsage = true
 	}
 	var in imagesIn

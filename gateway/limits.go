@@ -32,10 +32,6 @@ const (
 	LimitDeny LimitPolicy = "deny"
 )
 
-// DefaultMaxTokens is the completion a request without max_tokens or
-// max_completion_tokens reserves against a tokens-per-minute limit.
-const DefaultMaxTokens = 4096
-
 // limitState is one limited request's admission, and what it used, filled
 // by the meter's settle.
 type limitState struct {
@@ -95,21 +91,23 @@ func (s *Server) precheck(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// admitChat admits a parsed chat request, reserving its worst case: the
-// prompt estimate (made by parseChat) plus n times its completion cap.
+// admitChat admits a parsed chat request, reserving its worst case
+// (chatNeed): the prompt estimate (made by parseChat) plus n times its
+// completion cap and reasoning allowance, in tokens and in cost. An output
+// cap over the model's context window is refused with 400 first.
 func (s *Server) admitChat(w http.ResponseWriter, r *http.Request, req parsedChat) bool {
-	return s.admit(w, r, req.stream, func() int64 {
-		out := req.maxTokens
-		if out <= 0 {
-			out = DefaultMaxTokens
-		}
-		return req.promptTokens + max(req.n, 1)*out
-	})
+	m := s.modelPrices(req.model)
+	if e := outputTooLarge(m, req.model, req.maxParam, req.maxTokens); e != nil {
+		s.fail(w, r, e, nil)
+		return false
+	}
+	return s.admit(w, r, req.stream, func() (int64, int64) { return chatNeed(m, req, s.cfg.ReasoningTokens) })
 }
 
 // admit asks the limiter; on refusal it answers 429 itself and returns false.
-// tokens is called only when the key has a token limit.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, stream bool, tokens func() int64) bool {
+// need, the request's worst case in tokens and in cost, is called only when
+// the key has a token limit or a budget.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, stream bool, need func() (tokens, cost int64)) bool {
 	st := limitFrom(r.Context())
 	info := infoFrom(r.Context())
 	if st == nil || info.key == nil {
@@ -120,8 +118,15 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, stream bool, toke
 		return true
 	}
 	a := grokgate.Admission{Key: info.key.ID, ID: info.id, Limits: lim, Stream: stream}
-	if lim.TPM > 0 && tokens != nil {
-		a.Tokens = tokens()
+	budget := lim.BudgetTicksPerDay > 0 || lim.BudgetTicksPerMonth > 0
+	if (lim.TPM > 0 || budget) && need != nil {
+		tokens, cost := need()
+		if lim.TPM > 0 {
+			a.Tokens = tokens
+		}
+		if budget {
+			a.Cost = cost
+		}
 	}
 	v, err := s.cfg.Limiter.Admit(r.Context(), a)
 	if err != nil {
@@ -254,7 +259,7 @@ func refusal(lim grokgate.Limits, v grokgate.Verdict) *apierror.Error {
 		e.Message = "Rate limit reached for this key: " + itoa(lim.RPM) + " requests per minute. Try again in " + wait + "."
 	case grokgate.LimitTokens:
 		e.Code = "rate_limit_tokens"
-		e.Message = "Rate limit reached for this key: " + itoa(lim.TPM) + " tokens per minute (a request reserves its prompt plus max_tokens until it ends). Try again in " + wait + ", or lower max_tokens."
+		e.Message = "Rate limit reached for this key: " + itoa(lim.TPM) + " tokens per minute (a request reserves its prompt plus max_tokens, and a reasoning allowance on reasoning models, until it ends). Try again in " + wait + ", or lower max_tokens."
 	case grokgate.LimitConcurrency:
 		e.Code = "rate_limit_concurrency"
 		e.Message = "This key already has " + itoa(lim.MaxStreams) + " streams open, its limit. Try again when one has ended."

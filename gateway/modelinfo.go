@@ -3,14 +3,17 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/grokgate/grokgate/pricing"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -22,9 +25,11 @@ const (
 	modelInfoRetry = 30 * time.Second
 )
 
-// modelCatalog caches which upstream models accept image input, learnt from
-// xAI's GET /language-models (its input_modalities, which docs/wire-format.md
-// says to trust over any built-in table).
+// modelCatalog caches what xAI's GET /language-models says about each model:
+// which accept image input (its input_modalities, which docs/wire-format.md
+// says to trust over any built-in table) and their prices and context
+// windows (package pricing), for admission's reservations and the estimates
+// of requests whose usage never came.
 type modelCatalog struct {
 	up  Upstream
 	ttl time.Duration
@@ -33,6 +38,11 @@ type modelCatalog struct {
 	// sem admits one fetch at a time; others wait for its result, or for
 	// their own client to give up.
 	sem chan struct{}
+	// book holds the prices: the last list fetched over the fallback
+	// table, or the table alone until a fetch succeeds. Every admission
+	// reads it, so it is swapped whole rather than locked.
+	book     atomic.Pointer[pricing.Book]
+	fallback *pricing.Book
 
 	mu        sync.Mutex
 	byID      map[string]modelMeta // ids and aliases
@@ -47,8 +57,69 @@ type modelMeta struct {
 }
 
 func newModelCatalog(up Upstream, ttl time.Duration, now func() time.Time, log *slog.Logger) *modelCatalog {
-	return &modelCatalog{up: up, ttl: ttl, now: now, log: log, sem: make(chan struct{}, 1)}
+	c := &modelCatalog{up: up, ttl: ttl, now: now, log: log, sem: make(chan struct{}, 1), fallback: pricing.Fallback()}
+	c.book.Store(c.fallback)
+	return c
 }
+
+// prices returns the current price book; it never waits for a fetch.
+func (c *modelCatalog) prices() *pricing.Book { return c.book.Load() }
+
+// refresh keeps the list fresh until ctx ends: it fetches whenever the last
+// successful fetch is a TTL old (at once if there was none), and
+// modelInfoRetry (or the TTL, if shorter) after a failure. Lookups that find
+// the list stale or lacking a model still fetch on their own (lookup).
+func (c *modelCatalog) refresh(ctx context.Context) {
+	for {
+		if wait := c.untilDue(); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		if c.fetchNow(ctx) != nil && ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// untilDue is how long until the list should be fetched again.
+func (c *modelCatalog) untilDue() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	switch {
+	case c.triedAt.IsZero():
+		return 0
+	case c.fetchedAt.IsZero() || c.triedAt.After(c.fetchedAt): // the last fetch failed
+		return c.triedAt.Add(min(modelInfoRetry, c.ttl)).Sub(now)
+	}
+	return c.fetchedAt.Add(c.ttl).Sub(now)
+}
+
+// fetchNow fetches the list within ctx, one fetch at a time, and reports
+// whether it failed.
+func (c *modelCatalog) fetchNow(ctx context.Context) error {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.sem }()
+	c.fetch(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fetchedAt.IsZero() || c.triedAt.After(c.fetchedAt) {
+		return errModelList
+	}
+	return nil
+}
+
+var errModelList = errors.New("xAI's model list could not be fetched")
 
 // lookup returns what upstream says about model id. found is false when
 // the model is not listed or no metadata could be had; the caller then lets
@@ -66,7 +137,7 @@ func (c *modelCatalog) lookup(ctx context.Context, id string) (modelMeta, bool) 
 	defer func() { <-c.sem }()
 	// Another request may have fetched while this one waited.
 	if m, found, fetch = c.cached(id); fetch {
-		c.fetch(ctx)
+		c.fetch(context.WithoutCancel(ctx))
 		m, found, _ = c.cached(id)
 	}
 	return m, found
@@ -102,46 +173,53 @@ type languageModels struct {
 	} `json:"models"`
 }
 
+// fetch downloads the list within ctx: a request's lookup passes a context
+// detached from its client (the result serves every request waiting), the
+// refresh loop its own, which ends with the server.
 func (c *modelCatalog) fetch(ctx context.Context) {
 	c.mu.Lock()
 	c.fetching = true
 	c.mu.Unlock()
-	byID, err := c.download(ctx)
+	byID, book, err := c.download(ctx)
 	c.mu.Lock()
 	c.fetching, c.triedAt = false, c.now()
 	if err == nil {
 		c.byID, c.fetchedAt = byID, c.triedAt
+		if book != nil {
+			c.book.Store(book.Under(c.fallback))
+		}
 	}
 	c.mu.Unlock()
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		// Stale metadata, if any, keeps serving; without any, the vision
-		// check is skipped and xAI judges the model itself.
-		c.log.Warn("fetching model metadata from xAI failed; image-capability checks use the last known list, if any",
+		// check is skipped and xAI judges the model itself, and prices
+		// come from the built-in table (package pricing).
+		c.log.Warn("fetching model metadata from xAI failed; image-capability checks and prices use the last known list, or the built-in price table",
 			"err", err, "retry_in", min(modelInfoRetry, c.ttl).String())
 	}
 }
 
-func (c *modelCatalog) download(ctx context.Context) (map[string]modelMeta, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), modelInfoFetchTimeout)
+func (c *modelCatalog) download(ctx context.Context) (map[string]modelMeta, *pricing.Book, error) {
+	ctx, cancel := context.WithTimeout(ctx, modelInfoFetchTimeout)
 	defer cancel()
 	resp, err := c.up.Do(ctx, xai.Request{Method: http.MethodGet, Path: "/language-models"})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /language-models: status %d", resp.StatusCode)
+		return nil, nil, fmt.Errorf("GET /language-models: status %d", resp.StatusCode)
 	}
 	var lm languageModels
 	if err := json.Unmarshal(body, &lm); err != nil {
-		return nil, fmt.Errorf("GET /language-models: %w", err)
+		return nil, nil, fmt.Errorf("GET /language-models: %w", err)
 	}
 	if len(lm.Models) == 0 {
-		return nil, fmt.Errorf("GET /language-models: no models listed")
+		return nil, nil, fmt.Errorf("GET /language-models: no models listed")
 	}
 	byID := make(map[string]modelMeta, 2*len(lm.Models))
 	for _, m := range lm.Models {
@@ -154,7 +232,13 @@ func (c *modelCatalog) download(ctx context.Context) (map[string]modelMeta, erro
 			byID[a] = meta
 		}
 	}
-	return byID, nil
+	book, err := pricing.Parse(body, c.fallback)
+	if err != nil {
+		// The modalities are still good; prices stay as they were.
+		c.log.Warn("xAI's model list has no usable prices; keeping the last known ones", "err", err)
+		book = nil
+	}
+	return byID, book, nil
 }
 
 // visionModels lists the canonical ids that accept images, for messages.

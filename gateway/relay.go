@@ -64,7 +64,11 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			scratch, _ = sse.AppendData(scratch[:0], ev)
 			data = scratch
 		}
-		switch out.d.event(data) {
+		act := out.d.event(data)
+		if out.m != nil && out.m.progress.Due() {
+			out.publish()
+		}
+		switch act {
 		case actEnd:
 			if out.write(ev, true) {
 				out.m.complete()
@@ -89,6 +93,9 @@ func (s *Server) relay(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	s.relayEnded(ctx, w, r, out, sc.Err())
 }
+
+// publish gives the journal, which asked, the stream's running counts.
+func (o *sseOut) publish() { o.m.publish(o.d) }
 
 // relayErrorEvent ends the stream on xAI's error event: with its HTTP error
 // if nothing was sent yet, else with the dialect's error event.

@@ -110,8 +110,13 @@ func (s *Server) admitResponses(w http.ResponseWriter, r *http.Request, body []b
 		s.fail(w, r, e, nil)
 		return nil, false, false
 	}
+	pm := s.modelPrices(req.model)
+	if e := outputTooLarge(pm, req.model, "max_output_tokens", req.maxOutput); e != nil {
+		s.fail(w, r, e, nil)
+		return nil, false, false
+	}
 	// A background generation holds a stream slot until it ends, read or not.
-	if !s.admit(w, r, req.stream || req.background, func() int64 { return req.promptTokens + outputReservation(req.maxOutput) }) {
+	if !s.admit(w, r, req.stream || req.background, func() (int64, int64) { return responsesNeed(pm, s.cfg.ToolPrices, req, s.cfg.ReasoningTokens) }) {
 		return nil, false, false
 	}
 	m := meterFrom(r.Context())
@@ -119,6 +124,7 @@ func (s *Server) admitResponses(w http.ResponseWriter, r *http.Request, body []b
 	if m != nil {
 		m.upstream, m.prompt = true, req.promptTokens
 	}
+	s.journal(r, m)
 	stream = req.stream
 	if req.stream && req.hasImage && s.cfg.VisionStream != VisionStreamNative {
 		var err error
@@ -131,16 +137,6 @@ func (s *Server) admitResponses(w http.ResponseWriter, r *http.Request, body []b
 		stream = false
 	}
 	return body, stream, true
-}
-
-// outputReservation is what a request reserves against a tokens-per-minute
-// limit for its answer: max_output_tokens (which includes reasoning), or
-// the default when it has none.
-func outputReservation(maxOutput int64) int64 {
-	if maxOutput <= 0 {
-		return DefaultMaxTokens
-	}
-	return maxOutput
 }
 
 // toolsNotAllowed returns the 403 for the first server-side tool the key

@@ -22,6 +22,7 @@ type responsesRequest struct {
 	Stream             *bool           `json:"stream"`
 	PreviousResponseID *string         `json:"previous_response_id"`
 	MaxOutputTokens    *int64          `json:"max_output_tokens"`
+	MaxTurns           *int64          `json:"max_turns"`
 	Tools              []responsesTool `json:"tools"`
 	Instructions       *usage.PartText `json:"instructions"`
 	Background         *bool           `json:"background"`
@@ -50,6 +51,7 @@ type parsedResponses struct {
 	background   bool // run detached from the client, readable and resumable by id (background.go)
 	hasImage     bool
 	maxOutput    int64    // 0 when absent; for the token reservation
+	maxTurns     int64    // 0 when absent; bounds the server-side tool calls reserved
 	previous     string   // previous_response_id, "" when absent
 	referenced   []string // response ids embedded in input item ids (msg_<id>, rs_<id>, ...)
 	serverTools  []string // the types of the tools xAI runs itself
@@ -76,6 +78,9 @@ func parseResponses(body []byte) (parsedResponses, *apierror.Error) {
 		return p, apierror.Invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
 	}
 	p.model = *req.Model
+	if e := checkModelName(p.model); e != nil {
+		return p, e
+	}
 	if req.Stream != nil {
 		p.stream = *req.Stream
 	}
@@ -90,6 +95,12 @@ func parseResponses(body []byte) (parsedResponses, *apierror.Error) {
 			return p, apierror.Invalid("max_output_tokens", fmt.Sprintf("Invalid value for 'max_output_tokens': %d; expected a positive integer.", *req.MaxOutputTokens))
 		}
 		p.maxOutput = *req.MaxOutputTokens
+	}
+	if req.MaxTurns != nil {
+		if *req.MaxTurns < 1 {
+			return p, apierror.Invalid("max_turns", fmt.Sprintf("Invalid value for 'max_turns': %d; expected a positive integer.", *req.MaxTurns))
+		}
+		p.maxTurns = *req.MaxTurns
 	}
 	if req.Background != nil {
 		p.background = *req.Background

@@ -18,8 +18,10 @@ func (s *Server) routes() {
 		s.Handle(http.MethodGet, base+"/chat/completions/{id}/stream", s.keyed(admitOnKey, "", (*Server).handleResumeChat))
 		s.Handle(http.MethodGet, base+"/models", s.keyed(admitOnKey, "", (*Server).handleModels))
 		// OpenAI's SDKs post to /images/generations; /images/generate is ours.
-		s.Handle(http.MethodPost, base+"/images/generations", s.keyed(admitOnKey, "/images/generations", (*Server).handleImages))
-		s.Handle(http.MethodPost, base+"/images/generate", s.keyed(admitOnKey, "/images/generations", (*Server).handleImages))
+		// Images are admitted once the body says how many and of which
+		// model: their price is reserved against the budgets.
+		s.Handle(http.MethodPost, base+"/images/generations", s.keyed(admitAfterBody, "/images/generations", (*Server).handleImages))
+		s.Handle(http.MethodPost, base+"/images/generate", s.keyed(admitAfterBody, "/images/generations", (*Server).handleImages))
 		s.Handle(http.MethodPost, base+"/vision/analyze", s.keyed(admitAfterBody, "/vision/analyze", (*Server).handleVision))
 		s.Handle(http.MethodGet, base+"/models/{id}", s.keyed(admitOnKey, "", (*Server).handleModel))
 		if s.cfg.Responses != nil {

@@ -156,7 +156,11 @@ func (ru *runner) run() {
 			scratch, _ = sse.AppendData(scratch[:0], ev)
 			data = scratch
 		}
-		switch d.event(data) {
+		act := d.event(data)
+		if ru.m != nil && ru.m.progress.Due() {
+			ru.m.publish(d)
+		}
+		switch act {
 		case actWithhold:
 			continue
 		case actError:

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/pricing"
 	"github.com/grokgate/grokgate/xai"
 )
 
@@ -83,6 +84,10 @@ type Config struct {
 	// Usage receives one record per chat completion request; nil records
 	// nothing.
 	Usage UsageRecorder
+	// Journal notes each metered request as it is sent upstream, so a
+	// process that dies leaves it recorded (package spool); nil journals
+	// nothing.
+	Journal Journal
 	// Responses records who owns each stored response of the Responses API;
 	// nil leaves the /responses routes out.
 	Responses ResponseOwners
@@ -113,6 +118,16 @@ type Config struct {
 	DefaultLimits grokgate.Limits
 	// LimitOnError decides while the limiter fails; "" means LimitAllow.
 	LimitOnError LimitPolicy
+	// ImagePrices are the per-image prices (ticks) of the image models,
+	// reserved against budgets; nil means pricing.DefaultImagePrices.
+	ImagePrices map[string]int64
+	// ToolPrices are the per-call prices (ticks) of the Responses API's
+	// server-side tools, reserved against budgets; nil means
+	// pricing.DefaultToolPrices.
+	ToolPrices map[string]int64
+	// ReasoningTokens is what a request to a reasoning model reserves for
+	// its thinking beyond max_tokens; 0 means DefaultReasoningTokens.
+	ReasoningTokens int64
 	// Streams keeps the events of background responses and resumable chat
 	// streams (streamlog.go); nil refuses background and ignores
 	// X-Grokgate-Resumable.
@@ -226,6 +241,15 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *S
 	}
 	if cfg.ModelInfoTTL <= 0 {
 		cfg.ModelInfoTTL = DefaultModelInfoTTL
+	}
+	if cfg.ImagePrices == nil {
+		cfg.ImagePrices = pricing.DefaultImagePrices()
+	}
+	if cfg.ToolPrices == nil {
+		cfg.ToolPrices = pricing.DefaultToolPrices()
+	}
+	if cfg.ReasoningTokens <= 0 {
+		cfg.ReasoningTokens = DefaultReasoningTokens
 	}
 	s := &Server{log: log, cfg: cfg, auth: auth, up: up, mux: http.NewServeMux(), teeBuffer: defaultTeeBuffer}
 	s.refused.now, s.refused.write = cfg.Now, s.record

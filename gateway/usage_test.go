@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/pricing"
 	"github.com/grokgate/grokgate/simulator"
 	"github.com/grokgate/grokgate/usage"
 )
@@ -150,8 +151,11 @@ func TestUsageRecordPerOutcome(t *testing.T) {
 		case c.want.estimated:
 			// Prompt: the documented estimate; completion: the text that was
 			// streamed before the end, at four bytes a token.
-			if rec.PromptTokens != usage.EstimatePromptTokens([]byte(c.body)) || rec.CostTicks != 0 {
-				t.Errorf("%s: estimated prompt %d cost %d", c.name, rec.PromptTokens, rec.CostTicks)
+			// Cost: those tokens at the model's prices, never 0.
+			want := pricing.EstimateCost(pricing.Fallback(), "grok-4.3", pricing.Tokens{Prompt: rec.PromptTokens,
+				Completion: rec.CompletionTokens, Reasoning: rec.ReasoningTokens})
+			if rec.PromptTokens != usage.EstimatePromptTokens([]byte(c.body)) || rec.CostTicks != want || rec.CostTicks <= 0 {
+				t.Errorf("%s: estimated prompt %d cost %d, want cost %d", c.name, rec.PromptTokens, rec.CostTicks, want)
 			}
 		default:
 			if got != (simulator.Usage{}) || rec.ReasoningTokens != 0 || rec.CostTicks != 0 {

@@ -18,6 +18,11 @@ type fixedQueue struct{}
 func (fixedQueue) Depth() int64   { return 0 }
 func (fixedQueue) Dropped() int64 { return 0 }
 
+func (fixedQueue) Spooled() int64      { return 0 }
+func (fixedQueue) Replayed() int64     { return 0 }
+func (fixedQueue) DeadLettered() int64 { return 0 }
+func (fixedQueue) SpoolPending() int64 { return 0 }
+
 // TestDocsAndDashboard keeps the metric table of docs/observability.md and the Grafana
 // dashboard in step with the metrics registered.
 func TestDocsAndDashboard(t *testing.T) {
@@ -27,6 +32,9 @@ func TestDocsAndDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := m.WatchUsage(fixedQueue{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WatchSpool(fixedQueue{}); err != nil {
 		t.Fatal(err)
 	}
 	// Touch every vector so Gather lists it.

@@ -148,6 +148,39 @@ func (m *Metrics) WatchUsage(q UsageQueue) error {
 	}, func() float64 { return float64(q.Dropped()) }))
 }
 
+// UsageSpool reports the usage recorder's spool: records written to local
+// disk because the database did not take them, replayed from there, and
+// refused by the database as invalid (dead letters).
+type UsageSpool interface {
+	Spooled() int64
+	Replayed() int64
+	DeadLettered() int64
+	// SpoolPending is the number of records waiting in the spool now.
+	SpoolPending() int64
+}
+
+// WatchSpool exports the usage spool's counters, read at scrape time.
+func (m *Metrics) WatchSpool(s UsageSpool) error {
+	for _, c := range []struct {
+		name, help string
+		f          func() int64
+	}{
+		{"grokgate_usage_spooled_records_total", "Usage records written to the local spool because the database did not take them.", s.Spooled},
+		{"grokgate_usage_replayed_records_total", "Usage records written from the local spool to the database.", s.Replayed},
+		{"grokgate_usage_dead_letter_records_total", "Usage records the database refused as invalid, kept in the spool's dead-letter file.", s.DeadLettered},
+	} {
+		f := c.f
+		if err := m.reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return float64(f()) })); err != nil {
+			return err
+		}
+	}
+	return m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "grokgate_usage_spool_pending_records",
+		Help: "Usage records waiting in the local spool for the database.",
+	}, func() float64 { return float64(s.SpoolPending()) }))
+}
+
 // model bounds the model label's values. A model gets a series of its own
 // only once upstream has known it (known: it answered a request for it);
 // until then it is "unknown", so junk names, which xAI refuses, never take

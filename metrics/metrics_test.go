@@ -72,3 +72,41 @@ func TestJunkModelsTakeNoSlot(t *testing.T) {
 		t.Errorf("grok-9: %v requests, want 2 in its own series", n)
 	}
 }
+
+type spoolCounts struct{ spooled, replayed, dead, pending int64 }
+
+func (s spoolCounts) Spooled() int64      { return s.spooled }
+func (s spoolCounts) Replayed() int64     { return s.replayed }
+func (s spoolCounts) DeadLettered() int64 { return s.dead }
+func (s spoolCounts) SpoolPending() int64 { return s.pending }
+
+// TestWatchSpool: the spool's counters are exported as they are at scrape
+// time.
+func TestWatchSpool(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WatchSpool(spoolCounts{spooled: 7, replayed: 5, dead: 1, pending: 2}); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP grokgate_usage_dead_letter_records_total Usage records the database refused as invalid, kept in the spool's dead-letter file.
+# TYPE grokgate_usage_dead_letter_records_total counter
+grokgate_usage_dead_letter_records_total 1
+# HELP grokgate_usage_replayed_records_total Usage records written from the local spool to the database.
+# TYPE grokgate_usage_replayed_records_total counter
+grokgate_usage_replayed_records_total 5
+# HELP grokgate_usage_spool_pending_records Usage records waiting in the local spool for the database.
+# TYPE grokgate_usage_spool_pending_records gauge
+grokgate_usage_spool_pending_records 2
+# HELP grokgate_usage_spooled_records_total Usage records written to the local spool because the database did not take them.
+# TYPE grokgate_usage_spooled_records_total counter
+grokgate_usage_spooled_records_total 7
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "grokgate_usage_dead_letter_records_total",
+		"grokgate_usage_replayed_records_total", "grokgate_usage_spool_pending_records", "grokgate_usage_spooled_records_total"); err != nil {
+		t.Fatal(err)
+	}
+}

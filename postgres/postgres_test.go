@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -139,6 +140,40 @@ func TestMigratesForward(t *testing.T) {
 	s := open(t, dsn)
 	defer s.Close()
 	storetest.CheckMigrated(t, s, created)
+}
+
+// TestPoisonedRecordIsolated: PostgreSQL refuses a NUL byte in text; the
+// batch holding such a record stores every other record and names the one
+// it refused, with PostgreSQL's reason.
+func TestPoisonedRecordIsolated(t *testing.T) {
+	s := open(t, pgtest.Schema(t))
+	defer s.Close()
+	ctx := context.Background()
+	at := time.Date(2026, 11, 3, 22, 30, 0, 0, time.UTC)
+	var batch []grokgate.Record
+	for i := range 256 {
+		batch = append(batch, grokgate.Record{Time: at.Add(time.Duration(i) * time.Millisecond), RequestID: fmt.Sprintf("req_%03d", i),
+			KeyID: "key_victim", Route: "/chat/completions", RequestedModel: "grok-4.3", Status: 200, Outcome: grokgate.OutcomeCompleted, Count: 1})
+	}
+	batch[100].KeyID, batch[100].RequestedModel = "key_attacker", "grok\x00"
+	err := s.InsertUsage(ctx, batch)
+	var rej *grokgate.RejectedRecordsError
+	if !errors.As(err, &rej) || len(rej.Rejected) != 1 || rej.Rejected[0].Record.RequestID != "req_100" ||
+		!strings.Contains(rej.Rejected[0].Reason, "0x00") {
+		t.Fatalf("InsertUsage: %v", err)
+	}
+	got, err := s.UsageRecords(ctx, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 255 {
+		t.Fatalf("%d records stored, want the 255 good ones", len(got))
+	}
+	for _, r := range got {
+		if r.KeyID != "key_victim" {
+			t.Fatalf("stored %+v", r)
+		}
+	}
 }
 
 // TestCreateFirstKeyRace: trial after trial, of eight callers on a new,

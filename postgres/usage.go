@@ -2,12 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/grokgate/grokgate"
 )
@@ -24,7 +26,73 @@ const usageColumns = `request_id, time, key_id, route, requested_model, model, s
 // whose request id is already stored, or comes earlier in the same batch,
 // is skipped (rows are inserted in order), so retrying a batch never counts
 // twice; the statement is atomic, so a failing batch stores nothing.
+//
+// When PostgreSQL refuses the batch for a value it cannot hold (a data
+// exception such as a NUL byte or invalid UTF-8, a constraint, a value too
+// large for an index), one record must not take the others with it: the
+// records are then written one by one in one transaction, each behind a
+// savepoint, and those refused are returned in a
+// *grokgate.RejectedRecordsError, the others stored. Any other failure
+// (the connection, a timeout) is returned as it is, nothing stored.
 func (s *DB) InsertUsage(ctx context.Context, recs []grokgate.Record) error {
+	err := insertUsage(ctx, s.pool, recs)
+	if err == nil || !invalidValue(err) {
+		return err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	var rejected []grokgate.RejectedRecord
+	for i := range recs {
+		sp, err := tx.Begin(ctx) // a savepoint
+		if err != nil {
+			return err
+		}
+		err = insertUsage(ctx, sp, recs[i:i+1])
+		switch {
+		case err == nil:
+			err = sp.Commit(ctx)
+		case invalidValue(err):
+			rejected = append(rejected, grokgate.RejectedRecord{Record: recs[i], Reason: err.Error()})
+			err = sp.Rollback(ctx)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	if len(rejected) == 0 {
+		return nil // refused as a batch, stored one by one: a concurrent change
+	}
+	return &grokgate.RejectedRecordsError{Rejected: rejected}
+}
+
+// execer is a pool, a transaction or a savepoint.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// invalidValue reports whether PostgreSQL refused a statement for the
+// values it was given, which retrying cannot change: SQLSTATE classes 22
+// (data exception), 23 (integrity constraint) and 54 (program limit
+// exceeded, such as an index row too large).
+func invalidValue(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || len(pe.Code) != 5 {
+		return false
+	}
+	switch pe.Code[:2] {
+	case "22", "23", "54":
+		return true
+	}
+	return false
+}
+
+func insertUsage(ctx context.Context, db execer, recs []grokgate.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -66,7 +134,7 @@ func (s *DB) InsertUsage(ctx context.Context, recs []grokgate.Record) error {
 		c.document = append(c.document, r.ToolCalls.DocumentSearch)
 		c.count = append(c.count, r.Requests())
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO usage_records (`+usageColumns+`)
+	_, err := db.Exec(ctx, `INSERT INTO usage_records (`+usageColumns+`)
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
 			$7::boolean[], $8::boolean[], $9::integer[], $10::text[], $11::bigint[], $12::bigint[], $13::bigint[],
 			$14::bigint[], $15::bigint[], $16::boolean[], $17::bigint[], $18::bigint[], $19::text[],

@@ -18,6 +18,7 @@ type modelInfo struct {
 	promptPrice int64
 	cachedPrice int64
 	outputPrice int64
+	context     int64 // context window, tokens
 }
 
 // reasoning reports whether the model streams reasoning_content first.
@@ -40,27 +41,27 @@ func chatModels() []modelInfo {
 		// Same prices as grok-4-fast so retired grok-4-1-fast-* traffic bills as before.
 		{id: "grok-4.3", created: 1776211200, version: "1.0", vision: true,
 			aliases:     []string{"grok-4-1-fast-reasoning", "grok-4-1-fast-non-reasoning"},
-			promptPrice: 2000, cachedPrice: 500, outputPrice: 5000},
+			promptPrice: 2000, cachedPrice: 500, outputPrice: 5000, context: 2_000_000},
 		{id: "grok-4.5", created: 1782000000, version: "1.0", vision: true,
-			promptPrice: 20000, cachedPrice: 5000, outputPrice: 100000},
+			promptPrice: 20000, cachedPrice: 5000, outputPrice: 100000, context: 2_000_000},
 		{id: "grok-4.6", created: 1787000000, version: "1.0", vision: true,
-			promptPrice: 30000, cachedPrice: 7500, outputPrice: 150000},
+			promptPrice: 30000, cachedPrice: 7500, outputPrice: 150000, context: 2_000_000},
 		{id: "grok-4.20-0309-reasoning", created: 1773014400, version: "1.0", vision: true,
 			aliases:     []string{"grok-4-fast-reasoning", "grok-4-0709"},
-			promptPrice: 20000, cachedPrice: 2000, outputPrice: 60000},
+			promptPrice: 20000, cachedPrice: 2000, outputPrice: 60000, context: 2_000_000},
 		{id: "grok-4.20-0309-non-reasoning", created: 1773014400, version: "1.0", vision: true,
 			aliases:     []string{"grok-4-fast-non-reasoning"},
-			promptPrice: 20000, cachedPrice: 2000, outputPrice: 60000},
+			promptPrice: 20000, cachedPrice: 2000, outputPrice: 60000, context: 2_000_000},
 		{id: "grok-code-fast-1", created: 1756166400, version: "1.0",
-			promptPrice: 2000, cachedPrice: 200, outputPrice: 15000},
+			promptPrice: 2000, cachedPrice: 200, outputPrice: 15000, context: 256_000},
 		{id: "grok-3", created: 1743724800, version: "1.0",
-			promptPrice: 30000, cachedPrice: 7500, outputPrice: 150000},
+			promptPrice: 30000, cachedPrice: 7500, outputPrice: 150000, context: 131_072},
 		{id: "grok-3-mini", created: 1743724800, version: "1.0",
-			promptPrice: 3000, cachedPrice: 750, outputPrice: 5000},
+			promptPrice: 3000, cachedPrice: 750, outputPrice: 5000, context: 131_072},
 	}
 }
 
-// imageModelInfo describes an image model; price is ticks per 1k image.
+// imageModelInfo describes an image model; price is ticks per image.
 type imageModelInfo struct {
 	id      string
 	created int64
@@ -132,6 +133,7 @@ type languageModelObject struct {
 	CompletionTextTokenPrice   int64    `json:"completion_text_token_price"`
 	CachedPromptTextTokenPrice int64    `json:"cached_prompt_text_token_price"`
 	PromptImageTokenPrice      int64    `json:"prompt_image_token_price"`
+	ContextLength              int64    `json:"context_length"`
 }
 
 type imageModelObject struct {
@@ -158,6 +160,7 @@ func languageModel(m modelInfo) languageModelObject {
 		Version: m.version, Aliases: aliases, InputModalities: in, OutputModalities: []string{"text"},
 		PromptTextTokenPrice: m.promptPrice, CompletionTextTokenPrice: m.outputPrice,
 		CachedPromptTextTokenPrice: m.cachedPrice, PromptImageTokenPrice: m.promptPrice,
+		ContextLength: m.context,
 	}
 }
 

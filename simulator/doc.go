@@ -15,7 +15,7 @@
 //	POST /v1/responses/compact             an opaque compaction item (see handleCompact)
 //	POST /v1/images/generations            real PNGs, url or b64_json
 //	GET  /v1/models[/{id}]                 {"object":"list","data":[...]}
-//	GET  /v1/language-models[/{id}]        chat models with modalities and prices
+//	GET  /v1/language-models[/{id}]        chat models with modalities, prices and context_length
 //	GET  /v1/image-generation-models[/{id}]
 //	GET  /sim/stats                        Stats as JSON, no auth
 //	GET  /sim/images/{id}.png              images generated with response_format url, no auth

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"UsageBatchSizes", testUsageBatchSizes},
 		{"UsageBatchDuplicates", testUsageBatchDuplicates},
 		{"UsageBatchAtomic", testUsageBatchAtomic},
+		{"UsagePoisonedValues", testUsagePoisonedValues},
 		{"UsageSummary", testUsageSummary},
 		{"UsageSummaryEmpty", testUsageSummaryEmpty},
 		{"UsageToolCalls", testUsageToolCalls},
@@ -722,6 +724,77 @@ func testUsageBatchAtomic(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 	checkUsage(t, s, append(stored, batch...))
+}
+
+// testUsagePoisonedValues: a batch holding records whose values a database
+// may refuse (a NUL byte, invalid UTF-8, a 10 KB model name) stores every
+// other record; each poisoned one is stored or reported in a
+// *grokgate.RejectedRecordsError, never lost in silence, and a retry of the
+// batch counts nothing twice.
+func testUsagePoisonedValues(t *testing.T, s Store) {
+	c := ctx(t)
+	at := func(n int) time.Time { return base.Add(time.Duration(n) * time.Millisecond) }
+	var batch []grokgate.Record
+	for n := range 40 {
+		batch = append(batch, record(n, at(n), "key_victim", "grok-4.3"))
+	}
+	poison := map[string]bool{}
+	for i, mutate := range []func(r *grokgate.Record){
+		func(r *grokgate.Record) { r.RequestedModel = "grok\x00-4" },
+		func(r *grokgate.Record) { r.RequestedModel = "grok-\xff\xfe" },
+		func(r *grokgate.Record) { r.RequestedModel = strings.Repeat("m", 10<<10) },
+		func(r *grokgate.Record) { r.Model, r.UpstreamID = "\x00", "\xc3\x28" },
+	} {
+		r := record(100+i, at(100+i), "key_attacker", "grok-4.3")
+		mutate(&r)
+		poison[r.RequestID] = true
+		pos := []int{0, 13, 27, len(batch)}[i]
+		batch = append(batch[:pos], append([]grokgate.Record{r}, batch[pos:]...)...)
+	}
+	for attempt := range 2 {
+		err := s.InsertUsage(c, batch)
+		rejected := map[string]bool{}
+		if err != nil {
+			var rej *grokgate.RejectedRecordsError
+			if !errors.As(err, &rej) {
+				t.Fatalf("attempt %d: %v", attempt, err)
+			}
+			for _, x := range rej.Rejected {
+				if !poison[x.Record.RequestID] || x.Reason == "" {
+					t.Fatalf("attempt %d: %s rejected (%q); only poisoned records may be", attempt, x.Record.RequestID, x.Reason)
+				}
+				rejected[x.Record.RequestID] = true
+			}
+		}
+		got, err := s.UsageRecords(c, time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := map[string]int{}
+		for _, r := range got {
+			stored[r.RequestID]++
+		}
+		for _, r := range batch {
+			switch {
+			case stored[r.RequestID] > 1:
+				t.Fatalf("attempt %d: %s stored %d times", attempt, r.RequestID, stored[r.RequestID])
+			case !poison[r.RequestID] && stored[r.RequestID] != 1:
+				t.Fatalf("attempt %d: %s, a good record, was not stored beside the poisoned ones", attempt, r.RequestID)
+			case poison[r.RequestID] && stored[r.RequestID] == rejectedInt(rejected[r.RequestID]):
+				t.Fatalf("attempt %d: poisoned %s stored %d times, rejected %v: it must be one or the other", attempt, r.RequestID, stored[r.RequestID], rejected[r.RequestID])
+			}
+		}
+		if len(got) != len(batch)-len(rejected) {
+			t.Fatalf("attempt %d: %d records stored, want %d", attempt, len(got), len(batch)-len(rejected))
+		}
+	}
+}
+
+func rejectedInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func testUsageSummary(t *testing.T, s Store) {

@@ -243,7 +243,7 @@ func TestClientDisconnectCancelsNonStreaming(t *testing.T) {
 func TestEventsAreNotBuffered(t *testing.T) {
 	const n = 5
 	received := make(chan int)
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	upstream := httptest.NewServer(chatOnly(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		rc := http.NewResponseController(w)
 		for i := 0; i < n; i++ {
@@ -297,7 +297,7 @@ func TestRelayEveryByteSplit(t *testing.T) {
 func relaySplitAtEveryByte(t *testing.T, stream, path, body string) {
 	t.Helper()
 	split := make(chan int, 1)
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	upstream := httptest.NewServer(chatOnly(func(w http.ResponseWriter, r *http.Request) {
 		i := <-split
 		w.Header().Set("Content-Type", "text/event-stream")
 		rc := http.NewResponseController(w)

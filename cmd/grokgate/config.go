@@ -137,8 +137,10 @@ type serveConfig struct {
 	bodyBytesInFlight   int64
 	obs                 obsConfig
 	limits              limitConfig
+	prices              priceConfig
 	resume              resumeConfig
 	console             bool
+	spoolDir            string
 	storeTimeout        time.Duration
 	keysMaxStaleness    time.Duration
 }
@@ -173,6 +175,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Int64(&c.upstreamAttempts, "upstream-attempts", "GROKGATE_UPSTREAM_ATTEMPTS", xai.DefaultMaxAttempts, "attempts per request before the first byte, across xAI keys")
 	s.Duration(&c.drainTimeout, "drain-timeout", "GROKGATE_DRAIN_TIMEOUT", 30*time.Second, "how long a stop waits for requests in flight")
 	s.Duration(&c.flushTimeout, "usage-flush-timeout", "GROKGATE_USAGE_FLUSH_TIMEOUT", 15*time.Second, "how long a stop waits to write the last usage records")
+	s.String(&c.spoolDir, "spool-dir", "GROKGATE_SPOOL_DIR", "", spoolDirHelp)
 	s.String(&c.logFormat, "log-format", "GROKGATE_LOG_FORMAT", "text", "log format: text or json")
 	s.Duration(&c.logFlush, "log-flush-interval", "GROKGATE_LOG_FLUSH_INTERVAL", 100*time.Millisecond, "longest a log line waits to be written with others; 0 writes each line at once")
 	s.Int64(&c.gcFloor, "gc-floor", "GROKGATE_GC_FLOOR", 64<<20, "heap size in bytes below which the garbage collector does not run (0: Go's default pacing; ignored when GOGC is set)")
@@ -186,6 +189,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.Int64(&c.bodyBytesInFlight, "max-body-bytes-in-flight", "GROKGATE_MAX_BODY_BYTES_IN_FLIGHT", 0, "bytes of large request bodies (64 KiB or more) held at once; over it requests wait up to 2s, then get 503 (0: 8 times --max-body-bytes)")
 	parseObs(s, &c.obs)
 	limitFlags(s, &c.limits)
+	c.prices.register(s)
 	resumeFlags(s, &c.resume)
 	s.Bool(&c.console, "console", "GROKGATE_CONSOLE", true, "serve the web console at /console")
 	s.Duration(&c.storeTimeout, "store-timeout", "GROKGATE_STORE_TIMEOUT", defaultStoreTimeout, "longest a request waits for the database (then 503); also bounds connecting to PostgreSQL")
@@ -225,6 +229,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	s.check(c.flushTimeout > 0, "GROKGATE_USAGE_FLUSH_TIMEOUT/--usage-flush-timeout must be positive, got %s", c.flushTimeout)
 	s.check(c.logFormat == "text" || c.logFormat == "json", "GROKGATE_LOG_FORMAT/--log-format must be text or json, got %q", c.logFormat)
 	c.limits.check(s)
+	c.prices.check(s)
 	c.resume.check(s)
 	var err error
 	c.visionStream, c.visionStreamRenamed, err = gateway.ParseVisionStream(visionStream)

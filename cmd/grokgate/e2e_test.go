@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/pricing"
 	"github.com/grokgate/grokgate/simulator"
 	"github.com/grokgate/grokgate/sqlite"
 )
@@ -189,8 +190,17 @@ func checkRecord(t *testing.T, s *sent, r grokgate.Record) {
 				r.CompletionTokens, r.ReasoningTokens, r.CachedTokens, r.CostTicks, exp)
 		}
 	}
-	if k.estimated && (r.PromptTokens == 0 || r.CostTicks != 0) {
-		t.Errorf("%s: estimate prompt %d cost %d", k.name, r.PromptTokens, r.CostTicks)
+	if k.estimated {
+		// The estimated tokens at the model's listed prices, never 0.
+		model := r.Model
+		if model == "" {
+			model = r.RequestedModel
+		}
+		want := pricing.EstimateCost(pricing.Fallback(), model, pricing.Tokens{Prompt: r.PromptTokens,
+			Completion: r.CompletionTokens, Reasoning: r.ReasoningTokens})
+		if r.PromptTokens == 0 || r.CostTicks != want || r.CostTicks <= 0 {
+			t.Errorf("%s: estimate prompt %d cost %d, want cost %d", k.name, r.PromptTokens, r.CostTicks, want)
+		}
 	}
 	if strings.Contains(s.body, `"stream":true`) && s.status == 200 && usageEvents(s.response) != k.wantUsage {
 		t.Errorf("%s: the client saw %d usage events, want %d", k.name, usageEvents(s.response), k.wantUsage)

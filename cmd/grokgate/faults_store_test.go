@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -272,7 +273,8 @@ func TestOneAdminKeyFromConcurrentStarts(t *testing.T) {
 	const trials, replicas = 5, 4
 	for trial := range trials {
 		dsn := pgtest.Schema(t)
-		env := map[string]string{"GROKGATE_DB": dsn, "GROKGATE_LOG_FORMAT": "json", "XAI_API_KEY": "xai-test", "XAI_BASE_URL": "http://127.0.0.1:1"}
+		env := map[string]string{"GROKGATE_DB": dsn, "GROKGATE_LOG_FORMAT": "json", "XAI_API_KEY": "xai-test", "XAI_BASE_URL": "http://127.0.0.1:1",
+			"GROKGATE_SPOOL_DIR": filepath.Join(t.TempDir(), "spool")}
 		// Migrated beforehand (by a usage query), so the replicas do not
 		// take turns at the migration lock but reach the first key at once.
 		if _, err := cli(t, env, "usage"); err != nil {

@@ -45,7 +45,15 @@ func simEnv(simURL string, kv ...string) map[string]string {
 func startGW(t *testing.T, env map[string]string, args ...string) *gw {
 	t.Helper()
 	g := &gw{DB: filepath.Join(t.TempDir(), "grokgate.db"), done: make(chan error, 1), Log: &testWriter{t: t}}
-	getenv := func(k string) string { return env[k] }
+	// A PostgreSQL gateway's spool would default to the working
+	// directory, the package's source: each test gets its own.
+	spoolDir := t.TempDir()
+	getenv := func(k string) string {
+		if k == "GROKGATE_SPOOL_DIR" && env[k] == "" {
+			return spoolDir
+		}
+		return env[k]
+	}
 	full := []string{"serve", "--addr", "127.0.0.1:0", "--db", g.DB}
 	if db := env["GROKGATE_DB"]; db != "" {
 		full, g.DB = full[:3], db // the store named by the environment, as a user would
@@ -262,4 +270,17 @@ func startSimulatorForTest(t *testing.T, apiKey string) string {
 		t.Fatalf("simulate: %v", err)
 	}
 	return ""
+}
+
+// chatOnly is a fake xAI that answers its chat route with h and, like an
+// xAI without a model list, GET /language-models (which grokgate fetches at
+// start for prices) with 404, so h sees only the requests under test.
+func chatOnly(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/language-models") {
+			http.Error(w, `{"code":"Some requested entity was not found","error":"not found"}`, http.StatusNotFound)
+			return
+		}
+		h(w, r)
+	})
 }

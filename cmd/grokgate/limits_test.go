@@ -283,8 +283,10 @@ func TestLimitsTokensThroughAdminAPI(t *testing.T) {
 	if lim, _ := created["limits"].(map[string]any); lim["tpm"] != float64(1000) || key == "" {
 		t.Fatalf("created %v", created)
 	}
+	// A model that does not reason, so a request reserves its max_tokens
+	// and no reasoning allowance.
 	sized := func(prompt string, stream bool, maxTokens int) string {
-		b, _ := json.Marshal(map[string]any{"model": "grok-4.3", "stream": stream, "max_tokens": maxTokens,
+		b, _ := json.Marshal(map[string]any{"model": "grok-4-1-fast-non-reasoning", "stream": stream, "max_tokens": maxTokens,
 			"messages": []map[string]string{{"role": "user", "content": prompt}}})
 		return string(b)
 	}

@@ -79,6 +79,11 @@ type usageQueue struct{ r *ledger.Recorder }
 func (q usageQueue) Depth() int64   { return q.r.Stats().Queued }
 func (q usageQueue) Dropped() int64 { return q.r.Stats().Dropped }
 
+func (q usageQueue) Spooled() int64      { return q.r.Stats().Spooled }
+func (q usageQueue) Replayed() int64     { return q.r.Stats().Replayed }
+func (q usageQueue) DeadLettered() int64 { return q.r.Stats().DeadLettered }
+func (q usageQueue) SpoolPending() int64 { return q.r.Stats().SpoolPending }
+
 // newMetrics makes the registry and metrics of one server, with the Go and
 // process collectors beside grokgate's own.
 func newMetrics(c obsConfig, recorder *ledger.Recorder) (*prometheus.Registry, *metrics.Metrics, error) {
@@ -89,6 +94,9 @@ func newMetrics(c obsConfig, recorder *ledger.Recorder) (*prometheus.Registry, *
 		return nil, nil, err
 	}
 	if err := m.WatchUsage(usageQueue{recorder}); err != nil {
+		return nil, nil, err
+	}
+	if err := m.WatchSpool(usageQueue{recorder}); err != nil {
 		return nil, nil, err
 	}
 	return reg, m, nil

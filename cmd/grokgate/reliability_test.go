@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/grokgate/grokgate/postgres"
 )
 
 // TestMain lets the test binary act as the grokgate command, so tests can
@@ -128,7 +130,13 @@ func startProcWith(t *testing.T, o procOpts) *proc {
 		db = filepath.Join(t.TempDir(), "p.db")
 	}
 	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, o.Args...)...)
-	cmd.Env = append(append(os.Environ(), "GROKGATE_TEST_AS_MAIN=1", "XAI_API_KEY=", "GROKGATE_LOG_FORMAT=json"), o.Env...)
+	// The spool defaults beside a SQLite file; a PostgreSQL one's would
+	// be the package's source directory.
+	env := []string{"GROKGATE_TEST_AS_MAIN=1", "XAI_API_KEY=", "GROKGATE_LOG_FORMAT=json"}
+	if postgres.IsDSN(db) {
+		env = append(env, "GROKGATE_SPOOL_DIR="+t.TempDir())
+	}
+	cmd.Env = append(append(os.Environ(), env...), o.Env...)
 	stdout, _ := cmd.StdoutPipe()
 	p := &proc{cmd: cmd, db: db, log: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.log

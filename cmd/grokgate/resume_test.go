@@ -414,6 +414,10 @@ func TestResumableEveryByteSplit(t *testing.T) {
 	}
 	split := make(chan int, 1)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/chat/completions" {
+			http.NotFound(w, r) // the model list, which must not take a split meant for a stream
+			return
+		}
 		i := <-split
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, stream[:i])

@@ -52,6 +52,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return in.run(ctx, stdout, onStart)
 }
 
+// modelListStartTimeout bounds the model-list fetch that start-up waits for.
+const modelListStartTimeout = 3 * time.Second
+
 // started is what a serve tells onStart (tests) once it listens; stdout says
 // the same to people.
 type started struct {
@@ -127,9 +130,15 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		log.Warn("the database does not answer; listening anyway, not ready (/readyz and requests that need it get 503), and trying again",
 			"err", storeErr, "retry_in", firstStoreRetry.String())
 	}
+	// The spool and the journal keep on disk what the store has not taken
+	// (spool.go); closed after the recorder, before the store.
+	sp, journal, recovered, err := in.openSpool(cfg.db, cfg.spoolDir)
+	if err != nil {
+		return in, err
+	}
 	// Closed before the store, so whatever way serve ends, the records of
-	// finished requests are written first.
-	recorder := ledger.NewRecorder(store, log.With("component", "usage"), ledger.Options{})
+	// finished requests are written (or spooled) first.
+	recorder := ledger.NewRecorder(store, log.With("component", "usage"), ledger.Options{Spool: sp, Journal: journal})
 	in.onClose(func() { flushUsage(ctx, recorder, cfg.flushTimeout, log) })
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -194,6 +203,7 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		VisionStream:         cfg.visionStream,
 		StreamErrorFormat:    cfg.streamErrors,
 		Usage:                recorder,
+		Journal:              journal,
 		Responses:            store,
 		// SQLite is one process's store: owners are written behind.
 		ResponseOwnersLocal: !postgres.IsDSN(cfg.db),
@@ -205,18 +215,39 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		Limiter:             limiter,
 		DefaultLimits:       cfg.limits.defaults,
 		LimitOnError:        gateway.LimitPolicy(cfg.limits.onError),
+		ImagePrices:         cfg.prices.images,
+		ToolPrices:          cfg.prices.tools,
+		ReasoningTokens:     cfg.prices.reasoning,
 		Streams:             streams,
 		ResumeWindow:        cfg.resume.window,
 		StreamLease:         cfg.resume.lease,
 	}, cache, upstream)
 	in.gw = gw
+	// Prices and context windows from xAI's model list, fetched before
+	// listening (for a few seconds at most: the built-in table stands in
+	// until xAI answers) and kept fresh. The refresh is stopped, and waited
+	// for, before the upstream closes.
+	first, cancelFirst := context.WithTimeout(ctx, modelListStartTimeout)
+	if err := gw.FetchModels(first); err != nil {
+		log.Warn("starting with the built-in price table: xAI's model list could not be fetched yet; retrying in the background")
+	}
+	cancelFirst()
+	refreshCtx, stopRefresh := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	go func() { gw.RefreshModels(refreshCtx); close(refreshed) }()
+	in.onClose(func() { stopRefresh(); <-refreshed })
+	// What the last run left in flight is recorded, priced, once prices
+	// are known.
+	if err := in.keepRecovered(recovered, sp, recorder, gw.EstimateCost); err != nil {
+		return in, err
+	}
 	// Runs before flushUsage (closers run last first), after the drain:
 	// the refusals counted this minute reach the ledger.
 	in.onClose(gw.FlushRefusals)
 	// Before the store closes, after the drain: owners written behind.
 	in.onClose(gw.FlushOwners)
 	// The admin API sits beside the gateway's API on its mux.
-	admin.Register(gw, store, time.Now)
+	admin.Register(gw, store, time.Now).ShowSpool(func() (int64, int64) { return sp.Pending(), sp.DeadLetters() })
 	in.handler = gw.Handler()
 	if con != nil {
 		in.handler, in.console = withConsole(in.handler, con), true
@@ -373,12 +404,15 @@ func flushUsage(ctx context.Context, r *ledger.Recorder, timeout time.Duration, 
 	defer cancel()
 	err := r.Close(fctx)
 	st := r.Stats()
-	attrs := []any{"written", st.Written, "dropped", st.Dropped, "failed", st.Failed}
+	attrs := []any{"written", st.Written, "dropped", st.Dropped, "failed", st.Failed,
+		"spooled", st.Spooled, "replayed", st.Replayed, "spool_pending", st.SpoolPending, "dead_letters", st.DeadLetters}
 	switch {
 	case err != nil:
-		log.Error("usage flush deadline passed; the unwritten records are in the log above", append(attrs, "err", err)...)
+		log.Error("usage flush deadline passed; the records not spooled are in the log above", append(attrs, "err", err)...)
 	case st.Dropped > 0 || st.Failed > 0:
 		log.Warn("usage ledger flushed; some records are only in the log", attrs...)
+	case st.SpoolPending > 0:
+		log.Warn("usage ledger flushed; records wait in the spool for the database, replayed at the next start", attrs...)
 	default:
 		log.Info("usage ledger flushed", attrs...)
 	}
