@@ -3,6 +3,9 @@ package usage
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/grokgate/grokgate"
 )
@@ -52,15 +55,7 @@ func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
 	}
 	if !m.seenFirst {
 		m.seenFirst = true
-		var head struct {
-			Response struct {
-				ID    string `json:"id"`
-				Model string `json:"model"`
-			} `json:"response"`
-		}
-		if decodeHead(data, &head) == nil {
-			m.ID, m.Model = head.Response.ID, head.Response.Model
-		}
+		m.ID, m.Model = responseHead(data)
 	}
 	if bytes.Contains(data, []byte(`.delta"`)) {
 		n := stringBytes(data, `"delta"`)
@@ -116,6 +111,50 @@ func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
 		}
 	}
 	return true
+}
+
+// responseHead reads the "id" and "model" of an event's "response" object
+// (names matched as decodeHead matches them, without regard to case) and
+// stops reading there: the first event's response object repeats the
+// request's instructions and tools, which can run to kilobytes, and this is
+// on the way to the client's first byte. A malformed event yields what was
+// read before the fault.
+func responseHead(data []byte) (id, model string) {
+	d := jsontext.NewDecoder(bytes.NewReader(data), lenient()...)
+	if t, err := d.ReadToken(); err != nil || t.Kind() != '{' {
+		return "", ""
+	}
+	for d.PeekKind() == '"' {
+		name, _ := d.ReadToken()
+		if !strings.EqualFold(name.String(), "response") || d.PeekKind() != '{' {
+			if d.SkipValue() != nil {
+				return id, model
+			}
+			continue
+		}
+		d.ReadToken()
+		for d.PeekKind() == '"' {
+			name, _ := d.ReadToken()
+			field := name.String()
+			switch {
+			case strings.EqualFold(field, "id") && d.PeekKind() == '"':
+				v, _ := d.ReadToken()
+				id = v.String()
+			case strings.EqualFold(field, "model") && d.PeekKind() == '"':
+				v, _ := d.ReadToken()
+				model = v.String()
+			default:
+				if d.SkipValue() != nil {
+					return id, model
+				}
+			}
+			if id != "" && model != "" {
+				return id, model
+			}
+		}
+		return id, model
+	}
+	return id, model
 }
 
 // sequenceNumber reads the top-level "sequence_number" of an event without

@@ -2,6 +2,7 @@ package usage
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -106,4 +107,56 @@ func TestResponsesMeterDecodesOnlyFirstAndTerminal(t *testing.T) {
 	if m.Terminal != "" || m.Seq != 1 {
 		t.Errorf("terminal %q, seq %d", m.Terminal, m.Seq)
 	}
+}
+
+// TestResponseHead: the first event's response id and model are read
+// wherever they sit in the response object, names matched without regard
+// to case, and a malformed event yields what came before the fault.
+func TestResponseHead(t *testing.T) {
+	for _, c := range []struct{ data, id, model string }{
+		{`{"type":"response.created","sequence_number":0,"response":{"id":"r1","object":"response","model":"grok-4.3","tools":[{"type":"web_search"}]}}`, "r1", "grok-4.3"},
+		{`{"response":{"tools":[{"type":"function","name":"id","parameters":{"id":"x","model":"y"}}],"instructions":"model: none","model":"m","id":"r2"},"type":"response.created"}`, "r2", "m"},
+		{`{"sequence_number":0,"type":"response.created","Response":{"ID":"r3","Model":"m3"}}`, "r3", "m3"},
+		{`{"response":{"id":"r4","model":null}}`, "r4", ""},
+		{`{"response":{"id":"r5","status":"in_progress"`, "r5", ""},
+		{`{"response":"r6"}`, "", ""},
+		{`[{"response":{"id":"r7"}}]`, "", ""},
+		{`{"item":{"response":{"id":"nested"}},"response":{"id":"r8","model":"m8"}}`, "r8", "m8"},
+		{``, "", ""},
+	} {
+		id, model := responseHead([]byte(c.data))
+		if id != c.id || model != c.model {
+			t.Errorf("%s: %q %q, want %q %q", c.data, id, model, c.id, c.model)
+		}
+	}
+}
+
+// BenchmarkResponseHead reads the head of a first event whose response
+// object carries a request's instructions and tools, against decoding it
+// whole (decodeHead), in the same run.
+func BenchmarkResponseHead(b *testing.B) {
+	tools := strings.Repeat(`{"type":"function","name":"lookup","description":"Looks a topic up in the team's notes and returns the passages that match.","parameters":{"type":"object","properties":{"topic":{"type":"string"}}}},`, 8)
+	data := []byte(`{"type":"response.created","sequence_number":0,"response":{"id":"6f1c2f4e-8d3a-4a57-9c3b-1f2e3d4c5b6a","object":"response","created_at":1773345550,"status":"in_progress","model":"grok-4.3","instructions":"You are a concise assistant for an engineering team.","tools":[` + tools + `{"type":"web_search"}],"output":[],"usage":null,"error":null}}`)
+	b.Run("head", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if id, _ := responseHead(data); id == "" {
+				b.Fatal("no id")
+			}
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var head struct {
+				Response struct {
+					ID    string `json:"id"`
+					Model string `json:"model"`
+				} `json:"response"`
+			}
+			if decodeHead(data, &head) != nil || head.Response.ID == "" {
+				b.Fatal("no id")
+			}
+		}
+	})
 }
