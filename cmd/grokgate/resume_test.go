@@ -413,11 +413,7 @@ func TestResumableEveryByteSplit(t *testing.T) {
 		want += "id: " + strconv.Itoa(i+1) + "\n" + ev
 	}
 	split := make(chan int, 1)
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/chat/completions" {
-			http.NotFound(w, r) // the model list, which must not take a split meant for a stream
-			return
-		}
+	upstream := httptest.NewServer(chatOnly(func(w http.ResponseWriter, r *http.Request) {
 		i := <-split
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, stream[:i])
