@@ -31,6 +31,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/ratelimit"
@@ -139,6 +140,15 @@ func ParseURL(url string) error {
 	return err
 }
 
+// noMaintNotifications turns off go-redis's cluster maintenance
+// notifications: a single Redis has none to send, and in the default
+// ("auto") mode the failed handshake on each new connection costs a round
+// trip and rewrites the options the connections share, a data race when
+// connections open concurrently.
+func noMaintNotifications() *maintnotifications.Config {
+	return &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+}
+
 // New returns a limiter on the Redis at url (redis://[:password@]host:port/db
 // or rediss:// for TLS). It does not connect yet: a Redis that is down at
 // start is handled like one that goes down later. Close stops it.
@@ -147,6 +157,7 @@ func New(url string, opt Options) (*Limiter, error) {
 	if err != nil {
 		return nil, errors.New("redis: the URL is not valid; write it like redis://HOST:6379/0")
 	}
+	ro.MaintNotificationsConfig = noMaintNotifications()
 	if opt.Prefix == "" {
 		opt.Prefix = "grokgate:rl:"
 	}

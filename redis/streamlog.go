@@ -96,7 +96,9 @@ func NewStreamLog(url string, opt StreamLogOptions) (*StreamLog, error) {
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = opt.Timeout, opt.Timeout, opt.Timeout
 	ro.PoolTimeout = 2 * opt.Timeout
 	ro.MaxRetries = -1 // a retried Append could append twice
+	ro.MaintNotificationsConfig = noMaintNotifications()
 	bo := *ro
+	bo.MaintNotificationsConfig = noMaintNotifications()
 	ro.PoolSize = 64
 	ro.MinIdleConns = 4
 	// Waiting reads get their own pool, so they never hold the connections
