@@ -131,6 +131,16 @@ func (s *Server) relayEnded(ctx context.Context, w http.ResponseWriter, r *http.
 		s.fail(w, r, e, err)
 		return
 	}
+	out.fail(r, s.midStreamError(cause), err)
+	if errors.Is(cause, errIdle) || errors.Is(cause, errTotal) {
+		out.hangUp(r)
+	}
+}
+
+// midStreamError is the error event for a stream that began and then
+// ended without its final event, cause being why its upstream context
+// ended (nil when xAI simply stopped): relayed and detached streams alike.
+func (s *Server) midStreamError(cause error) *apierror.Error {
 	msg := "the upstream stream ended unexpectedly before it was complete"
 	switch {
 	case errors.Is(cause, errFirstByteTimeout):
@@ -142,13 +152,9 @@ func (s *Server) relayEnded(ctx context.Context, w http.ResponseWriter, r *http.
 	case errors.Is(cause, errStopped):
 		msg = "grokgate is shutting down; send the request again"
 	case errors.Is(cause, errRevoked):
-		out.fail(r, &apierror.Error{Status: http.StatusUnauthorized, Code: "revoked_api_key", Message: errRevoked.Error()}, err)
-		return
+		return &apierror.Error{Status: http.StatusUnauthorized, Code: "revoked_api_key", Message: errRevoked.Error()}
 	}
-	out.fail(r, &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeUpstream, Code: "stream_interrupted", Message: msg}, err)
-	if errors.Is(cause, errIdle) || errors.Is(cause, errTotal) {
-		out.hangUp(r)
-	}
+	return &apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeUpstream, Code: "stream_interrupted", Message: msg}
 }
 
 // hangUp closes the client's connection after a stream a timeout ended: a

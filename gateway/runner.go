@@ -341,21 +341,7 @@ func (ru *runner) ended(err error) {
 		ru.fail(e)
 		return
 	}
-	msg := "the upstream stream ended unexpectedly before it was complete"
-	switch {
-	case errors.Is(cause, errFirstByteTimeout):
-		msg = "xAI did not start answering in time"
-	case errors.Is(cause, errIdle):
-		msg = "xAI sent nothing for " + ru.s.cfg.StreamIdleTimeout.String() + "; the stream was ended"
-	case errors.Is(cause, errTotal):
-		msg = "the stream ran longer than the gateway allows (" + ru.s.cfg.TotalTimeout.String() + ")"
-	case errors.Is(cause, errStopped):
-		msg = "grokgate is shutting down; send the request again"
-	case errors.Is(cause, errRevoked):
-		ru.fail(&apierror.Error{Status: http.StatusUnauthorized, Code: "revoked_api_key", Message: errRevoked.Error()})
-		return
-	}
-	ru.fail(&apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeUpstream, Code: "stream_interrupted", Message: msg})
+	ru.fail(ru.s.midStreamError(cause))
 }
 
 // renew keeps the runner's lease while the generation runs, and stops the
