@@ -36,7 +36,7 @@ type ownerBatcher struct {
 
 type pendingOwner struct {
 	o    grokgate.ResponseOwner
-	done chan error
+	done chan error // the write's result, for a waiting recorder; nil when written behind
 }
 
 // maxOwnerBatch bounds one statement (SQLite allows 32,766 parameters).
@@ -85,7 +85,7 @@ func (b *ownerBatcher) behind(o grokgate.ResponseOwner) {
 		b.idle = sync.NewCond(&b.mu)
 	}
 	b.unwritten[o.ResponseID] = o
-	b.pending = append(b.pending, &pendingOwner{o: o, done: make(chan error, 1)})
+	b.pending = append(b.pending, &pendingOwner{o: o}) // no one waits: done stays nil
 	if !b.writing {
 		b.writing = true
 		go b.drain(context.Background())
@@ -155,7 +155,9 @@ func (b *ownerBatcher) writeBatch(ctx context.Context) {
 	}
 	err := b.store.RecordResponseOwner(ctx, owners...)
 	for _, q := range batch {
-		q.done <- err
+		if q.done != nil {
+			q.done <- err
+		}
 	}
 	b.mu.Lock()
 	if b.local {
