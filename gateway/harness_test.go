@@ -175,6 +175,18 @@ func (h *harness) mint(t *testing.T, name string, role grokgate.Role, models []s
 // its whole body read.
 func (h *harness) do(t *testing.T, ctx context.Context, method, path, key, body string) (*http.Response, []byte) {
 	t.Helper()
+	resp, err := h.gw.Client().Do(h.request(t, ctx, method, path, key, body))
+	if err != nil {
+		return nil, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+// request is a JSON request to the gateway with key (none if "").
+func (h *harness) request(t *testing.T, ctx context.Context, method, path, key, body string) *http.Request {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -187,13 +199,7 @@ func (h *harness) do(t *testing.T, ctx context.Context, method, path, key, body 
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := h.gw.Client().Do(req)
-	if err != nil {
-		return nil, nil
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
+	return req
 }
 
 func chat(model, prompt string, stream, includeUsage bool) string {

@@ -131,16 +131,7 @@ func (s *sseReader) rest(t *testing.T) []sseEvent {
 // open sends a request and returns the response unread.
 func (h *harness) open(t *testing.T, ctx context.Context, method, path, key, body string, hdr map[string]string) *sseReader {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, h.gw.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
+	req := h.request(t, ctx, method, path, key, body)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
