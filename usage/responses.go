@@ -2,7 +2,6 @@ package usage
 
 import (
 	"bytes"
-	"encoding/json"
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -84,7 +83,7 @@ func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
 			Usage *wireResponsesUsage `json:"usage"`
 		} `json:"response"`
 	}
-	if json.Unmarshal(data, &ev) != nil {
+	if decodeHead(data, &ev) != nil {
 		return false
 	}
 	switch ev.Type {
@@ -120,7 +119,7 @@ func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
 // on the way to the client's first byte. A malformed event yields what was
 // read before the fault.
 func responseHead(data []byte) (id, model string) {
-	d := jsontext.NewDecoder(bytes.NewReader(data), lenient()...)
+	d := jsontext.NewDecoder(bytes.NewBuffer(data), lenient()...) // a Buffer is read in place
 	if t, err := d.ReadToken(); err != nil || t.Kind() != '{' {
 		return "", ""
 	}
@@ -244,7 +243,7 @@ func ParseResponse(body []byte) (id, model, status string, u Usage, tools grokga
 		Status string              `json:"status"`
 		Usage  *wireResponsesUsage `json:"usage"`
 	}
-	if json.Unmarshal(body, &r) != nil {
+	if decodeHead(body, &r) != nil {
 		return "", "", "", u, tools, false
 	}
 	if r.Usage != nil {
