@@ -183,8 +183,11 @@ func Attempts(resp *http.Response, err error) int {
 		return re.Attempts
 	}
 	if resp != nil {
-		if n, err := strconv.Atoi(resp.Header.Get(headerAttempts)); err == nil {
-			return n
+		// Absent on nearly every answer; Atoi's error for "" allocates.
+		if v := resp.Header.Get(headerAttempts); v != "" {
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
 		}
 	}
 	return 0
