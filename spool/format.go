@@ -6,10 +6,13 @@
 // Every file is a sequence of lines, each "CRC SP JSON LF": CRC is the
 // CRC-32C of JSON in eight hex digits. A line cut short by a crash, or
 // damaged, fails its checksum and is skipped; everything after it is read.
+// A run of NUL bytes at the end of a file is not damage: it is the unused
+// tail of a journal written through a mapping (journalFile).
 package spool
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"hash/crc32"
@@ -60,27 +63,80 @@ func parseLine(line []byte) ([]byte, error) {
 
 // lineReader reads lines from a file, counting the bytes it has consumed.
 type lineReader struct {
-	br  *bufio.Reader
-	off int64
+	br   *bufio.Reader
+	off  int64
+	line []byte // the line next returned, reused
 }
 
 func newLineReader(r io.Reader, off int64) *lineReader {
 	return &lineReader{br: bufio.NewReaderSize(r, 64<<10), off: off}
 }
 
-// next returns the next line's JSON. A damaged line returns errBadLine
-// (its bytes consumed); a last line without its newline, which a crash
-// cut short, is damaged too; io.EOF at the end.
+// next returns the next line's JSON, valid until the next call. A damaged
+// line returns errBadLine (its bytes consumed); so does a line cut short
+// by a crash: the last one without its newline, or one that NULs follow
+// (the tail of a mapped journal). A run of NULs ends the file when
+// nothing follows it, io.EOF; when lines do, it is damage (a crash lost
+// the pages before them), errBadLine.
 func (l *lineReader) next() ([]byte, error) {
-	line, err := l.br.ReadBytes('\n')
-	l.off += int64(len(line))
-	if err == io.EOF && len(line) > 0 {
+	zeros := false
+	for {
+		buf, err := l.buffered()
+		if err == io.EOF && zeros {
+			return nil, io.EOF
+		}
+		if err != nil {
+			return nil, err
+		}
+		n := len(buf) - len(bytes.TrimLeft(buf, "\x00"))
+		l.discard(n)
+		zeros = zeros || n > 0
+		if n < len(buf) {
+			break
+		}
+	}
+	if zeros {
 		return nil, errBadLine
 	}
-	if err != nil {
-		return nil, err
+	l.line = l.line[:0]
+	for {
+		buf, err := l.buffered()
+		if err == io.EOF {
+			return nil, errBadLine // len(l.line) > 0: there was a byte
+		}
+		if err != nil {
+			return nil, err
+		}
+		end := bytes.IndexByte(buf, '\n')
+		if end < 0 {
+			end = len(buf)
+		}
+		if nul := bytes.IndexByte(buf[:end], 0); nul >= 0 {
+			l.discard(nul) // the NULs are read next
+			return nil, errBadLine
+		}
+		l.line = append(l.line, buf[:end]...)
+		if end < len(buf) {
+			l.discard(end + 1)
+			return parseLine(l.line)
+		}
+		l.discard(end)
 	}
-	return parseLine(line[:len(line)-1])
+}
+
+// buffered returns what is buffered, reading more when nothing is.
+func (l *lineReader) buffered() ([]byte, error) {
+	if l.br.Buffered() == 0 {
+		if _, err := l.br.Peek(1); err != nil {
+			return nil, err
+		}
+	}
+	return l.br.Peek(l.br.Buffered())
+}
+
+func (l *lineReader) discard(n int) {
+	l.br.Discard(n)
+	l.off += int64(n)
 }
 
 // syncDir makes a file's creation or removal in dir durable.

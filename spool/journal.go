@@ -40,29 +40,31 @@ type JournalOptions struct {
 //	{"f":RECORD}                      its final record was handed to the recorder
 //	{"d":[ID,...]}                    those records are stored or spooled
 //
-// Begin and final lines are written (write(2), which a killed process does
-// not lose) before the request goes on; the others by a writer goroutine
-// that gathers those queued meanwhile into one write. All are fsynced
-// together once per Interval, which bounds what a machine crash can take. Progress is written at most once per Interval
-// per request, from counts the relay publishes when asked
-// (grokgate.Progress), never per event.
+// Begin and final lines are in the file's pages in the page cache, which a
+// killed process does not lose, before the request goes on. On Linux every
+// line is copied there through a shared mapping of the file, without a
+// system call (journalFile); elsewhere begin and final lines are written
+// with write(2) and the others by a writer goroutine that gathers those
+// queued meanwhile into one write. All are fsynced together once per
+// Interval, which bounds what a machine crash can take. Progress is
+// written at most once per Interval per request, from counts the relay
+// publishes when asked (grokgate.Progress), never per event.
 type Journal struct {
 	dir  string
 	opts JournalOptions
 	now  func() time.Time
 	spol *Spool
 
-	wmu      sync.Mutex // held while writing to f or replacing it
+	wmu      sync.Mutex // held while writing to out with write(2) outside mu, or replacing it
 	mu       sync.Mutex // the rest
-	f        *os.File
-	size     int64
+	out      *journalFile
 	live     map[string]*journalEntry
 	unsynced bool
 	renamed  bool   // rewrite replaced the file: the directory needs an fsync
 	werr     error  // the first write error, logged once
-	pend     []byte // lines queued for the writer goroutine
+	pend     []byte // lines queued for the writer goroutine (out not mapped)
 	spare    []byte // the buffer the writer wrote last, for reuse
-	line     []byte // Begin's and Final's line, reused
+	line     []byte // the line being written, reused
 
 	wake chan struct{} // lines were queued
 	stop chan struct{}
@@ -133,18 +135,25 @@ func (s *Spool) OpenJournal(opts JournalOptions) (*Journal, *Recovered, error) {
 	if bad > 0 {
 		s.log.Warn("usage journal: skipping damaged lines (a crash cut the last one short)", "lines", bad)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	out, err := createJournalFile(path, os.O_EXCL, mapSize(opts, 0), s.log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("usage journal: %w", err)
 	}
 	if err := syncDir(s.dir); err != nil {
-		f.Close()
+		out.drop()
 		return nil, nil, fmt.Errorf("usage journal: %w", err)
 	}
-	j := &Journal{dir: s.dir, opts: opts, now: s.opts.Now, spol: s, f: f, live: map[string]*journalEntry{},
+	j := &Journal{dir: s.dir, opts: opts, now: s.opts.Now, spol: s, out: out, live: map[string]*journalEntry{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go j.run()
 	return j, rec, nil
+}
+
+// mapSize is the size to map of a journal file that starts with n bytes:
+// twice what the rewrite lets it grow to, so that what a burst writes
+// between two ticks rarely outgrows it.
+func mapSize(opts JournalOptions, n int) int64 {
+	return 2 * max(opts.MaxBytes, int64(n))
 }
 
 // oldSeq is N of a journal.old.N path.
@@ -309,15 +318,21 @@ func (j *Journal) Open() int {
 	return len(j.live)
 }
 
-// write queues one line (a request's record is safe; progress) for the
-// writer goroutine and wakes it; j.mu is held. The writer writes whatever
-// has queued up in one write(2), at once when idle, so a burst of
-// requests costs one call. Were a process killed between the two, the
-// next start would write records again that are already stored, which
-// the ledger's idempotence makes harmless.
+// write writes one line (a request's record is safe; progress); j.mu is
+// held. Into a mapped file it is copied at once. Otherwise it is queued
+// for the writer goroutine, which writes whatever has queued up in one
+// write(2), at once when idle, so a burst of requests costs one call.
+// Were a process killed between the two, the next start would write
+// records again that are already stored, which the ledger's idempotence
+// makes harmless.
 func (j *Journal) write(payload []byte, err error) {
 	if err != nil {
 		j.fail(err)
+		return
+	}
+	if j.out != nil && j.out.mapped() {
+		j.line = appendLine(j.line[:0], payload)
+		j.put(j.line)
 		return
 	}
 	if len(j.pend) == 0 {
@@ -339,13 +354,16 @@ func (j *Journal) writeRecord(key string, rec *grokgate.Record) {
 	sealLine(b)
 	b = append(b, '\n')
 	j.line = b
-	if j.f == nil {
+	j.put(b)
+}
+
+// put writes b, whole lines, to the file; j.mu is held.
+func (j *Journal) put(b []byte) {
+	if j.out == nil {
 		return
 	}
-	n, err := j.f.Write(b)
-	j.size += int64(n)
 	j.unsynced = true
-	if err != nil {
+	if err := j.out.write(b); err != nil {
 		j.fail(err)
 	}
 }
@@ -385,16 +403,26 @@ func (j *Journal) flush() {
 
 func (j *Journal) flushLocked() {
 	j.mu.Lock()
-	buf, f := j.pend, j.f
+	buf, out := j.pend, j.out
 	j.pend, j.spare = j.spare[:0], nil
-	j.mu.Unlock()
-	if len(buf) == 0 || f == nil {
+	if len(buf) > 0 && out != nil && out.mapped() {
+		// Lines are queued only while the file is not mapped, and the
+		// rewrite that maps a new one drops them; were some left, they
+		// are copied, under j.mu like every store into the mapping.
+		j.put(buf)
+		j.mu.Unlock()
 		j.giveBack(buf)
 		return
 	}
-	n, err := f.Write(buf)
+	j.mu.Unlock()
+	if len(buf) == 0 || out == nil {
+		j.giveBack(buf)
+		return
+	}
+	// Not mapped: it stays so while j.wmu is held (only rewrite maps).
+	n, err := out.f.Write(buf)
 	j.mu.Lock()
-	j.size += int64(n)
+	out.size += int64(n)
 	j.unsynced = true
 	if err != nil {
 		j.fail(err)
@@ -434,17 +462,22 @@ func (j *Journal) tick() {
 		p, err := json.Marshal(journalLine{Progress: id, Content: c, Reason: r, Time: now})
 		j.write(p, err)
 	}
-	if j.size > j.opts.MaxBytes {
+	if j.out != nil && j.out.size > j.opts.MaxBytes {
 		j.rewrite() // holds what was queued too
 	}
 	j.mu.Unlock()
 	j.flushLocked()
 	j.mu.Lock()
-	f, sync, renamed := j.f, j.unsynced, j.renamed
+	var f *os.File
+	if j.out != nil {
+		f = j.out.f // closed only by rewrite and Close, neither of which runs meanwhile
+	}
+	sync, renamed := j.unsynced, j.renamed
 	j.unsynced, j.renamed = false, false
 	j.mu.Unlock()
 	j.wmu.Unlock()
-	// Outside the locks: requests and the writer go on meanwhile.
+	// Outside the locks: requests and the writer go on meanwhile. On Linux
+	// fsync writes back the pages dirtied through the mapping too.
 	if sync && f != nil {
 		f.Sync()
 	}
@@ -482,27 +515,28 @@ func (j *Journal) rewrite() {
 		}
 	}
 	path := filepath.Join(j.dir, journalName)
-	f, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	out, err := createJournalFile(path+".tmp", os.O_TRUNC, mapSize(j.opts, len(buf)), j.spol.log)
 	if err == nil {
-		if _, err = f.Write(buf); err == nil {
+		if err = out.write(buf); err == nil {
 			err = os.Rename(path+".tmp", path)
 		}
 		if err != nil {
-			f.Close()
+			out.drop()
 		}
 	}
 	if err != nil {
 		j.spol.log.Error("usage journal: rewriting failed; it keeps growing", "err", err)
 		return
 	}
-	j.f.Close()
-	j.f, j.size = f, int64(len(buf))
+	j.out.drop()
+	j.out = out
 	j.unsynced, j.renamed = true, true
 	j.pend = j.pend[:0] // the open requests' state, which the rewrite holds
 }
 
 // Close stops the journal. When every request it noted is safe, the file
-// is emptied; otherwise it stays for the next start to recover.
+// is emptied; otherwise it stays, cut to its lines, for the next start to
+// recover.
 func (j *Journal) Close() error {
 	select {
 	case <-j.stop:
@@ -512,14 +546,10 @@ func (j *Journal) Close() error {
 	<-j.done
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.f == nil {
+	if j.out == nil {
 		return nil
 	}
-	var err error
-	if len(j.live) == 0 {
-		err = j.f.Truncate(0)
-	}
-	err = errors.Join(err, j.f.Sync(), j.f.Close())
-	j.f = nil
+	err := j.out.close(len(j.live) > 0)
+	j.out = nil
 	return err
 }
