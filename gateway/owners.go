@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/grokgate/grokgate"
 )
@@ -18,13 +19,20 @@ import (
 //
 // When the store is read by this process alone (SQLite), owners are written
 // behind: record returns at once, the owner is answered from memory until
-// its batch is written, and batches form from whatever arrived during the
-// last write. With several replicas (PostgreSQL) every other replica must
+// its batch is written, and a batch gathers for up to linger before it is
+// written (SQLite's commit, its file locks and page writes, is most of what
+// an owner costs, and concurrent streams rarely arrive during a write). With several replicas (PostgreSQL) every other replica must
 // find the owner as soon as the client has the id, so record waits.
 type ownerBatcher struct {
 	store ResponseOwners
 	local bool // the store is read by this process alone: write behind
-	log   *slog.Logger
+	// linger is how long a batch written behind gathers owners before it
+	// is written; zero writes at once. A process killed meanwhile loses
+	// them (their responses then answer 404, as for an unknown id).
+	linger time.Duration
+	log    *slog.Logger
+	// kick ends a linger early: the batch is full, or flush waits.
+	kick chan struct{}
 
 	mu      sync.Mutex
 	writing bool
@@ -38,6 +46,10 @@ type pendingOwner struct {
 	o    grokgate.ResponseOwner
 	done chan error // the write's result, for a waiting recorder; nil when written behind
 }
+
+// ownerLinger is how long owners written behind gather into one batch: at
+// a hundred new responses a second, five go in a commit instead of one.
+const ownerLinger = 50 * time.Millisecond
 
 // maxOwnerBatch bounds one statement (SQLite allows 32,766 parameters).
 const maxOwnerBatch = 256
@@ -58,7 +70,7 @@ func (b *ownerBatcher) record(ctx context.Context, o grokgate.ResponseOwner) err
 		b.writing = true
 		b.writeBatch(ctx)
 		if len(b.pending) > 0 {
-			go b.drain(context.WithoutCancel(ctx))
+			go b.drain(context.WithoutCancel(ctx), 0)
 		} else {
 			b.writing = false
 		}
@@ -83,12 +95,24 @@ func (b *ownerBatcher) behind(o grokgate.ResponseOwner) {
 	if b.unwritten == nil {
 		b.unwritten = map[string]grokgate.ResponseOwner{}
 		b.idle = sync.NewCond(&b.mu)
+		b.kick = make(chan struct{}, 1)
 	}
 	b.unwritten[o.ResponseID] = o
 	b.pending = append(b.pending, &pendingOwner{o: o}) // no one waits: done stays nil
-	if !b.writing {
+	switch {
+	case !b.writing:
 		b.writing = true
-		go b.drain(context.Background())
+		go b.drain(context.Background(), b.linger)
+	case len(b.pending) >= maxOwnerBatch:
+		b.wake()
+	}
+}
+
+// wake ends a linger under way, if any; b.mu is held.
+func (b *ownerBatcher) wake() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -122,12 +146,22 @@ func (b *ownerBatcher) flush() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for b.writing && b.idle != nil {
+		b.wake()
 		b.idle.Wait()
 	}
 }
 
-// drain writes batches until none is waiting.
-func (b *ownerBatcher) drain(ctx context.Context) {
+// drain writes batches until none is waiting, the first after gathering
+// owners for up to linger.
+func (b *ownerBatcher) drain(ctx context.Context, linger time.Duration) {
+	if linger > 0 {
+		t := time.NewTimer(linger)
+		select {
+		case <-t.C:
+		case <-b.kick:
+			t.Stop()
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for len(b.pending) > 0 {

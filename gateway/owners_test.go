@@ -171,3 +171,52 @@ func TestOwnerBatcherWritesBehind(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnerBatcherLingers: owners written behind gather for the linger and
+// go in one write, and flush (serve's, before the store closes) ends the
+// linger instead of waiting it out. The linger is an hour, so a flush that
+// waited for it would never return.
+func TestOwnerBatcherLingers(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "o.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	gate := make(chan struct{})
+	close(gate)
+	g := &gatedOwners{DB: db, gate: gate}
+	b := &ownerBatcher{store: g, local: true, linger: time.Hour, log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	for i := range 5 {
+		if err := b.record(ctx, grokgate.ResponseOwner{ResponseID: fmt.Sprintf("resp-%d", i), KeyID: "key_a", CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.mu.Lock()
+	calls := g.calls
+	g.mu.Unlock()
+	if calls != 0 {
+		t.Fatalf("%d writes while the batch lingers, want none", calls)
+	}
+	if o, ok := b.unwrittenOwner("resp-4"); !ok || o.KeyID != "key_a" {
+		t.Fatalf("a lingering owner is not answered from memory: %+v %v", o, ok)
+	}
+	done := make(chan struct{})
+	go func() { b.flush(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("flush waited for the linger")
+	}
+	g.mu.Lock()
+	if fmt.Sprint(g.batches) != "[5]" {
+		t.Errorf("batches %v, want [5]: every owner of the linger in one write", g.batches)
+	}
+	g.mu.Unlock()
+	for i := range 5 {
+		if o, err := db.ResponseOwner(ctx, fmt.Sprintf("resp-%d", i), now); err != nil || o.KeyID != "key_a" {
+			t.Errorf("resp-%d after flush: %+v %v", i, o, err)
+		}
+	}
+}

@@ -96,7 +96,8 @@ type Config struct {
 	// in batches, and answered from memory until written, so no request
 	// waits on the database for them. With several replicas on one store
 	// it must be false: another replica must find an owner as soon as its
-	// client holds the id.
+	// client holds the id. A batch gathers for ownerLinger before it is
+	// written; a process killed meanwhile loses those owners.
 	ResponseOwnersLocal bool
 	// Observer receives the request metrics (package metrics); nil
 	// measures nothing.
@@ -255,6 +256,9 @@ func NewServer(log *slog.Logger, cfg Config, auth Authenticator, up Upstream) *S
 	s.refused.now, s.refused.write = cfg.Now, s.record
 	s.models = newModelCatalog(up, cfg.ModelInfoTTL, cfg.Now, log)
 	s.owners.store, s.owners.local, s.owners.log = cfg.Responses, cfg.ResponseOwnersLocal, log
+	if cfg.ResponseOwnersLocal {
+		s.owners.linger = ownerLinger
+	}
 	s.up = observedUpstream{s: s, up: up} // after the catalog, whose fetches belong to no one request
 	s.bufs.New = func() any { b := make([]byte, 1<<10); return &b }
 	s.logAttrs.New = func() any { a := make([]slog.Attr, 0, 28); return &a }
