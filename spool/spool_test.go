@@ -418,17 +418,24 @@ func TestAppendRecordMatchesEncodingJSON(t *testing.T) {
 		ReasoningTokens: 3, CachedTokens: 4, CostTicks: 1 << 62, Estimated: true, Latency: 7 * time.Millisecond, TTFB: 8,
 		UpstreamID: "up</script>", ToolCalls: grokgate.ToolCalls{WebSearch: 1, XSearch: 2, CodeInterpreter: 3, FileSearch: 4, MCP: 5, DocumentSearch: 6},
 		Count: 9}
-	var mine, theirs grokgate.Record
-	if err := json.Unmarshal(appendRecord(nil, &r), &mine); err != nil {
-		t.Fatalf("%v: %s", err, appendRecord(nil, &r))
+	// And a request's begin: most fields zero, which are left out.
+	begun := grokgate.Record{Time: r.Time, RequestID: "req_1", KeyID: "key_1", Route: "/chat/completions", RequestedModel: "grok-4.3", Status: 200, Count: 1}
+	for _, r := range []grokgate.Record{r, begun} {
+		var mine, theirs grokgate.Record
+		if err := json.Unmarshal(appendRecord(nil, &r), &mine); err != nil {
+			t.Fatalf("%v: %s", err, appendRecord(nil, &r))
+		}
+		std, _ := json.Marshal(&r)
+		json.Unmarshal(std, &theirs)
+		if !mine.Time.Equal(theirs.Time) {
+			t.Fatalf("time %v, want %v", mine.Time, theirs.Time)
+		}
+		mine.Time = theirs.Time
+		if mine != theirs {
+			t.Fatalf("decoded\n %+v\nwant\n %+v", mine, theirs)
+		}
 	}
-	std, _ := json.Marshal(&r)
-	json.Unmarshal(std, &theirs)
-	if !mine.Time.Equal(theirs.Time) {
-		t.Fatalf("time %v, want %v", mine.Time, theirs.Time)
-	}
-	mine.Time = theirs.Time
-	if mine != theirs {
-		t.Fatalf("decoded\n %+v\nwant\n %+v", mine, theirs)
+	if n := len(appendRecord(nil, &begun)); n > 200 {
+		t.Errorf("a begun record takes %d bytes: %s", n, appendRecord(nil, &begun))
 	}
 }
