@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Usage is the part of xAI's usage object grokgate keeps. Completion
@@ -79,12 +80,12 @@ func (m *StreamMeter) Observe(data []byte) (usageChunk bool) {
 		return false
 	}
 	var c struct {
-		ID      string            `json:"id"`
-		Model   string            `json:"model"`
-		Choices []json.RawMessage `json:"choices"`
-		Usage   *wireUsage        `json:"usage"`
+		ID      string           `json:"id"`
+		Model   string           `json:"model"`
+		Choices []jsontext.Value `json:"choices"`
+		Usage   *wireUsage       `json:"usage"`
 	}
-	if json.Unmarshal(data, &c) != nil || c.Usage == nil {
+	if decodeHead(data, &c) != nil || c.Usage == nil {
 		return false
 	}
 	m.Usage, m.HaveUsage = c.Usage.usage(), true
