@@ -18,18 +18,12 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/gateway"
 )
 
-// Log is what the suite exercises: the interface the gateway declares.
-type Log interface {
-	Create(ctx context.Context, id string, meta grokgate.StreamMeta) error
-	Append(ctx context.Context, id string, data []byte) (seq int64, err error)
-	Renew(ctx context.Context, id string) (grokgate.StreamState, error)
-	Finish(ctx context.Context, id, status string) error
-	Read(ctx context.Context, id string, after int64, max int, wait time.Duration) ([]grokgate.StreamEvent, grokgate.StreamState, error)
-	State(ctx context.Context, id string) (grokgate.StreamState, error)
-	Cancel(ctx context.Context, id string) error
-}
+// Log is what the suite exercises: the interface the gateway declares, so
+// the two cannot drift apart.
+type Log = gateway.StreamLog
 
 // Bounds is what a test asks of the log it opens; zero fields mean the
 // implementation's defaults.

@@ -208,13 +208,8 @@ func TestDrainOnSIGTERM(t *testing.T) {
 			t.Fatalf("stream %d did not finish: %q", i, b)
 		}
 	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("exit: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("process did not exit")
+	if err := waitExit(t, p, 20*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
 	}
 	// Every stream that finished during the drain has its usage record.
 	out, err := cli(t, nil, "usage", "--json", "--db", p.db)

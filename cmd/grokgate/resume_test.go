@@ -374,13 +374,8 @@ func TestDrainBackgroundOnSIGTERM(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("exit: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("process did not exit")
+	if err := waitExit(t, p, 20*time.Second); err != nil {
+		t.Fatalf("exit: %v", err)
 	}
 	out, err := cli(t, nil, "usage", "--json", "--db", p.db)
 	if err != nil {
