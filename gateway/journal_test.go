@@ -55,15 +55,7 @@ func TestRelayPublishesProgressWhenAsked(t *testing.T) {
 func TestRelayJournaledAllocsPerEvent(t *testing.T) {
 	s := relayServer()
 	w := &sinkWriter{h: http.Header{}}
-	allocs := func(n int) float64 {
-		return testing.AllocsPerRun(20, func() { relayJournaled(s, w, n, 10) })
-	}
-	// 20,000 events apart: under the race detector sync.Pool drops items at
-	// random, which moves a stream's fixed allocations by a few either way.
-	short, long := allocs(10), allocs(20010)
-	if perEvent := (long - short) / 20000; perEvent > 0.001 {
-		t.Errorf("relaying allocates %.3f times per event (%.0f allocs for 10 events, %.0f for 20010)", perEvent, short, long)
-	}
+	noAllocsPerEvent(t, "relaying journaled", func(n int) { relayJournaled(s, w, n, 10) })
 }
 
 // BenchmarkRelayJournaled is BenchmarkRelay with the journal asking for

@@ -47,15 +47,7 @@ func TestRelayAllocsPerEventObserved(t *testing.T) {
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gap", Buckets: prometheus.DefBuckets})
 	s.cfg.Observer = histStreams{h}
 	w := &sinkWriter{h: http.Header{}}
-	allocs := func(n int) float64 {
-		return testing.AllocsPerRun(20, func() { relayStream(s, w, n) })
-	}
-	// 20,000 events apart: under the race detector sync.Pool drops items at
-	// random, which moves a stream's fixed allocations by a few either way.
-	short, long := allocs(10), allocs(20010)
-	if perEvent := (long - short) / 20000; perEvent > 0.001 {
-		t.Errorf("relaying with metrics allocates %.3f times per event (%.0f for 10 events, %.0f for 20010)", perEvent, short, long)
-	}
+	noAllocsPerEvent(t, "relaying with metrics", func(n int) { relayStream(s, w, n) })
 }
 
 type oneKey struct {
