@@ -30,18 +30,20 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, e, nil)
 		return
 	}
-	if req.stream && s.cfg.Streams != nil && wantsResumable(r) {
-		s.serveResumableChat(w, r, body, &req)
-		return
-	}
-	s.serveChat(w, r, body, &req)
+	s.serveChat(w, r, body, &req, req.stream && s.cfg.Streams != nil && wantsResumable(r))
 }
 
 // serveChat answers a parsed chat completion body; /vision/analyze ends
-// here too.
-func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte, req *parsedChat) {
+// here too. resumable: the client asked for a resumable stream, which it
+// gets when xAI is asked to stream (an image answered without xAI's stream
+// has nothing to resume).
+func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte, req *parsedChat, resumable bool) {
 	body, stream, ok := s.admitChatBody(w, r, body, req)
 	if !ok {
+		return
+	}
+	if resumable && stream {
+		s.serveResumableChat(w, r, body)
 		return
 	}
 	// The upstream context derives from the client's, so a client that goes

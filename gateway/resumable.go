@@ -11,29 +11,10 @@ import (
 // (runner.go) into the stream log, and this client reads the log like any
 // later one: its events carry id: lines, the stream's id comes in
 // X-Grokgate-Stream-Id, and GET /chat/completions/{id}/stream with
-// Last-Event-ID picks it up on any replica. Plain streams never come here:
-// their relay stays as it was.
-func (s *Server) serveResumableChat(w http.ResponseWriter, r *http.Request, body []byte, req *parsedChat) {
-	body, stream, ok := s.admitChatBody(w, r, body, req)
-	if !ok {
-		return
-	}
-	if !stream {
-		// Images answered without xAI's stream: nothing runs on to resume.
-		ctx, cancel, _ := s.upstreamContext(r)
-		defer cancel(nil)
-		resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/chat/completions", Body: body})
-		if !ok {
-			return
-		}
-		defer resp.Body.Close()
-		if req.stream && s.cfg.VisionStream == VisionStreamEmulate {
-			s.emulateStream(ctx, w, r, resp, req.includeUsage)
-			return
-		}
-		s.forwardJSON(ctx, w, r, resp, false)
-		return
-	}
+// Last-Event-ID picks it up on any replica. serveChat sends it here once
+// the request is admitted and xAI is to stream it; plain streams never
+// come here: their relay stays as it was.
+func (s *Server) serveResumableChat(w http.ResponseWriter, r *http.Request, body []byte) {
 	ctx, abort, stop, wd := s.runnerContext(r)
 	resp, ok := s.send(ctx, w, r, xai.Request{Method: http.MethodPost, Path: "/chat/completions", Body: body})
 	if !ok {

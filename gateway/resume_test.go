@@ -475,3 +475,38 @@ func TestResumedErrorEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestResumableImageChatNotResumable: a resumable chat request with image
+// content, which xAI is asked to answer whole (emulate and json modes), is
+// answered as such a request always is: no stream id, no id: lines, and
+// nothing left running to resume.
+func TestResumableImageChatNotResumable(t *testing.T) {
+	for _, mode := range []VisionStream{VisionStreamEmulate, VisionStreamJSON} {
+		t.Run(string(mode), func(t *testing.T) {
+			h := resumeHarness(t, streamLogs[0].open, logBounds{}, func(c *Config) { c.VisionStream = mode })
+			body := `{"model":"grok-4.3","stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"What is in the picture?"},` +
+				`{"type":"image_url","image_url":{"url":"https://example.com/cat.png"}}]}]}`
+			req := h.request(t, context.Background(), "POST", "/v1/chat/completions", h.user, body)
+			req.Header.Set("X-Grokgate-Resumable", "true")
+			resp, err := h.gw.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || resp.Header.Get(headerStreamID) != "" {
+				t.Fatalf("status %d, stream id %q: %s", resp.StatusCode, resp.Header.Get(headerStreamID), b)
+			}
+			switch mode {
+			case VisionStreamJSON:
+				if resp.Header.Get(headerStreamFallback) != "true" || !strings.Contains(string(b), `"choices"`) {
+					t.Fatalf("json mode: %v %s", resp.Header, b)
+				}
+			default:
+				if !strings.HasSuffix(string(b), "data: [DONE]\n\n") || strings.Contains(string(b), "\nid:") || strings.HasPrefix(string(b), "id:") {
+					t.Fatalf("emulated stream: %s", b)
+				}
+			}
+		})
+	}
+}

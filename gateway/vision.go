@@ -123,7 +123,7 @@ func (s *Server) handleVision(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, e, nil)
 		return
 	}
-	s.serveChat(w, r, body, &chat)
+	s.serveChat(w, r, body, &chat, false)
 }
 
 func isMultipart(ct string) bool {
