@@ -211,13 +211,7 @@ func TestBackgroundCancel(t *testing.T) {
 		if len(gen) != 1 || gen[0].Outcome != grokgate.OutcomeClientCanceled {
 			t.Fatalf("the generation's records: %+v", gen)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for h.sim.Stats().StreamsCanceled != 1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("xAI's stream was not cancelled: %+v", h.sim.Stats())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitFor(t, "xAI's stream to be cancelled", func() bool { return h.sim.Stats().StreamsCanceled == 1 })
 	})
 }
 
