@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/grokgate/grokgate/usage"
@@ -79,7 +80,10 @@ func FuzzParseChat(f *testing.F) {
 	for _, b := range estimateBodies {
 		f.Add([]byte(b))
 	}
+	f.Add([]byte(`{"model":"grok-4.3","messages":[{"role":"user","Content":"x"}],"STREAM":true}`))
+	f.Add([]byte(`{"model":"grok-4.3","messages":[{"role":"user","content":"\\\"MODEL\":"}],"mod\u0065l":"x"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
+		noVariantSkipped(t, body, reflect.TypeFor[*chatRequest]())
 		p, e := parseChat(body)
 		if e != nil {
 			if e.Status != 400 || e.Message == "" {

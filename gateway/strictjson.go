@@ -59,15 +59,35 @@ type caseSchema struct {
 	folded map[string]string      // lower-cased name → exact name
 	struc  bool
 	elem   *caseSchema // slices and arrays
+	// lower: every name in this schema and those it reaches is lower-case
+	// ASCII, so a body with no name that holds an upper-case letter, an
+	// escape or a non-ASCII byte has no case variant of any (plainNames).
+	lower bool
 }
 
 // newCaseSchemas builds the schemas of ts and of every type they reach.
 func newCaseSchemas(ts ...reflect.Type) map[reflect.Type]*caseSchema {
 	m := map[reflect.Type]*caseSchema{}
 	for _, t := range ts {
-		m[t] = buildCaseSchema(t, map[reflect.Type]*caseSchema{})
+		m[t] = newCaseSchema(t)
 	}
 	return m
+}
+
+// newCaseSchema builds t's schema and notes whether all its names are
+// lower-case.
+func newCaseSchema(t reflect.Type) *caseSchema {
+	seen := map[reflect.Type]*caseSchema{}
+	s := buildCaseSchema(t, seen)
+	if s != nil {
+		s.lower = true
+		for _, st := range seen {
+			for name := range st.fields {
+				s.lower = s.lower && plainName([]byte(name))
+			}
+		}
+	}
+	return s
 }
 
 // buildCaseSchema builds t's schema; seen holds the structs being built,
@@ -116,15 +136,83 @@ func buildCaseSchema(t reflect.Type, seen map[reflect.Type]*caseSchema) *caseSch
 func checkNameCase(b []byte, t reflect.Type) error {
 	s, ok := requestSchemas[t]
 	if !ok {
-		s = buildCaseSchema(t, map[reflect.Type]*caseSchema{})
+		s = newCaseSchema(t)
 	}
 	if s == nil || (!s.struc && s.elem == nil) {
 		return nil // nothing named in it is read: Unmarshal's pass was enough
 	}
+	if s.lower && plainNames(b) {
+		// No name in b can match a lower-case name only when case is
+		// ignored: nearly every request, spared the walk.
+		return nil
+	}
+	return walkCase(b, s)
+}
+
+// walkCase is checkNameCase's walk of b along s.
+func walkCase(b []byte, s *caseSchema) error {
 	// From a bytes.Buffer the decoder reads b in place; from any other
 	// reader it copies it into buffers of its own.
 	dec := jsontext.NewDecoder(bytes.NewBuffer(b), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	return walkNameCase(dec, s)
+}
+
+// plainNames reports whether every member name in b, valid JSON, is plain:
+// no upper-case ASCII letter, no escape and no non-ASCII byte (which case
+// folding may turn into ASCII: the Kelvin sign K folds to k). Such a name
+// equals its own lower case, so it matches a lower-case field exactly or
+// not at all. In valid JSON every quote outside a string opens one, and a
+// string followed by a colon is a member name.
+func plainNames(b []byte) bool {
+	for i := 0; ; {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return true
+		}
+		start := i + q + 1
+		end := closingQuote(b, start)
+		if end < 0 {
+			return false // not the JSON expected: let the walk judge
+		}
+		j := end + 1
+		for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+			j++
+		}
+		if j < len(b) && b[j] == ':' && !plainName(b[start:end]) {
+			return false
+		}
+		i = end + 1
+	}
+}
+
+// closingQuote returns the index of the quote that ends the string whose
+// text starts at b[i], or -1: the first quote not escaped, that is not
+// preceded by an odd run of backslashes.
+func closingQuote(b []byte, i int) int {
+	for {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return -1
+		}
+		p := i + q
+		n := 0
+		for k := p - 1; k >= i && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return p
+		}
+		i = p + 1
+	}
+}
+
+func plainName(name []byte) bool {
+	for _, c := range name {
+		if 'A' <= c && c <= 'Z' || c == '\\' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func walkNameCase(dec *jsontext.Decoder, s *caseSchema) error {

@@ -3,8 +3,10 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -67,5 +69,57 @@ func TestSimulatorNamesCaseSensitive(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("%s: %d, want %d", body, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestPlainNames: only a body whose every member name is lower-case ASCII
+// without escapes is spared the name-case walk; quotes and backslashes in
+// strings never make text look like a name.
+func TestPlainNames(t *testing.T) {
+	for _, c := range []struct {
+		body  string
+		plain bool
+	}{
+		{`{"model":"grok-4.3","messages":[{"role":"user","content":"Say \"MODEL\": 1"}]}`, true},
+		{`{"model":"Grok","messages":[{"role":"user","content":"x"}],"stream":true}`, true},
+		{`{"MODEL":"grok-4.3"}`, false},
+		{`{"model":"x","messages":[{"Role":"user"}]}`, false},
+		{`{"mod\u0065l":"x"}`, false},
+		{`{"x":"\\","STREAM":true}`, false},
+		{`{"x":"a\\\"b","y":1}`, true},
+		{`{"mode\u212a":"x"}`, false},
+		{"{\"mode\u212al\":1}", false},
+		{`{"tools":[{"parameters":{"properties":{"Location":{}}}}]}`, false},
+		{`["MODEL", "A": 1]`, false},
+		{`{"a" : 1, "b"` + "\t" + `:"C"}`, true},
+		{`{"a":"unterminated`, false},
+	} {
+		if got := plainNames([]byte(c.body)); got != c.plain {
+			t.Errorf("plainNames(%s) = %v, want %v", c.body, got, c.plain)
+		}
+	}
+	if !requestSchemas[reflect.TypeFor[*chatRequest]()].lower || !requestSchemas[reflect.TypeFor[*responsesRequest]()].lower {
+		t.Error("the request schemas' names are lower-case, but are not marked so")
+	}
+	if s := newCaseSchema(reflect.TypeFor[*struct {
+		A struct {
+			MaxTokens int `json:"maxTokens"`
+		} `json:"a"`
+	}]()); s.lower {
+		t.Error("a schema with the name maxTokens is marked lower-case")
+	}
+}
+
+// noVariantSkipped fails if plainNames spares b, valid JSON, a walk that
+// would have found a case variant in it: the fuzzers of the request
+// parsers call it on every input.
+func noVariantSkipped(t *testing.T, b []byte, typ reflect.Type) {
+	t.Helper()
+	if !json.Valid(b) || !plainNames(b) {
+		return
+	}
+	var cv *caseVariantError
+	if err := walkCase(b, requestSchemas[typ]); errors.As(err, &cv) {
+		t.Fatalf("%q: plainNames passed a body with the case variant %s", b, cv.param)
 	}
 }
