@@ -107,7 +107,7 @@ func (m *meter) askStreamUsage(s *Server, body []byte, req *parsedChat) []byte {
 	}
 	m.chat.clientUsage = req.includeUsage
 	if req.stream && !req.includeUsage {
-		forced, err := usage.ForceIncludeUsage(body)
+		forced, err := usage.ForceIncludeUsageValid(body)
 		if err != nil {
 			// parseChat accepted the body, so this is a gateway bug; the
 			// request still goes through, with estimated usage.

@@ -59,13 +59,23 @@ func BenchmarkEstimatePromptTokens(b *testing.B) {
 
 // BenchmarkForceIncludeUsage is the rewrite every metered stream's body gets
 // before it goes upstream, on a multi-turn conversation.
+// BenchmarkForceIncludeUsage: the scan of a body without stream_options
+// (ForceIncludeUsage) against what the gateway calls on a validated one
+// (ForceIncludeUsageValid), in the same run.
 func BenchmarkForceIncludeUsage(b *testing.B) {
 	body := benchPrompt()
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := ForceIncludeUsage(body); err != nil {
-			b.Fatal(err)
-		}
+	for _, f := range []struct {
+		name string
+		fn   func([]byte) ([]byte, error)
+	}{{"scan", ForceIncludeUsage}, {"valid", ForceIncludeUsageValid}} {
+		b.Run(f.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := f.fn(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

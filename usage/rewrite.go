@@ -43,6 +43,19 @@ func ForceIncludeUsage(body []byte) ([]byte, error) {
 	return splice(body, start+1, start+1, ins), nil
 }
 
+// ForceIncludeUsageValid is ForceIncludeUsage for a body known to be a valid
+// JSON object (the handler validated it). One holding neither the bytes
+// stream_options nor a \u escape, which could spell them, has no such
+// member: it gets it without being read, the whole conversation, on the
+// way to the stream's first byte.
+func ForceIncludeUsageValid(body []byte) ([]byte, error) {
+	if open := skipSpace(body, 0); open < len(body) && body[open] == '{' &&
+		!bytes.Contains(body, []byte("stream_options")) && !bytes.Contains(body, []byte(`\u`)) {
+		return splice(body, open+1, open+1, `"stream_options":{"include_usage":true},`), nil
+	}
+	return ForceIncludeUsage(body)
+}
+
 // memberValue finds the value of the top-level member name in the JSON
 // object starting at body[off] and returns its byte span. A repeated member
 // yields its last occurrence (the validator refuses repeated names anyway).

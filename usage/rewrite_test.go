@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -92,6 +93,9 @@ func FuzzForceIncludeUsage(f *testing.F) {
 		out, err := ForceIncludeUsage([]byte(in))
 		if err != nil {
 			t.Fatalf("%q: %v", in, err)
+		}
+		if valid, err := ForceIncludeUsageValid([]byte(in)); err != nil || !bytes.Equal(valid, out) {
+			t.Fatalf("%q: ForceIncludeUsageValid gave %q, %v; ForceIncludeUsage %q", in, valid, err, out)
 		}
 		var got map[string]any
 		if err := json.Unmarshal(out, &got); err != nil {
