@@ -25,33 +25,9 @@ func parseCompletionByDecoder(body []byte) (id, model string, u Usage, ok bool) 
 		if json.NewDecoder(bytes.NewReader(body[j:])).Decode(&w) != nil {
 			return "", "", Usage{}, false
 		}
-		str := func(key string) (string, bool) {
-			i := bytes.Index(body, []byte(key))
-			if i < 0 {
-				return "", false
-			}
-			j := skipSpace(body, i+len(key))
-			if j >= len(body) || body[j] != '"' {
-				return "", false
-			}
-			end := j + 1
-			for end < len(body) && body[end] != '"' {
-				if body[end] == '\\' {
-					end++
-				}
-				end++
-			}
-			if end >= len(body) {
-				return "", false
-			}
-			var v string
-			if json.Unmarshal(body[j:end+1], &v) != nil {
-				return "", false
-			}
-			return v, true
-		}
-		id, okID := str(`"id":`)
-		model, okModel := str(`"model":`)
+		// Its id and model were read as firstString reads them.
+		id, okID := firstString(body, `"id":`)
+		model, okModel := firstString(body, `"model":`)
 		if !okID || !okModel {
 			return "", "", Usage{}, false
 		}
