@@ -170,14 +170,7 @@ func (s *Server) ReadJSON(w http.ResponseWriter, r *http.Request, limit int64, v
 	if e != nil {
 		return e
 	}
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		return apierror.Invalid("", "Request body is empty; send a JSON object.")
-	}
-	if trimmed[0] != '{' {
-		return apierror.Invalid("", "Request body must be a JSON object.")
-	}
-	return decodeBody(body, v)
+	return decodeObject(body, v, "")
 }
 
 // bodyTimeout is the 408 for a body that did not arrive in time. The

@@ -67,22 +67,12 @@ type parsedChat struct {
 // the field and says what is expected.
 func parseChat(body []byte) (parsedChat, *apierror.Error) {
 	var p parsedChat
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return p, apierror.Invalid("", "Request body is empty; send a JSON object with \"model\" and \"messages\".")
-	}
-	if trimmed[0] != '{' {
-		return p, apierror.Invalid("", "Request body must be a JSON object.")
-	}
 	var req chatRequest
-	if e := decodeBody(body, &req); e != nil {
+	if e := decodeObject(body, &req, ` with "model" and "messages"`); e != nil {
 		return p, e
 	}
-	if req.Model == nil || *req.Model == "" {
-		return p, apierror.Invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
-	}
-	p.model = *req.Model
-	if e := checkModelName(p.model); e != nil {
+	var e *apierror.Error
+	if p.model, e = requiredModel(req.Model); e != nil {
 		return p, e
 	}
 	if req.Messages == nil {
@@ -142,6 +132,29 @@ func parseChat(body []byte) (parsedChat, *apierror.Error) {
 		return p, apierror.Invalid("top_p", fmt.Sprintf("Invalid value for 'top_p': %g; expected a number from 0 to 1.", *req.TopP))
 	}
 	return p, nil
+}
+
+// decodeObject decodes body, which must be a JSON object, into v with
+// decodeBody; wants ends the message for an empty body, saying what the
+// object must hold (` with "model" and "messages"`), or is "".
+func decodeObject(body []byte, v any, wants string) *apierror.Error {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return apierror.Invalid("", "Request body is empty; send a JSON object"+wants+".")
+	}
+	if trimmed[0] != '{' {
+		return apierror.Invalid("", "Request body must be a JSON object.")
+	}
+	return decodeBody(body, v)
+}
+
+// requiredModel returns the request's model, or the error for one that is
+// missing or not a model name.
+func requiredModel(m *string) (string, *apierror.Error) {
+	if m == nil || *m == "" {
+		return "", apierror.Invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
+	}
+	return *m, checkModelName(*m)
 }
 
 // decodeBody decodes a request body into v, as every JSON endpoint reads

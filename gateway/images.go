@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -47,15 +46,8 @@ type parsedImages struct {
 // send to xAI: OpenAI's size turned into aspect_ratio (xAI rejects size),
 // stream removed (images never stream), the default model filled in.
 func parseImages(body []byte) (p parsedImages, e *apierror.Error) {
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return p, apierror.Invalid("", "Request body is empty; send a JSON object with a \"prompt\".")
-	}
-	if trimmed[0] != '{' {
-		return p, apierror.Invalid("", "Request body must be a JSON object.")
-	}
 	var req imageRequest
-	if e := decodeBody(body, &req); e != nil {
+	if e := decodeObject(body, &req, ` with a "prompt"`); e != nil {
 		return p, e
 	}
 	if req.Prompt == nil || strings.TrimSpace(*req.Prompt) == "" {

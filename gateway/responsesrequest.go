@@ -63,22 +63,12 @@ type parsedResponses struct {
 // expected; the rest of the body is xAI's to judge.
 func parseResponses(body []byte) (parsedResponses, *apierror.Error) {
 	var p parsedResponses
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return p, apierror.Invalid("", "Request body is empty; send a JSON object with \"model\" and \"input\".")
-	}
-	if trimmed[0] != '{' {
-		return p, apierror.Invalid("", "Request body must be a JSON object.")
-	}
 	var req responsesRequest
-	if e := decodeBody(body, &req); e != nil {
+	if e := decodeObject(body, &req, ` with "model" and "input"`); e != nil {
 		return p, e
 	}
-	if req.Model == nil || *req.Model == "" {
-		return p, apierror.Invalid("model", "Missing required parameter: 'model' (a string such as \"grok-4.3\").")
-	}
-	p.model = *req.Model
-	if e := checkModelName(p.model); e != nil {
+	var e *apierror.Error
+	if p.model, e = requiredModel(req.Model); e != nil {
 		return p, e
 	}
 	if req.Stream != nil {

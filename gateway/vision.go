@@ -131,15 +131,8 @@ func isMultipart(ct string) bool {
 }
 
 func parseVisionJSON(body []byte) (*visionRequest, *apierror.Error) {
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return nil, apierror.Invalid("", "Request body is empty; send a JSON object with \"image_url\" (or \"image_urls\") and a \"prompt\".")
-	}
-	if trimmed[0] != '{' {
-		return nil, apierror.Invalid("", "Request body must be a JSON object.")
-	}
 	var in visionJSON
-	if e := decodeBody(body, &in); e != nil {
+	if e := decodeObject(body, &in, ` with "image_url" (or "image_urls") and a "prompt"`); e != nil {
 		return nil, e
 	}
 	req := &visionRequest{maxTokens: in.MaxTokens, temperature: in.Temperature}
