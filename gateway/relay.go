@@ -124,17 +124,23 @@ func (s *Server) relayEnded(ctx context.Context, w http.ResponseWriter, r *http.
 	cause := context.Cause(ctx)
 	noteStreamEnd(r, cause)
 	if out.claim() {
-		e := upstreamFailure(ctx, r.Context(), err)
-		if errors.Is(err, errNoEnd) {
-			e.Message = "xAI ended the stream before sending any event; try again"
-		}
-		s.fail(w, r, e, err)
+		s.fail(w, r, noEventFailure(ctx, r.Context(), err), err)
 		return
 	}
 	out.fail(r, s.midStreamError(cause), err)
 	if errors.Is(cause, errIdle) || errors.Is(cause, errTotal) {
 		out.hangUp(r)
 	}
+}
+
+// noEventFailure is the HTTP error for an upstream stream that ended, with
+// err (errNoEnd: xAI simply stopped), before any of its events was sent.
+func noEventFailure(ctx, clientCtx context.Context, err error) *apierror.Error {
+	e := upstreamFailure(ctx, clientCtx, err)
+	if errors.Is(err, errNoEnd) {
+		e.Message = "xAI ended the stream before sending any event; try again"
+	}
+	return e
 }
 
 // midStreamError is the error event for a stream that began and then

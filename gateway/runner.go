@@ -325,20 +325,17 @@ func (ru *runner) ended(err error) {
 		info.status = statusClientClosed
 		return
 	case errors.Is(cause, errAbandoned):
-		info.status = statusClientClosed
 		ru.fail(&apierror.Error{Status: http.StatusGone, Type: apierror.TypeInvalidRequest, Code: "stream_abandoned",
 			Message: "no client read this stream for " + ru.s.cfg.ResumeWindow.String() + ", so its generation was stopped"})
+		// After fail, which notes an unstarted stream's 410: the client
+		// went away, and that is what the record says.
 		info.status = statusClientClosed
 		return
 	case ru.status == streamOverflow:
 		return
 	}
 	if !ru.created {
-		e := upstreamFailure(ru.ctx, context.Background(), err)
-		if errors.Is(err, errNoEnd) {
-			e.Message = "xAI ended the stream before sending any event; try again"
-		}
-		ru.fail(e)
+		ru.fail(noEventFailure(ru.ctx, context.Background(), err))
 		return
 	}
 	ru.fail(ru.s.midStreamError(cause))
