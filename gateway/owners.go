@@ -14,15 +14,17 @@ import (
 // to arrive writes, and owners that arrive while it writes wait and go
 // together in its next write. Concurrent streams then share one database
 // commit instead of paying one each (on SQLite, most of the CPU a Responses
-// stream costs grokgate), and a lone stream still writes at once: there is
-// no timer to wait for and no goroutine of its own.
+// stream costs grokgate).
 //
-// When the store is read by this process alone (SQLite), owners are written
-// behind: record returns at once, the owner is answered from memory until
-// its batch is written, and a batch gathers for up to linger before it is
-// written (SQLite's commit, its file locks and page writes, is most of what
-// an owner costs, and concurrent streams rarely arrive during a write). With several replicas (PostgreSQL) every other replica must
-// find the owner as soon as the client has the id, so record waits.
+// With several replicas on one store (PostgreSQL) every other replica must
+// find the owner as soon as the client has the id, so record waits for the
+// write, and a lone stream writes at once, with no timer and no goroutine
+// of its own. When the store is read by this process alone (SQLite),
+// owners are written behind instead: record returns at once, the owner is
+// answered from memory until its batch is written, and a batch gathers for
+// up to linger first (SQLite's commit, its file locks and page writes, is
+// most of what an owner costs, and concurrent streams rarely arrive during
+// a write).
 type ownerBatcher struct {
 	store ResponseOwners
 	local bool // the store is read by this process alone: write behind
