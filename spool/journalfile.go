@@ -42,10 +42,7 @@ func createJournalFile(path string, flag int, mapSize int64, log *slog.Logger) (
 // When that fails the file is cut back to its lines and written with
 // write(2) from then on.
 func (o *journalFile) remap(n int64) {
-	if o.m != nil {
-		unmapFile(o.m)
-		o.m = nil
-	}
+	o.unmap()
 	page := int64(os.Getpagesize())
 	n = (n + page - 1) / page * page
 	err := o.f.Truncate(n)
@@ -54,9 +51,19 @@ func (o *journalFile) remap(n int64) {
 	}
 	if err != nil {
 		o.m = nil
-		o.f.Truncate(o.size)
+		o.f.Truncate(o.size) // back to its lines, for write(2) to append to
 		o.log.Warn("usage journal: cannot map its file; writing it with write(2)", "err", err)
 	}
+}
+
+// unmap drops the mapping, if any.
+func (o *journalFile) unmap() error {
+	if o.m == nil {
+		return nil
+	}
+	err := unmapFile(o.m)
+	o.m = nil
+	return err
 }
 
 // mapped says lines are written through the mapping.
@@ -78,8 +85,7 @@ func (o *journalFile) write(b []byte) error {
 		}
 		// Nothing was lost yet: the line's request has not gone on.
 		o.log.Error("usage journal: writing through its mapping faulted (is the disk full?); writing it with write(2)")
-		unmapFile(o.m)
-		o.m = nil
+		o.unmap()
 		o.f.Truncate(o.size)
 	}
 	n, err := o.f.Write(b)
@@ -107,12 +113,8 @@ func copyIn(dst, b []byte) (ok bool) {
 // close unmaps and closes the file, cut to its lines, or emptied when
 // !keep, and fsyncs it.
 func (o *journalFile) close(keep bool) error {
-	var err error
 	mapped := o.m != nil
-	if mapped {
-		err = unmapFile(o.m)
-		o.m = nil
-	}
+	err := o.unmap()
 	switch {
 	case !keep:
 		err = errors.Join(err, o.f.Truncate(0))
@@ -124,9 +126,6 @@ func (o *journalFile) close(keep bool) error {
 
 // drop unmaps and closes the file as it is: one the rewrite replaced.
 func (o *journalFile) drop() {
-	if o.m != nil {
-		unmapFile(o.m)
-		o.m = nil
-	}
+	o.unmap()
 	o.f.Close()
 }
