@@ -9,31 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/internal/logtest"
 	"github.com/grokgate/grokgate/xai"
 )
-
-// lockedLog is a log destination safe for the server's goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // panickyUpstream panics in Do on its first call and answers JSON after.
 type panickyUpstream struct {
@@ -68,9 +50,9 @@ func (panickyStream) Do(context.Context, xai.Request) (*http.Response, error) {
 		ContentLength: -1, Body: &panicAfterEvent{}}, nil
 }
 
-func recoverServer(t *testing.T, up Upstream) (*httptest.Server, *lockedLog, *records) {
+func recoverServer(t *testing.T, up Upstream) (*httptest.Server, *logtest.Buffer, *records) {
 	t.Helper()
-	logs, recs := &lockedLog{}, &records{}
+	logs, recs := &logtest.Buffer{}, &records{}
 	key := &grokgate.Key{ID: "key_1", Prefix: "gg-abc", Role: grokgate.RoleUser}
 	srv := httptest.NewServer(NewServer(slog.New(slog.NewJSONHandler(logs, nil)), Config{Usage: recs}, fixedAuth{key}, up))
 	t.Cleanup(srv.Close)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/internal/logtest"
 )
 
 // memSource is an in-memory Source numbering its changes as the stores do.
@@ -240,7 +241,7 @@ func TestCacheStaleness(t *testing.T) {
 	src := &memSource{}
 	k, secret, _ := Mint(Random(), "k", grokgate.RoleUser, start)
 	src.put(k)
-	var logs syncBuf
+	var logs logtest.Buffer
 	c := NewCacheWith(src, now, slog.New(slog.NewTextHandler(&logs, nil)), Options{MaxStaleness: time.Minute, Timeout: 50 * time.Millisecond})
 	if _, err := c.Authenticate(ctx, secret); !errors.Is(err, ErrNotLoaded) || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("before the first load: %v, want ErrNotLoaded", err)
@@ -327,21 +328,4 @@ func TestCacheLookupDeadline(t *testing.T) {
 	if err := c.Load(ctx); err == nil || time.Since(t0) > 3*timeout {
 		t.Errorf("load from a hanging store: %v after %v", err, time.Since(t0))
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

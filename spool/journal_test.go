@@ -11,34 +11,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/internal/logtest"
 )
 
-// logBuffer is a logger's output, safe to write from any goroutine.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func openLogged(t *testing.T, dir string) (*Spool, *logBuffer) {
+func openLogged(t *testing.T, dir string) (*Spool, *logtest.Buffer) {
 	t.Helper()
-	lb := &logBuffer{}
+	lb := &logtest.Buffer{}
 	s, err := Open(dir, slog.New(slog.NewTextHandler(lb, nil)), Options{})
 	if err != nil {
 		t.Fatal(err)

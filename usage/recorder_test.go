@@ -1,7 +1,6 @@
 package usage
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/internal/logtest"
 )
 
 // fakeSink stores batches; gate, when set, holds every insert until closed.
@@ -54,26 +54,8 @@ func (s *fakeSink) count() (records, batches int) {
 	return len(s.ids), len(s.batches)
 }
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func newLog() (*slog.Logger, *syncBuffer) {
-	var buf syncBuffer
+func newLog() (*slog.Logger, *logtest.Buffer) {
+	var buf logtest.Buffer
 	return slog.New(slog.NewTextHandler(&buf, nil)), &buf
 }
 

@@ -16,11 +16,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/grokgate/grokgate/internal/logtest"
 	"github.com/grokgate/grokgate/simulator"
 	"go.uber.org/goleak"
 )
@@ -59,7 +59,7 @@ func TestQuickRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	var stdout strings.Builder
-	progress := &lockedBuilder{}
+	progress := &logtest.Buffer{}
 	if err := run(ctx, args, []string{os.Args[0]}, []string{childEnv}, &stdout, io.MultiWriter(testLog{t}, progress)); err != nil {
 		t.Fatal(err)
 	}
@@ -164,24 +164,6 @@ func TestQuickRun(t *testing.T) {
 
 // testLog sends progress lines to the test log.
 type testLog struct{ t *testing.T }
-
-// lockedBuilder keeps what is written to it, for writers on any goroutine.
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func (l testLog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimRight(string(p), "\n"))
@@ -336,7 +318,7 @@ func TestHopRelay(t *testing.T) {
 	}
 	upstream.Start()
 	defer upstream.Close()
-	logs := &lockedBuilder{}
+	logs := &logtest.Buffer{}
 	addr, stop := startHop(t, upstream.Listener.Addr().String(), logs)
 	stopped := false
 	defer func() {

@@ -17,37 +17,11 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate"
+	"github.com/grokgate/grokgate/internal/logtest"
 	"github.com/grokgate/grokgate/pricing"
 	"github.com/grokgate/grokgate/simulator"
 	"github.com/grokgate/grokgate/sqlite"
 )
-
-// syncBuffer collects a command's output while it runs, and counts the
-// writes that delivered it (the log writer's batching is seen there).
-type syncBuffer struct {
-	mu     sync.Mutex
-	b      bytes.Buffer
-	writes int
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.writes++
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func (b *syncBuffer) Writes() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.writes
-}
 
 func newSimulator(t *testing.T) (*simulator.Simulator, string) {
 	sim := simulator.New(simulator.Options{})
@@ -320,7 +294,7 @@ func TestE2EMixedRequests(t *testing.T) {
 	}
 
 	// grokgate usage agrees with the records.
-	var out syncBuffer
+	var out logtest.Buffer
 	env := func(k string) string { return map[string]string{"GROKGATE_DB": db}[k] }
 	if err := run(context.Background(), []string{"usage", "--group-by", "model", "--json"}, env, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
@@ -346,7 +320,7 @@ func TestE2EMixedRequests(t *testing.T) {
 	if n != wantN || prompt != wantPrompt {
 		t.Errorf("usage --json: %d requests, %d prompt tokens; want %d, %d", n, prompt, wantN, wantPrompt)
 	}
-	out = syncBuffer{}
+	out = logtest.Buffer{}
 	if err := run(context.Background(), []string{"usage", "--group-by", "day"}, env, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +407,7 @@ func TestE2EGracefulShutdown(t *testing.T) {
 // TestE2EConfigErrors: a bad GROKGATE_DB is reported with the other
 // problems, without echoing a password.
 func TestE2EConfigErrors(t *testing.T) {
-	var stderr syncBuffer
+	var stderr logtest.Buffer
 	env := map[string]string{"GROKGATE_DB": "postgres://u:hunter2@127.0.0.1:notaport/x", "GROKGATE_USAGE_FLUSH_TIMEOUT": "-1s"}
 	err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, nil, io.Discard, &stderr)
 	if err == nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/grokgate/grokgate/internal/faultproxy"
+	"github.com/grokgate/grokgate/internal/logtest"
 	"github.com/grokgate/grokgate/internal/pgtest"
 )
 
@@ -285,7 +286,7 @@ func TestOneAdminKeyFromConcurrentStarts(t *testing.T) {
 		var wg sync.WaitGroup
 		keys := make(chan string, replicas)
 		errs := make(chan error, replicas)
-		var outs [replicas]syncBuffer
+		var outs [replicas]logtest.Buffer
 		for i := range replicas {
 			wg.Add(1)
 			go func() {

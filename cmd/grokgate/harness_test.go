@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/grokgate/grokgate/internal/logtest"
 )
 
 // gw is a grokgate started in-process through run(), exactly as main does;
@@ -27,7 +29,7 @@ type gw struct {
 
 	cancel context.CancelFunc
 	done   chan error
-	out    syncBuffer
+	out    logtest.Buffer
 }
 
 // simEnv is the environment of a gateway in front of the simulator at

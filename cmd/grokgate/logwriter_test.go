@@ -4,10 +4,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/grokgate/grokgate/internal/logtest"
 )
 
 func TestLogWriterBatchesLinesAndFlushesWithinTheInterval(t *testing.T) {
-	var out syncBuffer
+	var out logtest.Buffer
 	lw := newLogWriter(&out, 50*time.Millisecond)
 	defer lw.Close()
 	for i := 0; i < 100; i++ {
@@ -26,7 +28,7 @@ func TestLogWriterBatchesLinesAndFlushesWithinTheInterval(t *testing.T) {
 }
 
 func TestLogWriterFlushesWhenFull(t *testing.T) {
-	var out syncBuffer
+	var out logtest.Buffer
 	lw := newLogWriter(&out, time.Hour)
 	defer lw.Close()
 	line := []byte(strings.Repeat("x", 1023) + "\n")
@@ -39,7 +41,7 @@ func TestLogWriterFlushesWhenFull(t *testing.T) {
 }
 
 func TestLogWriterCloseWritesEverythingAndLaterLinesPassThrough(t *testing.T) {
-	var out syncBuffer
+	var out logtest.Buffer
 	lw := newLogWriter(&out, time.Hour)
 	lw.Write([]byte("a\n"))
 	lw.Write([]byte("b\n"))
@@ -56,7 +58,7 @@ func TestLogWriterCloseWritesEverythingAndLaterLinesPassThrough(t *testing.T) {
 }
 
 func TestLogWriterZeroIntervalWritesEachLine(t *testing.T) {
-	var out syncBuffer
+	var out logtest.Buffer
 	lw := newLogWriter(&out, 0)
 	lw.Write([]byte("a\n"))
 	if out.String() != "a\n" {

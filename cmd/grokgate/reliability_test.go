@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grokgate/grokgate/internal/logtest"
 	"github.com/grokgate/grokgate/postgres"
 )
 
@@ -98,7 +99,7 @@ type proc struct {
 	url  string
 	key  string
 	db   string
-	log  *syncBuffer // the process's stderr (the JSON log)
+	log  *logtest.Buffer // the process's stderr (the JSON log)
 	done chan error
 }
 
@@ -138,7 +139,7 @@ func startProcWith(t *testing.T, o procOpts) *proc {
 	}
 	cmd.Env = append(append(os.Environ(), env...), o.Env...)
 	stdout, _ := cmd.StdoutPipe()
-	p := &proc{cmd: cmd, db: db, log: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, db: db, log: &logtest.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

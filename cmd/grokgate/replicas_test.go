@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grokgate/grokgate/internal/logtest"
 	"github.com/grokgate/grokgate/internal/pgtest"
 	"github.com/grokgate/grokgate/simulator"
 )
@@ -24,7 +25,7 @@ func TestE2ETwoReplicasOnPostgres(t *testing.T) {
 	env := simEnv(simURL, "GROKGATE_DB", dsn)
 	getenv := func(k string) string { return env[k] }
 
-	var out syncBuffer
+	var out logtest.Buffer
 	if err := run(context.Background(), []string{"keys", "create", "--name", "ops", "--role", "admin"}, getenv, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
