@@ -1,6 +1,9 @@
 package usage
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -78,4 +81,42 @@ func BenchmarkForceIncludeUsage(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkMeterStream meters one whole stream as the simulator sends it
+// (20 text deltas, testdata/*-stream.jsonl): the work the relay does per
+// stream besides moving bytes. Reported per stream.
+func BenchmarkMeterStream(b *testing.B) {
+	load := func(name string) [][]byte {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return bytes.Split(bytes.TrimSpace(data), []byte("\n"))
+	}
+	chat, responses := load("chat-stream.jsonl"), load("responses-stream.jsonl")
+	b.Run("chat", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var m StreamMeter
+			for _, ev := range chat {
+				m.Observe(ev)
+			}
+			if !m.HaveUsage {
+				b.Fatal("no usage")
+			}
+		}
+	})
+	b.Run("responses", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m := NewResponsesMeter()
+			for _, ev := range responses {
+				m.Observe(ev)
+			}
+			if !m.HaveUsage {
+				b.Fatal("no usage")
+			}
+		}
+	})
 }

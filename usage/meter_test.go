@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 )
@@ -132,4 +133,29 @@ func TestParseCompletionFastMatchesFull(t *testing.T) {
 			t.Errorf("%s:\nfast %q %q %+v %v\nfull %q %q %+v %v", b, id, model, u, ok, fid, fmodel, fu, fok)
 		}
 	}
+}
+
+// FuzzScanChunk: the one-pass scan of a chat chunk gives exactly what a
+// search per key gives, on any bytes (escapes, keys run together, strings
+// left open, keys inside other keys' values).
+func FuzzScanChunk(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"53ae","choices":[{"index":0,"delta":{"content":" harbor","reasoning_content":"hm \"content\": x"}}]}`,
+		`{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\"a\":1}"}}]}}],"usage":{"prompt_tokens":1}}`,
+		`"content"content":"x"`, `"content":"\\"reasoning_content":"yy"`, `"content" : "a\u00e9"`, `"content":"open`,
+		`"usage"`, `"usag`, `"arguments":null,"arguments":"ab"`, `""""`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want := chunkText{
+			reasoning: stringBytes(data, `"reasoning_content"`),
+			content:   stringBytes(data, `"content"`),
+			arguments: stringBytes(data, `"arguments"`),
+			usage:     bytes.Contains(data, []byte(`"usage"`)),
+		}
+		if got := scanChunk(data); got != want {
+			t.Fatalf("%q: scanChunk %+v, per-key searches %+v", data, got, want)
+		}
+	})
 }

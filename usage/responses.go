@@ -49,20 +49,37 @@ func NewResponsesMeter() ResponsesMeter { return ResponsesMeter{Seq: -1} }
 // Observe takes one event's data and reports whether it ends the stream (a
 // terminal event or an error event).
 func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
+	typ, end, ok := leadingType(data)
+	if !ok {
+		return m.observeAnyLayout(data)
+	}
+	// xAI writes every event as {"type":...,"sequence_number":N,...}: the
+	// type says what the event is, with no search of the rest of it.
+	if n, ok := leadingSequenceNumber(data[end:]); ok {
+		m.Seq = n
+	} else if n, ok := sequenceNumber(data); ok {
+		m.Seq = n
+	}
+	m.first(data)
+	switch t := string(typ); {
+	case strings.HasSuffix(t, ".delta"):
+		m.countDelta(data, strings.HasPrefix(t, "response.reasoning"))
+		return false
+	case t == ResponseCompleted || t == ResponseIncomplete || t == ResponseFailed || t == ResponseError:
+		return m.decodeTerminal(data)
+	}
+	return false
+}
+
+// observeAnyLayout is Observe for an event whose first member is not its
+// type: it finds the kind of event by byte searches instead.
+func (m *ResponsesMeter) observeAnyLayout(data []byte) (terminal bool) {
 	if n, ok := sequenceNumber(data); ok {
 		m.Seq = n
 	}
-	if !m.seenFirst {
-		m.seenFirst = true
-		m.ID, m.Model = responseHead(data)
-	}
+	m.first(data)
 	if bytes.Contains(data, []byte(`.delta"`)) {
-		n := stringBytes(data, `"delta"`)
-		if bytes.Contains(data, []byte(`"response.reasoning`)) {
-			m.ReasoningBytes += n
-		} else {
-			m.ContentBytes += n
-		}
+		m.countDelta(data, bytes.Contains(data, []byte(`"response.reasoning`)))
 		return false
 	}
 	// A raw quoted type name can only be a JSON string token, never text
@@ -73,16 +90,30 @@ func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
 		!bytes.Contains(data, []byte(`"`+ResponseFailed+`"`)) && !hasStringValue(data, `"`+ResponseError+`"`) {
 		return false
 	}
-	var ev struct {
-		Type     string `json:"type"`
-		Code     any    `json:"code"`
-		Message  string `json:"message"`
-		Response *struct {
-			ID    string              `json:"id"`
-			Model string              `json:"model"`
-			Usage *wireResponsesUsage `json:"usage"`
-		} `json:"response"`
+	return m.decodeTerminal(data)
+}
+
+// first reads the response's id and model from the stream's first event.
+func (m *ResponsesMeter) first(data []byte) {
+	if !m.seenFirst {
+		m.seenFirst = true
+		m.ID, m.Model = responseHead(data)
 	}
+}
+
+func (m *ResponsesMeter) countDelta(data []byte, reasoning bool) {
+	n := stringBytes(data, `"delta"`)
+	if reasoning {
+		m.ReasoningBytes += n
+	} else {
+		m.ContentBytes += n
+	}
+}
+
+// decodeTerminal decodes an event that may be terminal and reports whether
+// its type says it is.
+func (m *ResponsesMeter) decodeTerminal(data []byte) (terminal bool) {
+	var ev terminalEvent
 	if decodeHead(data, &ev) != nil {
 		return false
 	}
@@ -110,6 +141,44 @@ func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
 		}
 	}
 	return true
+}
+
+// terminalEvent is what the meter reads of a terminal or error event.
+type terminalEvent struct {
+	Type     string `json:"type"`
+	Code     any    `json:"code"`
+	Message  string `json:"message"`
+	Response *struct {
+		ID    string              `json:"id"`
+		Model string              `json:"model"`
+		Usage *wireResponsesUsage `json:"usage"`
+	} `json:"response"`
+}
+
+// leadingType returns the value of an event's "type" member when it is the
+// object's first, written without spaces or escapes, and the index just
+// after its closing quote; ok is false for any other layout.
+func leadingType(data []byte) (typ []byte, end int, ok bool) {
+	const prefix = `{"type":"`
+	if !bytes.HasPrefix(data, []byte(prefix)) {
+		return nil, 0, false
+	}
+	rest := data[len(prefix):]
+	i := bytes.IndexByte(rest, '"')
+	if i < 0 || bytes.IndexByte(rest[:i], '\\') >= 0 {
+		return nil, 0, false
+	}
+	return rest[:i], len(prefix) + i + 1, true
+}
+
+// leadingSequenceNumber reads a "sequence_number" member that directly
+// follows the type (rest is what comes after the type's value).
+func leadingSequenceNumber(rest []byte) (int64, bool) {
+	const key = `,"sequence_number":`
+	if !bytes.HasPrefix(rest, []byte(key)) {
+		return 0, false
+	}
+	return readInt(rest, len(key))
 }
 
 // responseHead reads the "id" and "model" of an event's "response" object
@@ -164,7 +233,13 @@ func sequenceNumber(data []byte) (int64, bool) {
 	if i < 0 {
 		return 0, false
 	}
-	j := skipSpace(data, i+len(key))
+	return readInt(data, i+len(key))
+}
+
+// readInt reads the non-negative integer at data[i:], after any spaces; at
+// most 18 digits are read, so it cannot overflow.
+func readInt(data []byte, i int) (int64, bool) {
+	j := skipSpace(data, i)
 	var n int64
 	start := j
 	for ; j < len(data) && data[j] >= '0' && data[j] <= '9' && j-start < 18; j++ {

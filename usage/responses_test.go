@@ -2,6 +2,9 @@ package usage
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -55,14 +58,60 @@ func FuzzResponsesMeter(f *testing.F) {
 		f.Add(l)
 	}
 	f.Add([]byte(`{"type":"error","code":5,"message":"x","sequence_number":99999999999999999999}`))
+	f.Add([]byte(`{"type":"response.completed","sequence_number":3,"response":{"output":[{"text":"x.delta\"\""}],"usage":{"input_tokens":1}}}`))
+	f.Add([]byte(`{"type":"response.output_item.done","TYPE":"response.completed","sequence_number":3}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := NewResponsesMeter()
-		m.Observe(data)
+		terminal := m.Observe(data)
 		m.Observe(data)
 		if m.ContentBytes < 0 || m.ReasoningBytes < 0 || m.Seq < -1 {
 			t.Fatalf("%+v", m)
 		}
+		// An event that decodes, and whose leading type is its type (as the
+		// decoder reads it), ends the stream exactly when that type is
+		// terminal.
+		var ev terminalEvent
+		typ, _, ok := leadingType(data)
+		if !ok || decodeHead(data, &ev) != nil || ev.Type != string(typ) {
+			return
+		}
+		switch want := ev.Type == ResponseCompleted || ev.Type == ResponseIncomplete || ev.Type == ResponseFailed || ev.Type == ResponseError; {
+		case terminal != want:
+			t.Fatalf("%q: terminal %v, its type %q says %v", data, terminal, ev.Type, want)
+		case want && m.Terminal != ev.Type:
+			t.Fatalf("%q: Terminal %q, want %q", data, m.Terminal, ev.Type)
+		}
 	})
+}
+
+// TestResponsesMeterLayouts: a stream metered from xAI's layout (type,
+// then sequence_number, first) and from the same events with their members
+// in another order ends in the same state: the leading-type reading is a
+// shortcut, not a different meter.
+func TestResponsesMeterLayouts(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "responses-stream.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	xai, sorted := NewResponsesMeter(), NewResponsesMeter()
+	events := bytes.Split(bytes.TrimSpace(data), []byte("\n"))
+	for i, ev := range events {
+		var members map[string]json.RawMessage
+		if err := json.Unmarshal(ev, &members); err != nil {
+			t.Fatal(err)
+		}
+		other, _ := json.Marshal(members) // names sorted: "type" comes last
+		if _, _, ok := leadingType(other); ok {
+			t.Fatalf("event %d still leads with its type: %s", i, other)
+		}
+		end, otherEnd := xai.Observe(ev), sorted.Observe(other)
+		if end != otherEnd || end != (i == len(events)-1) {
+			t.Fatalf("event %d: terminal %v in xAI's layout, %v sorted", i, end, otherEnd)
+		}
+	}
+	if xai != sorted || !xai.HaveUsage || xai.Seq != int64(len(events)-1) || xai.ContentBytes == 0 {
+		t.Fatalf("xAI's layout %+v\nsorted       %+v", xai, sorted)
+	}
 }
 
 // TestResponsesMeterTerminal: only a terminal event ends a stream, "error"
