@@ -10,15 +10,20 @@ import (
 // watchdog is the one timer of an upstream exchange. It cancels the exchange
 // with the cause that applies: xAI late to start answering (the first-byte
 // timeout), a stream silent for too long (the idle timeout), or the whole
-// exchange past the total timeout. One timer reset per event instead of
-// three timers and a deadline context per request: this is per-request and
-// per-stream cost on the hot path.
+// exchange past the total timeout. One timer instead of three timers and a
+// deadline context per request, and it is not reset per event: an event
+// only notes its time, and the timer, when it fires early, sleeps again
+// until the idle timeout after the last event. Resetting a runtime timer
+// per event cost more than the rest of the event's bookkeeping.
 type watchdog struct {
 	timer     *time.Timer
 	cancel    context.CancelCauseFunc
-	total     time.Time // the total timeout's deadline, on the monotonic clock
+	born      time.Time // on the monotonic clock, like total
+	total     time.Time // the total timeout's deadline
 	idle      time.Duration
-	streaming atomic.Bool // an event arrived: silence is now measured by idle
+	streaming atomic.Bool  // an event arrived: silence is now measured by idle
+	last      atomic.Int64 // when the last event arrived, in nanoseconds since born
+	stopped   atomic.Bool  // the exchange is over: a late fire does nothing
 	// rc is the client side of a stream once it has one: ending the
 	// exchange must also end a write blocked on a client that stopped
 	// reading, which no context cancels.
@@ -31,16 +36,27 @@ type watchdog struct {
 const endGrace = time.Second
 
 func newWatchdog(cancel context.CancelCauseFunc, firstByte, idle, total time.Duration) *watchdog {
-	w := &watchdog{cancel: cancel, idle: idle, total: time.Now().Add(total)}
+	now := time.Now()
+	w := &watchdog{cancel: cancel, idle: idle, born: now, total: now.Add(total)}
 	w.timer = time.AfterFunc(min(firstByte, total), w.fire)
 	return w
 }
 
 func (w *watchdog) fire() {
+	if w.stopped.Load() {
+		return
+	}
+	now := time.Now()
 	switch {
-	case !time.Now().Before(w.total):
+	case !now.Before(w.total):
 		w.end(errTotal)
 	case w.streaming.Load():
+		// Events kept coming: sleep until the idle timeout after the last.
+		idleAt := w.born.Add(time.Duration(w.last.Load()) + w.idle)
+		if now.Before(idleAt) {
+			w.timer.Reset(min(idleAt.Sub(now), w.total.Sub(now)))
+			return
+		}
 		w.end(errIdle)
 	default:
 		w.end(errFirstByteTimeout)
@@ -59,9 +75,17 @@ func (w *watchdog) end(cause error) {
 // event notes a stream event: the next must come within the idle timeout
 // (and the exchange still end by the total deadline).
 func (w *watchdog) event() {
-	w.streaming.Store(true)
-	w.timer.Reset(min(w.idle, time.Until(w.total)))
+	w.last.Store(int64(time.Since(w.born)))
+	if !w.streaming.Load() {
+		// The first event: from now on silence is measured by idle, which
+		// may end sooner than the first-byte wait the timer is set for.
+		w.streaming.Store(true)
+		w.timer.Reset(min(w.idle, time.Until(w.total)))
+	}
 }
 
 // stop ends the watch; the exchange is over or answered otherwise.
-func (w *watchdog) stop() { w.timer.Stop() }
+func (w *watchdog) stop() {
+	w.stopped.Store(true)
+	w.timer.Stop()
+}

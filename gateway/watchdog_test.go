@@ -62,6 +62,10 @@ func TestWatchdogEventsPostponeTheIdleTimeout(t *testing.T) {
 			t.Fatalf("cancelled (%v) while events kept arriving", context.Cause(ctx))
 		}
 	}
+	// Once they stop, the idle timeout still ends the exchange.
+	if got := waitCause(t, ctx); !errors.Is(got, errIdle) {
+		t.Errorf("cause %v after the events stopped, want %v", got, errIdle)
+	}
 }
 
 func TestWatchdogStopped(t *testing.T) {
