@@ -109,3 +109,25 @@ func BenchmarkParseChat(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseResponses is what the request path spends reading a
+// Responses API body: a conversation as "input" items, as the OpenAI SDKs
+// send one.
+func BenchmarkParseResponses(b *testing.B) {
+	body := []byte(`{"model":"grok-4.3","stream":true,"max_output_tokens":600,"input":[` +
+		`{"role":"system","content":"You are a concise assistant for an engineering team. Answer in plain prose."},` +
+		`{"role":"user","content":"What does an API gateway do for a team that shares one xAI key?"},` +
+		`{"type":"message","role":"assistant","content":[{"type":"output_text","text":"It holds the key, gives each app its own, limits and meters them."}]},` +
+		`{"role":"user","content":[{"type":"input_text","text":"And how does it count tokens before the answer arrives?"}]}]}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		p, e := parseResponses(body)
+		if e != nil {
+			b.Fatal(e.Message)
+		}
+		if p.promptTokens == 0 {
+			b.Fatal("no estimate")
+		}
+	}
+}

@@ -217,31 +217,63 @@ func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens
 		field := messageField(i) + ".content"
 		return false, 0, apierror.Invalid(field, "Invalid type for '"+field+"': expected a string or an array of content parts.")
 	}
-	var parts []jsontext.Value
-	if err := unmarshal(raw, &parts); err != nil {
-		field := messageField(i) + ".content"
-		return false, 0, apierror.Invalid(field, "Invalid '"+field+"': "+err.Error())
+	parts, ok := typedParts(raw)
+	if !ok {
+		var e *apierror.Error
+		if parts, e = chatPartsOneByOne(i, raw); e != nil {
+			return false, 0, e
+		}
 	}
 	var est usage.Parts
-	for j, rawPart := range parts {
-		var part contentPart
-		if err := unmarshal(rawPart, &part); err != nil {
-			pf := partField(i, j)
-			if cv := (*caseVariantError)(nil); errors.As(err, &cv) {
-				return false, 0, cv.invalid(pf)
-			}
-			return false, 0, apierror.Invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
-		}
-		if part.Type == nil {
-			pf := partField(i, j)
-			return false, 0, apierror.Invalid(pf+".type", "Missing required parameter: '"+pf+".type'.")
-		}
+	for _, part := range parts {
 		if *part.Type == "image_url" {
 			hasImage = true
 		}
 		est.Add(*part.Type, part.Text)
 	}
 	return hasImage, est.MessageTokens(), nil
+}
+
+// typedParts decodes an array of content parts in one pass, instead of one
+// pass for the array and one per part; ok is false unless every part
+// decodes and has its type. The part-by-part reading then words the error.
+func typedParts(raw jsontext.Value) (_ []contentPart, ok bool) {
+	var parts []contentPart
+	if unmarshal(raw, &parts) != nil {
+		return nil, false
+	}
+	for _, p := range parts {
+		if p.Type == nil {
+			return nil, false
+		}
+	}
+	return parts, true
+}
+
+// chatPartsOneByOne reads the content parts of messages[i] one at a time,
+// to say which one is wrong and how.
+func chatPartsOneByOne(i int, raw jsontext.Value) ([]contentPart, *apierror.Error) {
+	var raws []jsontext.Value
+	if err := unmarshal(raw, &raws); err != nil {
+		field := messageField(i) + ".content"
+		return nil, apierror.Invalid(field, "Invalid '"+field+"': "+err.Error())
+	}
+	parts := make([]contentPart, len(raws))
+	for j, rawPart := range raws {
+		part := &parts[j]
+		if err := unmarshal(rawPart, part); err != nil {
+			pf := partField(i, j)
+			if cv := (*caseVariantError)(nil); errors.As(err, &cv) {
+				return nil, cv.invalid(pf)
+			}
+			return nil, apierror.Invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
+		}
+		if part.Type == nil {
+			pf := partField(i, j)
+			return nil, apierror.Invalid(pf+".type", "Missing required parameter: '"+pf+".type'.")
+		}
+	}
+	return parts, nil
 }
 
 // jsonError explains a decoding failure of decodeBody in terms of the

@@ -130,6 +130,9 @@ func (p *parsedResponses) readInput(raw jsontext.Value) *apierror.Error {
 	default:
 		return apierror.Invalid("input", "Invalid type for 'input': expected a string or an array of input items.")
 	}
+	if ok, e := p.readMessages(raw); ok {
+		return e
+	}
 	var items []jsontext.Value
 	if err := unmarshal(raw, &items); err != nil {
 		return apierror.Invalid("input", "Invalid 'input': "+err.Error())
@@ -161,6 +164,34 @@ func (p *parsedResponses) readInput(raw jsontext.Value) *apierror.Error {
 	return nil
 }
 
+// readMessages reads an input that is all messages (the items a
+// conversation is made of) in one pass, instead of one pass for the array
+// and one per item; ok is false, with nothing noted, for any other input:
+// one with other items, whose token estimate needs each item's own bytes,
+// or one that does not decode, whose error the item-by-item reading words.
+func (p *parsedResponses) readMessages(raw jsontext.Value) (ok bool, _ *apierror.Error) {
+	var items []responsesItem
+	if unmarshal(raw, &items) != nil {
+		return false, nil
+	}
+	for _, it := range items {
+		if it.Type != nil && *it.Type != "message" {
+			return false, nil
+		}
+	}
+	for i, it := range items {
+		if it.ID != nil {
+			if id, ok := embeddedResponseID(*it.ID); ok {
+				p.referenced = append(p.referenced, id)
+			}
+		}
+		if e := p.readMessage(i, it.Content); e != nil {
+			return true, e
+		}
+	}
+	return true, nil
+}
+
 // readMessage checks the content of input[i], a message.
 func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *apierror.Error {
 	raw = bytes.TrimSpace(raw)
@@ -172,21 +203,15 @@ func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *apierror.Error
 		f := itemField(i) + ".content"
 		return apierror.Invalid(f, "Invalid type for '"+f+"': expected a string or an array of content parts.")
 	}
-	var parts []jsontext.Value
-	if err := unmarshal(raw, &parts); err != nil {
-		f := itemField(i) + ".content"
-		return apierror.Invalid(f, "Invalid '"+f+"': "+err.Error())
+	parts, ok := typedParts(raw)
+	if !ok {
+		var e *apierror.Error
+		if parts, e = inputPartsOneByOne(i, raw); e != nil {
+			return e
+		}
 	}
 	var est usage.Parts
-	for j, rawPart := range parts {
-		var part contentPart
-		if err := unmarshal(rawPart, &part); err != nil || part.Type == nil {
-			f := itemField(i) + ".content[" + strconv.Itoa(j) + "]"
-			if cv := (*caseVariantError)(nil); errors.As(err, &cv) {
-				return cv.invalid(f)
-			}
-			return apierror.Invalid(f, "Invalid '"+f+"': each content part must be an object with a string \"type\".")
-		}
+	for _, part := range parts {
 		if *part.Type == "input_image" {
 			p.hasImage = true
 		}
@@ -194,6 +219,27 @@ func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *apierror.Error
 	}
 	p.promptTokens += est.MessageTokens()
 	return nil
+}
+
+// inputPartsOneByOne reads the content parts of input[i] one at a time, to
+// say which one is wrong and how.
+func inputPartsOneByOne(i int, raw jsontext.Value) ([]contentPart, *apierror.Error) {
+	var raws []jsontext.Value
+	if err := unmarshal(raw, &raws); err != nil {
+		f := itemField(i) + ".content"
+		return nil, apierror.Invalid(f, "Invalid '"+f+"': "+err.Error())
+	}
+	parts := make([]contentPart, len(raws))
+	for j, rawPart := range raws {
+		if err := unmarshal(rawPart, &parts[j]); err != nil || parts[j].Type == nil {
+			f := itemField(i) + ".content[" + strconv.Itoa(j) + "]"
+			if cv := (*caseVariantError)(nil); errors.As(err, &cv) {
+				return nil, cv.invalid(f)
+			}
+			return nil, apierror.Invalid(f, "Invalid '"+f+"': each content part must be an object with a string \"type\".")
+		}
+	}
+	return parts, nil
 }
 
 func itemField(i int) string { return "input[" + strconv.Itoa(i) + "]" }

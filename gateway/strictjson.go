@@ -46,8 +46,8 @@ var (
 // the check costs a request one pass over its body and no reflection.
 // Other types (the admin API's) get theirs built per call.
 var requestSchemas = newCaseSchemas(
-	reflect.TypeFor[*chatRequest](), reflect.TypeFor[*[]jsontext.Value](), reflect.TypeFor[*contentPart](),
-	reflect.TypeFor[*responsesRequest](), reflect.TypeFor[*responsesItem](),
+	reflect.TypeFor[*chatRequest](), reflect.TypeFor[*[]jsontext.Value](), reflect.TypeFor[*contentPart](), reflect.TypeFor[*[]contentPart](),
+	reflect.TypeFor[*responsesRequest](), reflect.TypeFor[*responsesItem](), reflect.TypeFor[*[]responsesItem](),
 	reflect.TypeFor[*visionJSON](), reflect.TypeFor[*imageRequest](),
 )
 
