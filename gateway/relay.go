@@ -195,6 +195,7 @@ type sseOut struct {
 	rc        *http.ResponseController
 	wd        *watchdog
 	heartbeat *time.Timer // nil when heartbeats are off
+	beaten    time.Time   // the last heartbeat, or when the stream's client side began
 	m         *meter      // usage metering of this request
 	d         dialect     // the request's dialect: how events are metered and an error event looks
 	metered   bool        // m knows the first event was sent
@@ -214,7 +215,8 @@ func (s *Server) newSSEOut(w http.ResponseWriter, r *http.Request, wd *watchdog)
 	out := &sseOut{s: s, w: w, rc: http.NewResponseController(w), wd: wd, m: m, d: m.dialect(), clock: s.streamClock(r)}
 	wd.rc.Store(out.rc)
 	if s.cfg.Heartbeat > 0 {
-		out.mu.Lock() // beat reads the field; it may fire before the assignment otherwise
+		out.mu.Lock() // beat reads the fields; it may fire before the assignment otherwise
+		out.beaten = time.Now()
 		out.heartbeat = time.AfterFunc(s.cfg.Heartbeat, out.beat)
 		out.mu.Unlock()
 	}
@@ -263,10 +265,6 @@ func (o *sseOut) write(ev []byte, flush bool) bool {
 			o.broken = true
 			return false
 		}
-		if o.heartbeat != nil {
-			// Heartbeats fill silence: the clock restarts at every flush.
-			o.heartbeat.Reset(o.s.cfg.Heartbeat)
-		}
 	}
 	return true
 }
@@ -289,6 +287,18 @@ func (o *sseOut) beat() {
 	if o.closed || o.broken {
 		return
 	}
+	// Heartbeats fill upstream silence. Events do not reset the timer (a
+	// runtime timer reset per event cost more than the event's other
+	// bookkeeping): the timer, when it fires after an event, sleeps again
+	// until a full interval has passed since the last one.
+	last := o.beaten
+	if t, ok := o.wd.lastEvent(); ok && t.After(last) {
+		last = t
+	}
+	if wait := o.s.cfg.Heartbeat - time.Since(last); wait > 0 {
+		o.heartbeat.Reset(wait)
+		return
+	}
 	if !o.started {
 		o.start()
 	}
@@ -296,6 +306,7 @@ func (o *sseOut) beat() {
 		o.broken = true
 		return
 	}
+	o.beaten = time.Now()
 	o.heartbeat.Reset(o.s.cfg.Heartbeat)
 }
 

@@ -84,6 +84,15 @@ func (w *watchdog) event() {
 	}
 }
 
+// lastEvent returns when the last event arrived; ok is false before the
+// first.
+func (w *watchdog) lastEvent() (_ time.Time, ok bool) {
+	if !w.streaming.Load() {
+		return time.Time{}, false
+	}
+	return w.born.Add(time.Duration(w.last.Load())), true
+}
+
 // stop ends the watch; the exchange is over or answered otherwise.
 func (w *watchdog) stop() {
 	w.stopped.Store(true)
