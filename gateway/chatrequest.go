@@ -250,30 +250,39 @@ func typedParts(raw jsontext.Value) (_ []contentPart, ok bool) {
 	return parts, true
 }
 
-// chatPartsOneByOne reads the content parts of messages[i] one at a time,
-// to say which one is wrong and how.
-func chatPartsOneByOne(i int, raw jsontext.Value) ([]contentPart, *apierror.Error) {
+// partsOneByOne reads the content parts of the message content at field
+// one at a time, to say which one is wrong and how: check gets each part
+// with its decoding error and words the error, if any.
+func partsOneByOne(field string, raw jsontext.Value, check func(j int, part *contentPart, err error) *apierror.Error) ([]contentPart, *apierror.Error) {
 	var raws []jsontext.Value
 	if err := unmarshal(raw, &raws); err != nil {
-		field := messageField(i) + ".content"
 		return nil, apierror.Invalid(field, "Invalid '"+field+"': "+err.Error())
 	}
 	parts := make([]contentPart, len(raws))
 	for j, rawPart := range raws {
-		part := &parts[j]
-		if err := unmarshal(rawPart, part); err != nil {
-			pf := partField(i, j)
-			if cv := (*caseVariantError)(nil); errors.As(err, &cv) {
-				return nil, cv.invalid(pf)
-			}
-			return nil, apierror.Invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
-		}
-		if part.Type == nil {
-			pf := partField(i, j)
-			return nil, apierror.Invalid(pf+".type", "Missing required parameter: '"+pf+".type'.")
+		if e := check(j, &parts[j], unmarshal(rawPart, &parts[j])); e != nil {
+			return nil, e
 		}
 	}
 	return parts, nil
+}
+
+// chatPartsOneByOne is partsOneByOne for messages[i].
+func chatPartsOneByOne(i int, raw jsontext.Value) ([]contentPart, *apierror.Error) {
+	return partsOneByOne(messageField(i)+".content", raw, func(j int, part *contentPart, err error) *apierror.Error {
+		switch {
+		case err != nil:
+			pf := partField(i, j)
+			if cv := (*caseVariantError)(nil); errors.As(err, &cv) {
+				return cv.invalid(pf)
+			}
+			return apierror.Invalid(pf, "Invalid '"+pf+"': each content part must be an object with a string \"type\".")
+		case part.Type == nil:
+			pf := partField(i, j)
+			return apierror.Invalid(pf+".type", "Missing required parameter: '"+pf+".type'.")
+		}
+		return nil
+	})
 }
 
 // jsonError explains a decoding failure of decodeBody in terms of the

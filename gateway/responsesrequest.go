@@ -221,25 +221,18 @@ func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *apierror.Error
 	return nil
 }
 
-// inputPartsOneByOne reads the content parts of input[i] one at a time, to
-// say which one is wrong and how.
+// inputPartsOneByOne is partsOneByOne for input[i].
 func inputPartsOneByOne(i int, raw jsontext.Value) ([]contentPart, *apierror.Error) {
-	var raws []jsontext.Value
-	if err := unmarshal(raw, &raws); err != nil {
-		f := itemField(i) + ".content"
-		return nil, apierror.Invalid(f, "Invalid '"+f+"': "+err.Error())
-	}
-	parts := make([]contentPart, len(raws))
-	for j, rawPart := range raws {
-		if err := unmarshal(rawPart, &parts[j]); err != nil || parts[j].Type == nil {
-			f := itemField(i) + ".content[" + strconv.Itoa(j) + "]"
-			if cv := (*caseVariantError)(nil); errors.As(err, &cv) {
-				return nil, cv.invalid(f)
-			}
-			return nil, apierror.Invalid(f, "Invalid '"+f+"': each content part must be an object with a string \"type\".")
+	return partsOneByOne(itemField(i)+".content", raw, func(j int, part *contentPart, err error) *apierror.Error {
+		if err == nil && part.Type != nil {
+			return nil
 		}
-	}
-	return parts, nil
+		f := itemField(i) + ".content[" + strconv.Itoa(j) + "]"
+		if cv := (*caseVariantError)(nil); errors.As(err, &cv) {
+			return cv.invalid(f)
+		}
+		return apierror.Invalid(f, "Invalid '"+f+"': each content part must be an object with a string \"type\".")
+	})
 }
 
 func itemField(i int) string { return "input[" + strconv.Itoa(i) + "]" }

@@ -164,41 +164,37 @@ type chunkText struct {
 // more (BenchmarkMeterStream). Inside a JSON string a quote is escaped, so
 // generated text can never hold a bare key.
 func scanChunk(data []byte) chunkText {
-	const (
-		reasoningKey = `"reasoning_content"`
-		contentKey   = `"content"`
-		argumentsKey = `"arguments"`
-	)
 	var t chunkText
 	// Each key's search resumes where stringBytes's would: after the key,
 	// or at the closing quote of its string.
-	var reasoningAt, contentAt, argumentsAt int
+	members := [...]struct {
+		key  string
+		n    *int64
+		from int
+	}{{`"reasoning_content"`, &t.reasoning, 0}, {`"content"`, &t.content, 0}, {`"arguments"`, &t.arguments, 0}}
 	for q := 0; q+1 < len(data); q++ {
 		if data[q] != '"' {
 			continue
 		}
-		rest := data[q:]
+		var k int
 		switch data[q+1] {
 		case 'r':
-			if q >= reasoningAt && bytes.HasPrefix(rest, []byte(reasoningKey)) {
-				var n int64
-				reasoningAt, n = memberString(data, q+len(reasoningKey))
-				t.reasoning += n
-			}
+			k = 0
 		case 'c':
-			if q >= contentAt && bytes.HasPrefix(rest, []byte(contentKey)) {
-				var n int64
-				contentAt, n = memberString(data, q+len(contentKey))
-				t.content += n
-			}
+			k = 1
 		case 'a':
-			if q >= argumentsAt && bytes.HasPrefix(rest, []byte(argumentsKey)) {
-				var n int64
-				argumentsAt, n = memberString(data, q+len(argumentsKey))
-				t.arguments += n
-			}
+			k = 2
 		case 'u':
-			t.usage = t.usage || bytes.HasPrefix(rest, []byte(`"usage"`))
+			t.usage = t.usage || bytes.HasPrefix(data[q:], []byte(`"usage"`))
+			continue
+		default:
+			continue
+		}
+		m := &members[k]
+		if q >= m.from && bytes.HasPrefix(data[q:], []byte(m.key)) {
+			var n int64
+			m.from, n = memberString(data, q+len(m.key))
+			*m.n += n
 		}
 	}
 	return t
