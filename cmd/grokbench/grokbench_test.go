@@ -71,7 +71,8 @@ func TestQuickRun(t *testing.T) {
 	md := stdout.String()
 	for _, want := range []string{"| | simulator (floor) | one TCP hop (no HTTP) | bare proxy (baseline) | grokgate | grokgate ÷ proxy |",
 		"RSS per open stream", "; one TCP hop alone adds ", "| **streaming Responses API, 2 concurrent streams of 3 chunks 1ms apart** |",
-		"| streaming Responses API time to first event added over the floor ≤ bare proxy's, median |"} {
+		"| streaming Responses API time to first event added over the floor ≤ bare proxy's, median |",
+		"| CPU s per 1,000 streams, server process |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}
