@@ -61,11 +61,13 @@ func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
 		m.Seq = n
 	}
 	m.first(data)
-	switch t := string(typ); {
-	case strings.HasSuffix(t, ".delta"):
-		m.countDelta(data, strings.HasPrefix(t, "response.reasoning"))
+	// Compared as bytes: a type held as a string would be allocated for
+	// the longer names (response.reasoning_summary_text.delta).
+	switch {
+	case bytes.HasSuffix(typ, []byte(".delta")):
+		m.countDelta(data, bytes.HasPrefix(typ, []byte("response.reasoning")))
 		return false
-	case t == ResponseCompleted || t == ResponseIncomplete || t == ResponseFailed || t == ResponseError:
+	case string(typ) == ResponseCompleted || string(typ) == ResponseIncomplete || string(typ) == ResponseFailed || string(typ) == ResponseError:
 		return m.decodeTerminal(data)
 	}
 	return false

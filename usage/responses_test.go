@@ -156,6 +156,18 @@ func TestResponsesMeterDecodesOnlyFirstAndTerminal(t *testing.T) {
 	if m.Terminal != "" || m.Seq != 1 {
 		t.Errorf("terminal %q, seq %d", m.Terminal, m.Seq)
 	}
+	// Nor do deltas and other events, whatever the length of their type.
+	for _, ev := range []string{
+		`{"type":"response.reasoning_summary_text.delta","sequence_number":2,"item_id":"rs_r1","output_index":0,"summary_index":0,"delta":"Thinking"}`,
+		`{"type":"response.function_call_arguments.delta","sequence_number":3,"item_id":"fc_r1_0","output_index":1,"delta":"{\"q\":"}`,
+		`{"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_r1","output_index":2,"content_index":0,"delta":"Hi"}`,
+		`{"type":"response.code_interpreter_call_code.done","sequence_number":5,"item_id":"ci_r1","output_index":3,"code":"print(1)"}`,
+	} {
+		data := []byte(ev)
+		if n := testing.AllocsPerRun(100, func() { m.Observe(data) }); n != 0 {
+			t.Errorf("%.40s... cost %v allocations, want 0", ev, n)
+		}
+	}
 }
 
 // TestResponseHead: the first event's response id and model are read
