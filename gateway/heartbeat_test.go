@@ -13,16 +13,18 @@ import (
 // but together over many intervals, get none; a pause longer than the
 // interval between two events gets one.
 func TestHeartbeatOnlyInSilence(t *testing.T) {
-	const beat = 100 * time.Millisecond
+	// Margins are wide: a loaded machine may delay an event by tens of ms.
+	const beat = 200 * time.Millisecond
 	h := newHarnessConfig(t, func(c *Config) { c.Heartbeat = beat })
 	for _, c := range []struct {
 		name       string
 		directive  string
 		heartbeats bool
 	}{
-		// 16 chunks 30 ms apart: half a second of events, none a heartbeat apart.
-		{"events keep coming", `#sim{"chunks":16,"delay_ms":30}`, false},
-		{"a pause of three intervals", `#sim{"chunks":3,"delay_ms":300}`, true},
+		// 16 chunks 40 ms apart: over three intervals of events, none a
+		// heartbeat apart.
+		{"events keep coming", `#sim{"chunks":16,"delay_ms":40}`, false},
+		{"a pause of three intervals", `#sim{"chunks":3,"delay_ms":600}`, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			resp, body := h.do(t, context.Background(), http.MethodPost, "/v1/chat/completions", h.user,
