@@ -61,10 +61,9 @@ func BenchmarkEstimatePromptTokens(b *testing.B) {
 }
 
 // BenchmarkForceIncludeUsage is the rewrite every metered stream's body gets
-// before it goes upstream, on a multi-turn conversation.
-// BenchmarkForceIncludeUsage: the scan of a body without stream_options
-// (ForceIncludeUsage) against what the gateway calls on a validated one
-// (ForceIncludeUsageValid), in the same run.
+// before it goes upstream, on a multi-turn conversation: the scan of a body
+// without stream_options (ForceIncludeUsage) against what the gateway calls
+// on a validated one (ForceIncludeUsageValid), in the same run.
 func BenchmarkForceIncludeUsage(b *testing.B) {
 	body := benchPrompt()
 	for _, f := range []struct {
