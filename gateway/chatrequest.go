@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -217,12 +218,9 @@ func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens
 		field := messageField(i) + ".content"
 		return false, 0, apierror.Invalid(field, "Invalid type for '"+field+"': expected a string or an array of content parts.")
 	}
-	parts, ok := typedParts(raw)
-	if !ok {
-		var e *apierror.Error
-		if parts, e = chatPartsOneByOne(i, raw); e != nil {
-			return false, 0, e
-		}
+	parts, e := chatParts(i, raw)
+	if e != nil {
+		return false, 0, e
 	}
 	var est usage.Parts
 	for _, part := range parts {
@@ -234,31 +232,22 @@ func checkContent(i int, role string, raw jsontext.Value) (hasImage bool, tokens
 	return hasImage, est.MessageTokens(), nil
 }
 
-// typedParts decodes an array of content parts in one pass, instead of one
-// pass for the array and one per part; ok is false unless every part
-// decodes and has its type. The part-by-part reading then words the error.
-func typedParts(raw jsontext.Value) (_ []contentPart, ok bool) {
+// contentParts reads an array of content parts: in one pass when every
+// part decodes and has its type, as nearly all do; otherwise one part at a
+// time, so that check, given each part with its decoding error, can say
+// which one is wrong and how. field names the array, for an error; it is
+// called only then.
+func contentParts(raw jsontext.Value, field func() string, check func(j int, part *contentPart, err error) *apierror.Error) ([]contentPart, *apierror.Error) {
 	var parts []contentPart
-	if unmarshal(raw, &parts) != nil {
-		return nil, false
+	if unmarshal(raw, &parts) == nil && !slices.ContainsFunc(parts, func(p contentPart) bool { return p.Type == nil }) {
+		return parts, nil
 	}
-	for _, p := range parts {
-		if p.Type == nil {
-			return nil, false
-		}
-	}
-	return parts, true
-}
-
-// partsOneByOne reads the content parts of the message content at field
-// one at a time, to say which one is wrong and how: check gets each part
-// with its decoding error and words the error, if any.
-func partsOneByOne(field string, raw jsontext.Value, check func(j int, part *contentPart, err error) *apierror.Error) ([]contentPart, *apierror.Error) {
 	var raws []jsontext.Value
 	if err := unmarshal(raw, &raws); err != nil {
-		return nil, apierror.Invalid(field, "Invalid '"+field+"': "+err.Error())
+		f := field()
+		return nil, apierror.Invalid(f, "Invalid '"+f+"': "+err.Error())
 	}
-	parts := make([]contentPart, len(raws))
+	parts = make([]contentPart, len(raws))
 	for j, rawPart := range raws {
 		if e := check(j, &parts[j], unmarshal(rawPart, &parts[j])); e != nil {
 			return nil, e
@@ -267,9 +256,10 @@ func partsOneByOne(field string, raw jsontext.Value, check func(j int, part *con
 	return parts, nil
 }
 
-// chatPartsOneByOne is partsOneByOne for messages[i].
-func chatPartsOneByOne(i int, raw jsontext.Value) ([]contentPart, *apierror.Error) {
-	return partsOneByOne(messageField(i)+".content", raw, func(j int, part *contentPart, err error) *apierror.Error {
+// chatParts is contentParts for messages[i].
+func chatParts(i int, raw jsontext.Value) ([]contentPart, *apierror.Error) {
+	field := func() string { return messageField(i) + ".content" }
+	return contentParts(raw, field, func(j int, part *contentPart, err error) *apierror.Error {
 		switch {
 		case err != nil:
 			pf := partField(i, j)

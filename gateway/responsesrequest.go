@@ -203,12 +203,9 @@ func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *apierror.Error
 		f := itemField(i) + ".content"
 		return apierror.Invalid(f, "Invalid type for '"+f+"': expected a string or an array of content parts.")
 	}
-	parts, ok := typedParts(raw)
-	if !ok {
-		var e *apierror.Error
-		if parts, e = inputPartsOneByOne(i, raw); e != nil {
-			return e
-		}
+	parts, e := inputParts(i, raw)
+	if e != nil {
+		return e
 	}
 	var est usage.Parts
 	for _, part := range parts {
@@ -221,9 +218,10 @@ func (p *parsedResponses) readMessage(i int, raw jsontext.Value) *apierror.Error
 	return nil
 }
 
-// inputPartsOneByOne is partsOneByOne for input[i].
-func inputPartsOneByOne(i int, raw jsontext.Value) ([]contentPart, *apierror.Error) {
-	return partsOneByOne(itemField(i)+".content", raw, func(j int, part *contentPart, err error) *apierror.Error {
+// inputParts is contentParts for input[i].
+func inputParts(i int, raw jsontext.Value) ([]contentPart, *apierror.Error) {
+	field := func() string { return itemField(i) + ".content" }
+	return contentParts(raw, field, func(j int, part *contentPart, err error) *apierror.Error {
 		if err == nil && part.Type != nil {
 			return nil
 		}
