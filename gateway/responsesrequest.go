@@ -133,6 +133,12 @@ func (p *parsedResponses) readInput(raw jsontext.Value) *apierror.Error {
 	if ok, e := p.readMessages(raw); ok {
 		return e
 	}
+	return p.readItems(raw)
+}
+
+// readItems reads an array of input items one at a time: any items, and
+// the error that says which one is wrong and how.
+func (p *parsedResponses) readItems(raw jsontext.Value) *apierror.Error {
 	var items []jsontext.Value
 	if err := unmarshal(raw, &items); err != nil {
 		return apierror.Invalid("input", "Invalid 'input': "+err.Error())
@@ -146,11 +152,7 @@ func (p *parsedResponses) readInput(raw jsontext.Value) *apierror.Error {
 			}
 			return apierror.Invalid(f, "Invalid '"+f+"': each input item must be an object.")
 		}
-		if it.ID != nil {
-			if id, ok := embeddedResponseID(*it.ID); ok {
-				p.referenced = append(p.referenced, id)
-			}
-		}
+		p.noteReferenced(&it)
 		if it.Type != nil && *it.Type != "message" {
 			// Earlier output items, function_call_output and the like:
 			// counted by their size.
@@ -166,9 +168,9 @@ func (p *parsedResponses) readInput(raw jsontext.Value) *apierror.Error {
 
 // readMessages reads an input that is all messages (the items a
 // conversation is made of) in one pass, instead of one pass for the array
-// and one per item; ok is false, with nothing noted, for any other input:
-// one with other items, whose token estimate needs each item's own bytes,
-// or one that does not decode, whose error the item-by-item reading words.
+// and one per item (readItems); ok is false, with nothing noted, for any
+// other input: one with other items, whose token estimate needs each item's
+// own bytes, or one that does not decode, whose error readItems words.
 func (p *parsedResponses) readMessages(raw jsontext.Value) (ok bool, _ *apierror.Error) {
 	var items []responsesItem
 	if unmarshal(raw, &items) != nil {
@@ -179,17 +181,22 @@ func (p *parsedResponses) readMessages(raw jsontext.Value) (ok bool, _ *apierror
 			return false, nil
 		}
 	}
-	for i, it := range items {
-		if it.ID != nil {
-			if id, ok := embeddedResponseID(*it.ID); ok {
-				p.referenced = append(p.referenced, id)
-			}
-		}
-		if e := p.readMessage(i, it.Content); e != nil {
+	for i := range items {
+		p.noteReferenced(&items[i])
+		if e := p.readMessage(i, items[i].Content); e != nil {
 			return true, e
 		}
 	}
 	return true, nil
+}
+
+// noteReferenced notes the response id an item's id embeds, if any.
+func (p *parsedResponses) noteReferenced(it *responsesItem) {
+	if it.ID != nil {
+		if id, ok := embeddedResponseID(*it.ID); ok {
+			p.referenced = append(p.referenced, id)
+		}
+	}
 }
 
 // readMessage checks the content of input[i], a message.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 var responsesBodies = []string{
@@ -46,6 +48,37 @@ func FuzzParseResponses(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadMessagesMatchesReadItems: an input of messages read in one pass
+// notes what reading it item by item notes: the same estimate, images,
+// referenced ids and error.
+func TestReadMessagesMatchesReadItems(t *testing.T) {
+	for _, input := range []string{
+		`[{"role":"system","content":"Be brief."},{"role":"user","content":"What does a gateway do?"}]`,
+		`[{"type":"message","role":"assistant","id":"msg_11111111-2222-4333-8444-555555555555","content":[{"type":"output_text","text":"It relays."}]},` +
+			`{"role":"user","id":"rs_22222222-2222-4333-8444-555555555555","content":[{"type":"input_text","text":"And?"},{"type":"input_image","image_url":"https://x/y.png"}]}]`,
+		`[{"role":"user","content":null},{"role":"user"}]`,
+		`[{"role":"user","content":5}]`,
+		`[{"role":"user","content":[{"type":"input_text","text":"a"},{"text":"no type"}]}]`,
+	} {
+		var fast, slow parsedResponses
+		ok, fastErr := fast.readMessages(jsontext.Value(input))
+		if !ok {
+			t.Fatalf("%s: not read in one pass", input)
+		}
+		slowErr := slow.readItems(jsontext.Value(input))
+		if !reflect.DeepEqual(fast, slow) || !reflect.DeepEqual(fastErr, slowErr) {
+			t.Errorf("%s:\none pass     %+v %v\nitem by item %+v %v", input, fast, fastErr, slow, slowErr)
+		}
+	}
+	// Any other item, or an item that is not an object, is left to readItems.
+	for _, input := range []string{`[{"role":"user","content":"x"},{"type":"function_call_output","call_id":"c","output":"{}"}]`, `[{"role":"user","content":"x"},"x"]`} {
+		var p parsedResponses
+		if ok, _ := p.readMessages(jsontext.Value(input)); ok || !reflect.DeepEqual(p, parsedResponses{}) {
+			t.Errorf("%s: read in one pass (%v) or noted %+v", input, ok, p)
+		}
+	}
 }
 
 func TestParseResponses(t *testing.T) {
