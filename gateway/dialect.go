@@ -108,7 +108,8 @@ func (d *chatDialect) appendError(b []byte, e *apierror.Error, f StreamErrorForm
 func (d *chatDialect) generated() (int64, int64) { return d.m.ContentBytes, d.m.ReasoningBytes }
 
 func (d *chatDialect) result() streamResult {
-	return streamResult{id: d.m.ID, model: d.m.Model, usage: d.m.Usage, haveUsage: d.m.HaveUsage,
+	id, model := d.m.Head()
+	return streamResult{id: id, model: model, usage: d.m.Usage, haveUsage: d.m.HaveUsage,
 		contentBytes: d.m.ContentBytes, reasoningBytes: d.m.ReasoningBytes}
 }
 
@@ -120,18 +121,27 @@ func (d *chatDialect) result() streamResult {
 type responsesDialect struct {
 	m usage.ResponsesMeter
 	// onID, if set, learns the response id once: at the event after the
-	// one that named it, so its work (the owner's record) starts after the
-	// first event reached the client instead of delaying it. A stream
-	// that ends at the naming event leaves the id to its handler.
+	// one that named it, so its work (the owner's record, and decoding the
+	// id) starts after the first event reached the client instead of
+	// delaying it. A stream that ends at the naming event leaves the id to
+	// its handler.
 	onID func(id string)
+}
+
+// id is the response's id, as far as its events have named it.
+func (d *responsesDialect) id() string {
+	id, _ := d.m.Head()
+	return id
 }
 
 func newResponsesDialect() responsesDialect { return responsesDialect{m: usage.NewResponsesMeter()} }
 
 func (d *responsesDialect) event(data []byte) eventAction {
-	if d.onID != nil && d.m.ID != "" {
-		d.onID(d.m.ID)
-		d.onID = nil
+	if d.onID != nil {
+		if id := d.id(); id != "" {
+			d.onID(id)
+			d.onID = nil
+		}
 	}
 	end := d.m.Observe(data)
 	if !end {
@@ -190,6 +200,7 @@ func (d *responsesDialect) appendError(b []byte, e *apierror.Error, _ StreamErro
 func (d *responsesDialect) generated() (int64, int64) { return d.m.ContentBytes, d.m.ReasoningBytes }
 
 func (d *responsesDialect) result() streamResult {
-	return streamResult{id: d.m.ID, model: d.m.Model, usage: d.m.Usage, tools: d.m.Tools, haveUsage: d.m.HaveUsage,
+	id, model := d.m.Head()
+	return streamResult{id: id, model: model, usage: d.m.Usage, tools: d.m.Tools, haveUsage: d.m.HaveUsage,
 		contentBytes: d.m.ContentBytes, reasoningBytes: d.m.ReasoningBytes, failed: d.m.Terminal == usage.ResponseFailed}
 }

@@ -68,7 +68,7 @@ func (s *Server) serveResponses(w http.ResponseWriter, r *http.Request, body []b
 	if stream && resp.StatusCode == http.StatusOK && isEventStream(resp.Header) {
 		m.responses.onID = owner.record
 		s.relay(ctx, w, r, resp, wd)
-		owner.record(m.responses.m.ID) // if the stream ended at the event naming it
+		owner.record(m.responses.id()) // if the stream ended at the event naming it
 		return
 	}
 	answer, ok := s.responseAnswer(ctx, w, r, resp)

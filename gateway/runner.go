@@ -231,7 +231,7 @@ func (ru *runner) append(ev []byte) bool {
 func (ru *runner) create() bool {
 	s := ru.s
 	if ru.logID == "" {
-		id := ru.m.responses.m.ID
+		id := ru.m.responses.id()
 		if id == "" {
 			ru.abort(errNoEnd)
 			ru.signal(&apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeUpstream, Code: "upstream_bad_response",
@@ -407,7 +407,7 @@ func (ru *runner) end() {
 	ru.signal(&apierror.Error{Status: http.StatusBadGateway, Type: apierror.TypeUpstream, Code: "stream_interrupted",
 		Message: "the upstream stream ended unexpectedly before it was complete"})
 	if ru.owner != nil {
-		ru.owner.record(ru.m.responses.m.ID)
+		ru.owner.record(ru.m.responses.id())
 		ru.owner.wait()
 	}
 	ru.m.returned = true

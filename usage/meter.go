@@ -44,8 +44,7 @@ func (w *wireUsage) usage() Usage {
 
 // StreamMeter follows one chat completion stream. The zero value is ready.
 type StreamMeter struct {
-	ID    string // the completion id, from the first event
-	Model string // the resolved model, from the first event
+	head  streamHead // the completion id and resolved model (Head)
 	Usage Usage
 	// HaveUsage is set once xAI's usage object arrived.
 	HaveUsage bool
@@ -53,25 +52,29 @@ type StreamMeter struct {
 	// (content plus tool-call arguments, and reasoning_content), as decoded
 	// string bytes; they feed the estimate when usage never arrives.
 	ContentBytes, ReasoningBytes int64
-	seenFirst                    bool
+}
+
+// Head returns the completion's id and resolved model: the first event's,
+// or the usage chunk's where the first had none.
+func (m *StreamMeter) Head() (id, model string) { return m.head.get(chatHead) }
+
+func chatHead(data []byte) (id, model string) {
+	var h struct {
+		ID    string `json:"id"`
+		Model string `json:"model"`
+	}
+	decodeHead(data, &h)
+	return h.ID, h.Model
 }
 
 // Observe takes one event's data (the JSON after "data: ") and reports
 // whether it is the usage-only chunk ("choices":[] with "usage"), which a
-// client that did not ask for usage must not see. Only the first event and
-// events containing the key "usage" are decoded; every other event costs a
-// few byte searches and no allocation.
+// client that did not ask for usage must not see. Only events containing
+// the key "usage" are decoded here; the first is kept, to be decoded when
+// Head is asked; every other event costs a few byte searches and no
+// allocation.
 func (m *StreamMeter) Observe(data []byte) (usageChunk bool) {
-	if !m.seenFirst {
-		m.seenFirst = true
-		var head struct {
-			ID    string `json:"id"`
-			Model string `json:"model"`
-		}
-		if decodeHead(data, &head) == nil {
-			m.ID, m.Model = head.ID, head.Model
-		}
-	}
+	m.head.keep(data)
 	t := scanChunk(data)
 	m.ReasoningBytes += t.reasoning
 	m.ContentBytes += t.content + t.arguments
@@ -88,17 +91,57 @@ func (m *StreamMeter) Observe(data []byte) (usageChunk bool) {
 		return false
 	}
 	m.Usage, m.HaveUsage = c.Usage.usage(), true
-	if m.ID == "" {
-		m.ID = c.ID
-	}
-	if m.Model == "" {
-		m.Model = c.Model
-	}
+	m.head.fallback(c.ID, c.Model)
 	return len(c.Choices) == 0
 }
 
-// decodeHead decodes the first event of a stream, which the relay holds
-// until it is metered: encoding/json/v2 in one pass, where encoding/json
+// streamHead is a stream's id and model, which its first event carries. That
+// event is kept as it is and decoded only when they are asked for: by then
+// the client has it, where decoding it first held it back from the client
+// (by several microseconds, most of what metering added before the first
+// byte). Events after it only fill in what it lacked.
+type streamHead struct {
+	first     []byte // the first event, kept until decoded
+	seen      bool
+	id, model string
+}
+
+// keep notes the stream's first event; later events change nothing.
+func (h *streamHead) keep(data []byte) {
+	if !h.seen {
+		h.seen = true
+		h.first = append([]byte(nil), data...)
+	}
+}
+
+// fallback takes id and model from a later event, for whichever of them
+// the first event turns out not to have.
+func (h *streamHead) fallback(id, model string) {
+	if h.id == "" {
+		h.id = id
+	}
+	if h.model == "" {
+		h.model = model
+	}
+}
+
+// get decodes the first event, on the first call, with decode.
+func (h *streamHead) get(decode func([]byte) (id, model string)) (id, model string) {
+	if h.first != nil {
+		id, model := decode(h.first)
+		h.first = nil
+		if id != "" {
+			h.id = id
+		}
+		if model != "" {
+			h.model = model
+		}
+	}
+	return h.id, h.model
+}
+
+// decodeHead decodes a stream's first event (when its id and model are
+// asked for) or its usage: encoding/json/v2 in one pass, where encoding/json
 // validated it whole and then decoded it, 3.7× slower on a chat chunk and
 // 2× on response.created. Lenient and case-insensitive, as encoding/json
 // reads.

@@ -25,8 +25,8 @@ func TestStreamMeter(t *testing.T) {
 			t.Fatalf("event %d: usage seen early (the content mentions \"usage\")", i)
 		}
 	}
-	if m.ID != "abc" || m.Model != "grok-4.3" {
-		t.Errorf("id %q model %q", m.ID, m.Model)
+	if id, model := m.Head(); id != "abc" || model != "grok-4.3" {
+		t.Errorf("id %q model %q", id, model)
 	}
 	want := Usage{Prompt: 165, Completion: 2, Reasoning: 129, Cached: 164, CostTicks: 739000}
 	if !m.HaveUsage || m.Usage != want {
@@ -158,4 +158,29 @@ func FuzzScanChunk(f *testing.F) {
 			t.Fatalf("%q: scanChunk %+v, per-key searches %+v", data, got, want)
 		}
 	})
+}
+
+// TestStreamHead: the first event is only kept, not decoded, until its id
+// and model are asked for (the relay sends it meanwhile); it is read from
+// the bytes it had, not the caller's reused buffer; and a later event
+// fills in only what the first lacked.
+func TestStreamHead(t *testing.T) {
+	first := []byte(`{"id":"first","object":"chat.completion.chunk","model":"grok-4.3","choices":[{"index":0,"delta":{"role":"assistant"}}]}`)
+	var m StreamMeter
+	// One allocation, the copy: decoding would add its strings and more.
+	if n := testing.AllocsPerRun(1, func() { m = StreamMeter{}; m.Observe(first) }); n != 1 {
+		t.Errorf("the first event cost %v allocations, want 1 (kept, not decoded)", n)
+	}
+	copy(first, bytes.Repeat([]byte("x"), len(first))) // the relay's buffer, reused
+	m.Observe([]byte(`{"id":"usage-id","model":"other","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`))
+	if id, model := m.Head(); id != "first" || model != "grok-4.3" {
+		t.Errorf("head %q %q, want the first event's", id, model)
+	}
+
+	var n StreamMeter
+	n.Observe([]byte(`{"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant"}}]}`))
+	n.Observe([]byte(`{"id":"usage-id","model":"grok-4.3","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`))
+	if id, model := n.Head(); id != "usage-id" || model != "grok-4.3" {
+		t.Errorf("head %q %q, want the usage chunk's for what the first lacked", id, model)
+	}
 }

@@ -20,11 +20,11 @@ const (
 
 // ResponsesMeter follows one Responses API stream. Like StreamMeter it
 // decodes only the events that matter (the first, which names the response
-// and model, and the terminal one, which carries usage); every other event
+// and model, once Head asks, and the terminal one, which carries usage);
+// every other event
 // costs a few byte searches and no allocation. The zero value is ready.
 type ResponsesMeter struct {
-	ID    string // the response id, from the first event
-	Model string // the resolved model, from the first event
+	head  streamHead // the response id and resolved model (Head)
 	Usage Usage
 	Tools grokgate.ToolCalls
 	// HaveUsage is set once a terminal event's usage arrived.
@@ -40,8 +40,11 @@ type ResponsesMeter struct {
 	// function arguments, and reasoning text) for the estimate when usage
 	// never arrives.
 	ContentBytes, ReasoningBytes int64
-	seenFirst                    bool
 }
+
+// Head returns the response's id and resolved model: the first event's, or
+// the terminal event's where the first had none.
+func (m *ResponsesMeter) Head() (id, model string) { return m.head.get(responseHead) }
 
 // NewResponsesMeter returns a meter that has seen no event.
 func NewResponsesMeter() ResponsesMeter { return ResponsesMeter{Seq: -1} }
@@ -60,7 +63,7 @@ func (m *ResponsesMeter) Observe(data []byte) (terminal bool) {
 	} else if n, ok := sequenceNumber(data); ok {
 		m.Seq = n
 	}
-	m.first(data)
+	m.head.keep(data)
 	// Compared as bytes: a type held as a string would be allocated for
 	// the longer names (response.reasoning_summary_text.delta).
 	switch {
@@ -79,7 +82,7 @@ func (m *ResponsesMeter) observeAnyLayout(data []byte) (terminal bool) {
 	if n, ok := sequenceNumber(data); ok {
 		m.Seq = n
 	}
-	m.first(data)
+	m.head.keep(data)
 	if bytes.Contains(data, []byte(`.delta"`)) {
 		m.countDelta(data, bytes.Contains(data, []byte(`"response.reasoning`)))
 		return false
@@ -93,14 +96,6 @@ func (m *ResponsesMeter) observeAnyLayout(data []byte) (terminal bool) {
 		return false
 	}
 	return m.decodeTerminal(data)
-}
-
-// first reads the response's id and model from the stream's first event.
-func (m *ResponsesMeter) first(data []byte) {
-	if !m.seenFirst {
-		m.seenFirst = true
-		m.ID, m.Model = responseHead(data)
-	}
 }
 
 func (m *ResponsesMeter) countDelta(data []byte, reasoning bool) {
@@ -132,12 +127,7 @@ func (m *ResponsesMeter) decodeTerminal(data []byte) (terminal bool) {
 	}
 	m.Terminal = ev.Type
 	if r := ev.Response; r != nil {
-		if m.ID == "" {
-			m.ID = r.ID
-		}
-		if m.Model == "" {
-			m.Model = r.Model
-		}
+		m.head.fallback(r.ID, r.Model)
 		if r.Usage != nil {
 			m.Usage, m.Tools, m.HaveUsage = r.Usage.usage(), r.Usage.tools(), true
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -26,7 +27,7 @@ func TestResponsesMeter(t *testing.T) {
 	}
 	// total = input + output: reasoning is inside output_tokens.
 	want := Usage{Prompt: 10, Completion: 10, Reasoning: 20, Cached: 4, CostTicks: 999}
-	if !m.HaveUsage || m.Usage != want || m.ID != "r1" || m.Model != "grok-4.3" || m.Seq != 4 ||
+	if id, model := m.Head(); !m.HaveUsage || m.Usage != want || id != "r1" || model != "grok-4.3" || m.Seq != 4 ||
 		m.Tools.WebSearch != 2 || m.Tools.MCP != 1 || m.Terminal != ResponseCompleted {
 		t.Fatalf("%+v", m)
 	}
@@ -109,7 +110,11 @@ func TestResponsesMeterLayouts(t *testing.T) {
 			t.Fatalf("event %d: terminal %v in xAI's layout, %v sorted", i, end, otherEnd)
 		}
 	}
-	if xai != sorted || !xai.HaveUsage || xai.Seq != int64(len(events)-1) || xai.ContentBytes == 0 {
+	id, model := xai.Head()
+	if sid, smodel := sorted.Head(); id == "" || model == "" || sid != id || smodel != model {
+		t.Fatalf("head %q %q in xAI's layout, %q %q sorted", id, model, sid, smodel)
+	}
+	if !reflect.DeepEqual(xai, sorted) || !xai.HaveUsage || xai.Seq != int64(len(events)-1) || xai.ContentBytes == 0 {
 		t.Fatalf("xAI's layout %+v\nsorted       %+v", xai, sorted)
 	}
 }
@@ -137,8 +142,8 @@ func TestResponsesMeterTerminal(t *testing.T) {
 		if c.kind == ResponseError && (m.ErrorMessage != "boom" || m.ErrorCode != "Internal error") {
 			t.Errorf("%s: error %q %q", c.name, m.ErrorCode, m.ErrorMessage)
 		}
-		if m.ID != c.id {
-			t.Errorf("%s: id %q, want %q", c.name, m.ID, c.id)
+		if id, _ := m.Head(); id != c.id {
+			t.Errorf("%s: id %q, want %q", c.name, id, c.id)
 		}
 	}
 }
