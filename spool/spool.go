@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +64,7 @@ type Spool struct {
 	size    int64 // the active file's size
 	head    int64 // the read position in segs[0]
 	pending int64 // records not yet replayed
+	resets  int   // times every record was replayed and the files begun again
 	peek    peekState
 	dead    *os.File
 	deadN   int64
@@ -227,29 +229,37 @@ func readReplayed(dir string) (seg uint64, off int64) {
 
 // countRecords counts the good lines of path from offset from on.
 func countRecords(path string, from int64) (n int64, bad int, err error) {
+	bad, err = eachLine(path, from, func([]byte) { n++ })
+	return n, bad, err
+}
+
+// eachLine calls fn with the JSON of each good line of path from offset
+// from on (valid only during the call) and counts the damaged ones. A file
+// that is gone has no lines.
+func eachLine(path string, from int64, fn func(p []byte)) (bad int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return 0, 0, nil
+			return 0, nil
 		}
-		return 0, 0, err
+		return 0, err
 	}
 	defer f.Close()
 	if _, err := f.Seek(from, io.SeekStart); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	lr := newLineReader(f, from)
 	for {
-		_, err := lr.next()
+		p, err := lr.next()
 		switch {
 		case err == io.EOF:
-			return n, bad, nil
+			return bad, nil
 		case errors.Is(err, errBadLine):
 			bad++
 		case err != nil:
-			return n, bad, err
+			return bad, err
 		default:
-			n++
+			fn(p)
 		}
 	}
 }
@@ -378,6 +388,7 @@ func (s *Spool) Remove() error {
 			return fmt.Errorf("usage spool: %w", err)
 		}
 		s.size, s.head = 0, 0
+		s.resets++
 	}
 	return os.WriteFile(filepath.Join(s.dir, replayedName), fmt.Appendf(nil, "%d %d\n", s.segs[0], s.head), 0o600)
 }
@@ -409,6 +420,66 @@ func (s *Spool) DeadLetter(rec grokgate.Record, reason string) error {
 	}
 	s.deadN++
 	return nil
+}
+
+// Spent returns what key spent (cost_in_usd_ticks) from dayStart and from
+// monthStart (dayStart within the month) in the records not yet replayed:
+// what the store's own figures lack while it is down or catching up, when
+// a budget whose limiter state was lost is rebuilt from them. The files
+// are read without holding the spool, which records go on being appended
+// to; a batch replayed meanwhile may be counted both here and in the
+// store, which errs towards refusing a request, never towards overspending.
+// Should the replay catch up meanwhile and the files begin again, they are
+// read again (a few times: a spool that empties that often holds little).
+func (s *Spool) Spent(keyID string, dayStart, monthStart time.Time) (day, month int64, err error) {
+	for attempt := 1; ; attempt++ {
+		s.mu.Lock()
+		segs, head, resets := slices.Clone(s.segs), s.head, s.resets
+		s.mu.Unlock()
+		day, month, err = s.spentIn(segs, head, keyID, dayStart, monthStart)
+		s.mu.Lock()
+		again := s.resets != resets
+		s.mu.Unlock()
+		if err != nil || !again || attempt == 3 {
+			return day, month, err
+		}
+	}
+}
+
+// spentIn is Spent over files segs, the first read from head.
+func (s *Spool) spentIn(segs []uint64, head int64, keyID string, dayStart, monthStart time.Time) (day, month int64, err error) {
+	// Only lines naming the key are decoded (appendRecord writes its id
+	// as encoding/json would).
+	quoted, _ := json.Marshal(keyID)
+	needle := append([]byte(`"KeyID":`), quoted...)
+	var rec struct {
+		Time      time.Time
+		KeyID     string
+		CostTicks int64
+	}
+	for i, seg := range segs {
+		from := int64(0)
+		if i == 0 {
+			from = head
+		}
+		_, err := eachLine(s.segPath(seg), from, func(p []byte) {
+			if !bytes.Contains(p, needle) {
+				return
+			}
+			rec.Time, rec.KeyID, rec.CostTicks = time.Time{}, "", 0
+			if json.Unmarshal(p, &rec) != nil || rec.KeyID != keyID || rec.Time.Before(monthStart) {
+				return
+			}
+			month += rec.CostTicks
+			if !rec.Time.Before(dayStart) {
+				day += rec.CostTicks
+			}
+		})
+		if err != nil {
+			return 0, 0, fmt.Errorf("usage spool: %w", err)
+		}
+	}
+	return day, month, nil
 }
 
 // Pending is the number of records waiting to be replayed.

@@ -439,3 +439,67 @@ func TestAppendRecordMatchesEncodingJSON(t *testing.T) {
 		t.Errorf("a begun record takes %d bytes: %s", n, appendRecord(nil, &begun))
 	}
 }
+
+// TestSpent: the spool reports a key's cost in the records it has not
+// replayed yet, by day and by month, across its files and a restart; what
+// is replayed, other keys' records and records before the month do not
+// count; and a record whose key is only mentioned elsewhere in it is not
+// taken for the key's.
+func TestSpent(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{SegmentBytes: 600}) // a few records per file
+	monthStart := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	dayStart := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	rec := func(id, key string, at time.Time, cost int64) grokgate.Record {
+		return grokgate.Record{Time: at, RequestID: id, KeyID: key, Route: "/chat/completions", RequestedModel: "grok-4.3",
+			Status: 200, Outcome: grokgate.OutcomeCompleted, CostTicks: cost, Count: 1}
+	}
+	replayed := rec("req_0", "key_a", dayStart.Add(time.Hour), 1)
+	if err := s.Append([]grokgate.Record{replayed}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Peek(1); err != nil || len(got) != 1 {
+		t.Fatalf("peek: %v %v", got, err)
+	}
+	if err := s.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	batch := []grokgate.Record{
+		rec("req_1", "key_a", dayStart.Add(2*time.Hour), 10),           // today
+		rec("req_2", "key_a", dayStart.Add(-24*time.Hour), 100),        // this month, not today
+		rec("req_3", "key_a", monthStart.Add(-time.Second), 1000),      // last month
+		rec("req_4", "key_b", dayStart.Add(3*time.Hour), 10000),        // another key
+		rec("req_5", "key_ab", dayStart.Add(4*time.Hour), 100000),      // a key whose id starts like it
+		rec("req_6", "key_a", dayStart.Add(5*time.Hour), 1000000),      // today, in a later file
+		rec("req_7", "key_b", dayStart.Add(6*time.Hour), 10000000),     // another key again
+		rec("req_8", "key_a", dayStart.Add(7*time.Hour), 100000000),    // today
+		rec("req_9", "key_a", dayStart.Add(-48*time.Hour), 1000000000), // this month
+	}
+	batch[4].UpstreamID = `"KeyID":"key_a"` // the needle, inside another field's value
+	for _, r := range batch {
+		if err := s.Append([]grokgate.Record{r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := listSegments(dir); len(n) < 3 {
+		t.Fatalf("the records fill %d files; the test needs several", len(n))
+	}
+	const wantDay, wantMonth = 10 + 1000000 + 100000000, 10 + 100 + 1000000 + 100000000 + 1000000000
+	check := func(s *Spool, when string) {
+		t.Helper()
+		day, month, err := s.Spent("key_a", dayStart, monthStart)
+		if err != nil || day != wantDay || month != wantMonth {
+			t.Errorf("%s: spent %d today, %d this month (%v); want %d and %d", when, day, month, err, wantDay, wantMonth)
+		}
+	}
+	check(s, "before a restart")
+	s.Close()
+	s = open(t, dir, Options{SegmentBytes: 600})
+	check(s, "after a restart")
+
+	// Replayed, the records leave the spool's figures (the store has them).
+	drain(t, s, 4)
+	if day, month, err := s.Spent("key_a", dayStart, monthStart); err != nil || day != 0 || month != 0 {
+		t.Errorf("after the replay: %d and %d (%v), want 0", day, month, err)
+	}
+}

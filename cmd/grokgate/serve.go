@@ -152,7 +152,7 @@ func open(ctx context.Context, cfg serveConfig, getenv func(string) string, stdo
 		return in, err
 	}
 
-	limiter, closeLimiter, err := newLimiter(ctx, cfg.limits, log.With("component", "ratelimit"), store, obs.registry)
+	limiter, closeLimiter, err := newLimiter(ctx, cfg.limits, log.With("component", "ratelimit"), spentWithSpool{store, sp}, obs.registry)
 	if err != nil {
 		return in, err
 	}

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/grokgate/grokgate"
 	"github.com/grokgate/grokgate/postgres"
 	"github.com/grokgate/grokgate/pricing"
+	"github.com/grokgate/grokgate/redis"
 	"github.com/grokgate/grokgate/spool"
 	ledger "github.com/grokgate/grokgate/usage"
 )
@@ -118,4 +121,28 @@ func interrupted(u spool.Unfinished, cost func(string, pricing.Tokens) int64) gr
 	}
 	rec.CostTicks = cost(rec.RequestedModel, pricing.Tokens{Prompt: rec.PromptTokens, Completion: rec.CompletionTokens, Reasoning: rec.ReasoningTokens})
 	return rec
+}
+
+// spentWithSpool is what the limiter rebuilds a key's budget from when its
+// state was lost (a restart; Redis flushed): the store's figures plus the
+// records this process's spool holds that the store has not got yet (it
+// was down, or the replay has not reached them), which would otherwise go
+// uncounted until the day or month ends.
+type spentWithSpool struct {
+	store redis.Ledger
+	spool *spool.Spool
+}
+
+// Spent reads the spool first: a record replayed between the two reads is
+// then counted twice, refusing a little early, rather than not at all.
+func (l spentWithSpool) Spent(ctx context.Context, keyID string, dayStart, monthStart time.Time) (day, month int64, err error) {
+	sday, smonth, err := l.spool.Spent(keyID, dayStart, monthStart)
+	if err != nil {
+		return 0, 0, err
+	}
+	day, month, err = l.store.Spent(ctx, keyID, dayStart, monthStart)
+	if err != nil {
+		return 0, 0, err
+	}
+	return day + sday, month + smonth, nil
 }
