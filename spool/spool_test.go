@@ -503,3 +503,38 @@ func TestSpent(t *testing.T) {
 		t.Errorf("after the replay: %d and %d (%v), want 0", day, month, err)
 	}
 }
+
+// TestSpentWhileReplaying: Spent reads the files while records are appended
+// and replayed, the spool emptying and beginning its files again, and
+// never fails or counts a record it was not given.
+func TestSpentWhileReplaying(t *testing.T) {
+	s := open(t, t.TempDir(), Options{SegmentBytes: 2000})
+	day := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	r := recs(0, 1)[0]
+	r.Time, r.CostTicks = day.Add(time.Hour), 1
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			r.RequestID = fmt.Sprintf("req_%05d", i)
+			if err := s.Append([]grokgate.Record{r, r, r}); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%3 == 2 {
+				drain(t, s, 4)
+			}
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		d, m, err := s.Spent("key_a", day, day)
+		if err != nil || d != m || d < 0 || d > 9 {
+			t.Fatalf("spent %d and %d (%v) with at most 9 records waiting", d, m, err)
+		}
+	}
+}
