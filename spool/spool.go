@@ -448,10 +448,8 @@ func (s *Spool) Spent(keyID string, dayStart, monthStart time.Time) (day, month 
 
 // spentIn is Spent over files segs, the first read from head.
 func (s *Spool) spentIn(segs []uint64, head int64, keyID string, dayStart, monthStart time.Time) (day, month int64, err error) {
-	// Only lines naming the key are decoded (appendRecord writes its id
-	// as encoding/json would).
-	quoted, _ := json.Marshal(keyID)
-	needle := append([]byte(`"KeyID":`), quoted...)
+	// Only lines naming the key, as appendRecord writes it, are decoded.
+	needle := appendStringField(nil, "KeyID", keyID)
 	var rec struct {
 		Time      time.Time
 		KeyID     string

@@ -499,6 +499,16 @@ func TestSpent(t *testing.T) {
 	s = open(t, dir, Options{SegmentBytes: 600})
 	check(s, "after a restart")
 
+	// A key id with characters encoding/json would escape (it writes < as
+	// \u003c) is found as the spool writes it.
+	odd := rec("req_odd", "key_<&>", dayStart.Add(time.Hour), 7)
+	if err := s.Append([]grokgate.Record{odd}); err != nil {
+		t.Fatal(err)
+	}
+	if day, month, err := s.Spent("key_<&>", dayStart, monthStart); err != nil || day != 7 || month != 7 {
+		t.Errorf("key_<&>: %d and %d (%v), want 7", day, month, err)
+	}
+
 	// Replayed, the records leave the spool's figures (the store has them).
 	drain(t, s, 4)
 	if day, month, err := s.Spent("key_a", dayStart, monthStart); err != nil || day != 0 || month != 0 {
