@@ -21,8 +21,8 @@ const (
 // ResponsesMeter follows one Responses API stream. Like StreamMeter it
 // decodes only the events that matter (the first, which names the response
 // and model, once Head asks, and the terminal one, which carries usage);
-// every other event
-// costs a few byte searches and no allocation. The zero value is ready.
+// every other event costs a few byte searches and no allocation. The zero
+// value is ready.
 type ResponsesMeter struct {
 	head  streamHead // the response id and resolved model (Head)
 	Usage Usage
